@@ -1,0 +1,44 @@
+// hwyconv/dispatch/targets-inl.h - instantiates every microkernel variant for one Highway target and
+// returns them as a KernelTable. Re-included once per target by dispatch.hpp (toggle guard).
+
+#if defined(HWYCONV_TARGETS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HWYCONV_TARGETS_INL_H_
+#undef HWYCONV_TARGETS_INL_H_
+#else
+#define HWYCONV_TARGETS_INL_H_
+#endif
+
+#include <utility>
+
+#include <hwy/highway.h>
+
+#include "hwyconv/kernels/args.hpp"
+#include "hwyconv/kernels/fwd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace hwyconv {
+namespace HWY_NAMESPACE {
+
+template <size_t... kB>
+constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
+  KernelTable t{};
+  ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q)>), ...);
+  t.max_pixels = int(kMaxPixels);
+  return t;
+}
+
+/// The kernel table of this target (exported for dynamic dispatch).
+inline const KernelTable* GetKernelTable() {
+  static const KernelTable table = [] {
+    KernelTable t = MakeKernelTable(std::make_index_sequence<size_t(kNumFwdBlocks)>());
+    t.target = hwy::TargetName(HWY_TARGET);
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hwyconv
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWYCONV_TARGETS_INL_H_

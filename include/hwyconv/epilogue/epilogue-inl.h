@@ -1,0 +1,40 @@
+// hwyconv/epilogue/epilogue-inl.h - fused epilogues, per Highway target (toggle include guard).
+//
+// Applied by the microkernel to each accumulator of a finished output block, in registers, before
+// its only final store (as oneDNN's post-ops and CUTLASS's epilogue functors are). The op mask is a
+// template argument: an op that is absent costs nothing. To add an op: a bit in EpilogueOp
+// (kernels/variants.hpp), its pointer in FwdArgs, one line here.
+
+#if defined(HWYCONV_EPILOGUE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HWYCONV_EPILOGUE_INL_H_
+#undef HWYCONV_EPILOGUE_INL_H_
+#else
+#define HWYCONV_EPILOGUE_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include "hwyconv/kernels/args.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace hwyconv {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+/// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
+/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU.
+template <unsigned kOps, class D, class V>
+HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* HWY_RESTRICT res) {
+  const unsigned ops = (kOps & kEpiGeneric) ? a.ops : kOps;
+  if (ops & kEpiBias) v = hn::Add(v, hn::LoadU(d, a.bias + ch));
+  if (ops & kEpiScaleShift) v = hn::MulAdd(v, hn::LoadU(d, a.scale + ch), hn::LoadU(d, a.shift + ch));
+  if (ops & kEpiResidual) v = hn::Add(v, hn::LoadU(d, res));
+  if (ops & kEpiRelu) v = hn::Max(v, hn::Zero(d));
+  return v;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hwyconv
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWYCONV_EPILOGUE_INL_H_

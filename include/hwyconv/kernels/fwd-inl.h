@@ -1,0 +1,197 @@
+// hwyconv/kernels/fwd-inl.h - the forward microkernel, per Highway target (toggle include guard).
+//
+// One call computes a register block of RB_P x RB_Q output pixels x 16 output channels (paper SC18,
+// forward propagation: the input value is broadcast and multiplied with a vector of weights, FMA
+// into accumulators that stay in registers), reducing over the call's C blocks, the filter taps and
+// the 16 input channels of each block. The code is written once: the lane count of the target
+// decides how many vectors make 16 channels (1 on AVX-512, 2 on AVX2, 4 on SSE4/NEON, 16 scalar).
+//
+// Accumulators are a parameter pack of vectors, one local per accumulator (fold expressions over
+// the pack), not an array: arrays of vectors spill with gcc and do not compile for SVE.
+// A block larger than the target's register budget runs as sub-blocks of at most kMaxPixels pixels,
+// each over the full reduction (weights are re-read from L1); see RunBlock.
+
+#if defined(HWYCONV_FWD_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HWYCONV_FWD_INL_H_
+#undef HWYCONV_FWD_INL_H_
+#else
+#define HWYCONV_FWD_INL_H_
+#endif
+
+#include <cstddef>
+#include <utility>
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include "hwyconv/epilogue/epilogue-inl.h"
+#include "hwyconv/kernels/args.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace hwyconv {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+/// The vector type that holds floats of this target; at most 16 lanes (one channel block).
+using DF = hn::CappedTag<float, 16>;
+/// Lanes of DF and vectors per 16-channel block.
+inline constexpr size_t kLanes = hn::MaxLanes(DF());
+inline constexpr size_t kVecPerBlock = size_t(kBlock) / kLanes;
+static_assert(kLanes * kVecPerBlock == size_t(kBlock), "lane count must divide 16");
+
+/// Vector registers of the target: 32 on AVX-512 and Arm, 16 on AVX2/SSE4 (and assumed for scalar).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_ARCH_ARM
+inline constexpr size_t kVecRegs = 32;
+#else
+inline constexpr size_t kVecRegs = 16;
+#endif
+/// Pixels whose accumulators fit at once: registers less one broadcast and kVecPerBlock weights,
+/// capped at 28 (AVX-512: 28 accumulators + 1 weight + 1 broadcast + 2 spare).
+inline constexpr size_t kMaxPixels = [] {
+  const size_t free_regs = kVecRegs > kVecPerBlock + 1 ? kVecRegs - kVecPerBlock - 1 : 0;
+  const size_t pix = free_regs / kVecPerBlock;
+  return pix < 1 ? size_t{1} : (pix > 28 ? size_t{28} : pix);
+}();
+
+template <class D, size_t>
+using VecAt = hn::Vec<D>;
+
+/// Unrolling of the loop over the 16 input channels of a block (a literal, for the pragma).
+#ifndef HWYCONV_FWD_UNROLL
+#define HWYCONV_FWD_UNROLL 4
+#endif
+
+/// Accumulator I of a sub-block kRBQ pixels wide: its pixel row, column, and which vector of the 16
+/// channels it holds.
+template <size_t kRBQ>
+struct AccIndex {
+  static constexpr size_t Row(size_t i) { return (i / kVecPerBlock) / kRBQ; }
+  static constexpr size_t Col(size_t i) { return (i / kVecPerBlock) % kRBQ; }
+  static constexpr size_t Vec(size_t i) { return i % kVecPerBlock; }
+};
+
+/// Final store of a finished block through epilogue kOps (a compile-time op mask).
+template <size_t kRBQ, unsigned kOps, class D, size_t... I>
+HWY_INLINE void StoreWithEpilogue(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...>,
+                                  VecAt<D, I>... acc) {
+  using Ix = AccIndex<kRBQ>;
+  float* HWY_RESTRICT out = a.out + e.out_off;
+  const float* HWY_RESTRICT res = a.residual + (a.residual ? e.out_off : 0);
+  const int64_t out_row = a.out_row, ch = int64_t(e.kb) * kBlock;
+  (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::Vec(I) * kLanes),
+                                  res + (a.residual ? Ix::Row(I) * out_row + Ix::Col(I) * kBlock +
+                                                          Ix::Vec(I) * kLanes
+                                                    : 0)),
+              d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock + Ix::Vec(I) * kLanes),
+   ...);
+}
+
+/// Picks the epilogue instantiation a.epilogue (index into kEpilogues) for the final store: one
+/// branch per block, while each epilogue's ops are compile-time constants.
+template <size_t kRBQ, class D, size_t... I, size_t... E>
+HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...> seq,
+                            std::index_sequence<E...>, VecAt<D, I>... acc) {
+  (void)((a.epilogue == int(E) ? (StoreWithEpilogue<kRBQ, kEpilogues[E]>(d, a, e, seq, acc...), true)
+                               : false) ||
+         ...);
+}
+
+/// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
+/// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
+template <size_t kRBQ, class D, size_t... I>
+HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
+                         std::index_sequence<I...> seq, VecAt<D, I>... acc) {
+  using Ix = AccIndex<kRBQ>;
+  const float* HWY_RESTRICT in = a.in + e.in_off;
+  const float* HWY_RESTRICT w = a.wei + e.w_off;
+  const float* HWY_RESTRICT next_in = a.in + l1.in_off;
+  const int64_t in_row = a.in_row;
+  for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
+    // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel.
+    (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
+    for (int64_t t = 0; t < a.taps; ++t) {
+      const float* HWY_RESTRICT x = in + a.tap[t].in_off;
+      const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
+      HWY_UNROLL(HWYCONV_FWD_UNROLL)
+      for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
+        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kBlock + ic]),
+                           hn::LoadU(d, wt + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
+         ...);
+      }
+    }
+    in += a.in_cb;
+    w += a.wei_cb;
+    next_in += a.in_cb;
+  }
+  if (e.flags & StreamEntry::kLast) {
+    FinishBlock<kRBQ>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
+  } else {
+    float* HWY_RESTRICT out = a.out + e.out_off;
+    const int64_t out_row = a.out_row;
+    (hn::StoreU(acc, d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock + Ix::Vec(I) * kLanes), ...);
+  }
+}
+
+/// Starts a sub-block: accumulators are zero for the first C chunk, else the stored partial sums.
+template <size_t kRBQ, size_t... I>
+HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
+                              std::index_sequence<I...> seq) {
+  using Ix = AccIndex<kRBQ>;
+  const DF d;
+  const hn::RebindToUnsigned<DF> du;
+  const float* HWY_RESTRICT out = a.out + e.out_off;
+  const int64_t out_row = a.out_row;
+  // All-ones keeps the loaded partial sums, zero clears them (bitwise: NaN-safe on any dst content).
+  const auto keep = hn::MaskFromVec(hn::BitCast(
+      d, hn::Set(du, (e.flags & StreamEntry::kFirst) ? 0u : ~0u)));
+  SubBlock<kRBQ>(d, a, e, l1, seq,
+                 hn::IfThenElseZero(keep, hn::LoadU(d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock +
+                                                           Ix::Vec(I) * kLanes))...);
+}
+
+/// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
+HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
+  e.in_off += row * a.in_row + col * kBlock;
+  e.out_off += row * a.out_row + col * kBlock;
+  return e;
+}
+
+/// Runs a kRBP x kRBQ block. When its accumulators fit the target's registers (always on AVX-512 and
+/// Arm) the block is one sub-block. Otherwise (16-register targets) it runs row by row, each row as
+/// a loop over sub-blocks of kMaxPixels columns plus one sub-block for the columns left over: a
+/// run-time loop, so that narrow targets compile two sub-block bodies per variant, not a dozen.
+template <size_t kRBP, size_t kRBQ>
+HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1) {
+  if constexpr (kRBP * kRBQ <= kMaxPixels) {
+    StartSubBlock<kRBQ>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
+  } else {
+    constexpr size_t kFull = kRBQ / kMaxPixels, kRest = kRBQ % kMaxPixels;
+    for (size_t row = 0; row < kRBP; ++row) {
+      for (size_t j = 0; j < kFull; ++j) {
+        const int64_t col = int64_t(j * kMaxPixels);
+        StartSubBlock<kMaxPixels>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                           std::make_index_sequence<kMaxPixels * kVecPerBlock>());
+      }
+      if constexpr (kRest > 0) {
+        const int64_t col = int64_t(kFull * kMaxPixels);
+        StartSubBlock<kRest>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                      std::make_index_sequence<kRest * kVecPerBlock>());
+      }
+    }
+  }
+}
+
+/// The forward microkernel for register block kRBP x kRBQ (a FwdKernelFn).
+template <size_t kRBP, size_t kRBQ>
+HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
+                                 const StreamEntry& l2) {
+  // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
+  hwy::Prefetch(a.wei + l2.w_off);
+  RunBlock<kRBP, kRBQ>(a, e, l1);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hwyconv
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWYCONV_FWD_INL_H_

@@ -1,0 +1,69 @@
+// hwyconv/kernels/variants.hpp - THE list of microkernel variants compiled ahead of time.
+//
+// This is the one place to add a variant. The planner picks register blocks only from kFwdBlocks,
+// the dispatch table instantiates exactly kFwdBlocks x kEpilogues for every Highway target, and the
+// tests and the bench enumerate the same arrays. Adding a register block is a one-line change here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hwyconv {
+
+/// A register block of the forward microkernel: RB_P output rows x RB_Q output columns, each pixel
+/// holding 16 output channels (one 16-channel block: 1 vector on AVX-512, 2 on AVX2, 4 on SSE4/NEON).
+/// Paper: SC18 section on forward propagation, "register blocking" (RB_P, RB_Q).
+struct RegBlock {
+  int rb_p;
+  int rb_q;
+  constexpr int pixels() const { return rb_p * rb_q; }
+};
+
+/// Register blocks compiled for the forward (and, through it, backward-data) microkernel. The first
+/// entries are "main" blocks of up to 28 pixels (28 accumulators + 1 weight + 1 broadcast register
+/// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
+/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. On targets with 16 registers the
+/// microkernel runs a block as several register-sized sub-blocks (see kernels/fwd-inl.h).
+inline constexpr RegBlock kFwdBlocks[] = {
+    {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
+};
+inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
+
+/// Index of block (rb_p, rb_q) in kFwdBlocks, or -1.
+constexpr int find_fwd_block(int rb_p, int rb_q) {
+  for (int i = 0; i < kNumFwdBlocks; ++i)
+    if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q) return i;
+  return -1;
+}
+
+/// Epilogue operations, applied in registers to a finished output block before its only final store,
+/// in this order: + bias[k]; * scale[k] + shift[k]; + residual; max(., 0).
+enum EpilogueOp : unsigned {
+  kEpiNone = 0,
+  kEpiBias = 1,
+  kEpiScaleShift = 2,
+  kEpiResidual = 4,
+  kEpiRelu = 8,
+  /// Not an op: marks the generic instantiation, whose ops are read from the call's arguments at run
+  /// time (one predictable branch per block), used for combinations not listed in kEpilogues.
+  kEpiGeneric = 0x100,
+};
+
+/// Epilogues compiled as their own instantiation of the final store (the op mask is a template
+/// argument, so an absent op costs nothing). Everything else runs through the kEpiGeneric one. The
+/// reduction loop is compiled once per block and target; only the store is compiled per epilogue.
+inline constexpr unsigned kEpilogues[] = {
+    kEpiNone, kEpiBias | kEpiRelu, kEpiGeneric,
+};
+inline constexpr int kNumEpilogues = int(sizeof(kEpilogues) / sizeof(kEpilogues[0]));
+
+/// Index in kEpilogues of the instantiation that runs the op mask `ops`.
+constexpr int find_epilogue(unsigned ops) {
+  for (int i = 0; i < kNumEpilogues; ++i)
+    if (kEpilogues[i] == ops) return i;
+  for (int i = 0; i < kNumEpilogues; ++i)
+    if (kEpilogues[i] == kEpiGeneric) return i;
+  return -1;
+}
+
+}  // namespace hwyconv

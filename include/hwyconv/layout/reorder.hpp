@@ -1,0 +1,235 @@
+// hwyconv/layout/reorder.hpp - blocked layouts and the reorders between them and plain layouts.
+//
+// Activations are blocked as nChw16c: [N][div_up(C,16)][H][W][16 c]. Weights are blocked as
+// OIhw16i16o (oneDNN's spelling): [div_up(K,16)][div_up(C,16)][R][S][16 i][16 o], i.e. element
+// (k, c, r, s) lives at ((((k/16)*Cb + c/16)*R + r)*S + s)*256 + (c%16)*16 + (k%16), Cb = div_up(C,16).
+// Channel slots past C (or K) are padding; the to-blocked reorders write them as exact zeros.
+//
+// Plain C++ (no SIMD): these run once per tensor, outside the hot loops. Every reorder validates its
+// dimensions and span sizes and throws hwyconv::Error before writing anything.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <span>
+#include <string>
+
+#include "hwyconv/desc.hpp"
+
+namespace hwyconv {
+
+/// Elements of an nChw16c activation tensor: N * div_up(C,16) * H * W * 16 (channels padded to 16).
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t act_blocked_size(int64_t N, int64_t C, int64_t H, int64_t W) {
+  return N * div_up(C, kBlock) * H * W * kBlock;
+}
+
+/// Elements of an OIhw16i16o weight tensor: div_up(K,16) * div_up(C,16) * R * S * 256.
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
+  return div_up(K, kBlock) * div_up(C, kBlock) * R * S * kBlock * kBlock;
+}
+
+namespace layout_detail {
+
+struct NamedDim {
+  const char* name;
+  int64_t value;
+};
+
+/// Throws Error(name, ...) for the first dimension < 1.
+inline void check_dims(std::initializer_list<NamedDim> dims) {
+  for (const NamedDim& d : dims)
+    if (d.value < 1) throw Error(d.name, "must be >= 1 (got " + std::to_string(d.value) + ")");
+}
+
+/// Product of positive factors; throws Error(field, ...) if it overflows int64_t.
+inline int64_t checked_product(const char* field, std::initializer_list<int64_t> factors) {
+  int64_t p = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p))
+      throw Error(field, "element count overflows int64_t");
+  return p;
+}
+
+/// Number of 16-blocks of a positive count, without the overflow of (c + 15).
+constexpr int64_t blocks_of(int64_t c) { return (c - 1) / kBlock + 1; }
+
+/// Throws Error(field, ...) when the span holds fewer than `needed` elements.
+template <class T>
+inline void check_span(const char* field, std::span<T> s, int64_t needed) {
+  if (static_cast<uint64_t>(s.size()) < static_cast<uint64_t>(needed))
+    throw Error(field, "needs at least " + std::to_string(needed) + " elements (given " +
+                           std::to_string(s.size()) + ")");
+}
+
+/// Throws Error("dst", ...) when src and dst share memory (the reorders are out of place).
+inline void check_no_overlap(std::span<const float> src, std::span<float> dst) {
+  if (src.empty() || dst.empty()) return;
+  const float* s0 = src.data();
+  const float* s1 = src.data() + src.size();
+  const float* d0 = dst.data();
+  const float* d1 = dst.data() + dst.size();
+  std::less<const float*> lt;
+  if (lt(d0, s1) && lt(s0, d1)) throw Error("dst", "overlaps src (reorders are out of place)");
+}
+
+/// Shared validation of the activation reorders; returns {plain size, blocked size}.
+struct ActSizes {
+  int64_t plain, blocked;
+};
+inline ActSizes check_act(std::span<const float> src, std::span<float> dst, int64_t N, int64_t C,
+                          int64_t H, int64_t W, bool to_blocked) {
+  check_dims({{"N", N}, {"C", C}, {"H", H}, {"W", W}});
+  const char* plain_name = to_blocked ? "src" : "dst";
+  const char* blocked_name = to_blocked ? "dst" : "src";
+  const int64_t plain = checked_product(plain_name, {N, C, H, W});
+  const int64_t blocked = checked_product(blocked_name, {N, blocks_of(C), H, W, kBlock});
+  check_span("src", src, to_blocked ? plain : blocked);
+  check_span("dst", dst, to_blocked ? blocked : plain);
+  check_no_overlap(src, dst);
+  return {plain, blocked};
+}
+
+/// Shared validation of the weight reorders.
+inline void check_wei(std::span<const float> src, std::span<float> dst, int64_t K, int64_t C,
+                      int64_t R, int64_t S, bool to_blocked) {
+  check_dims({{"K", K}, {"C", C}, {"R", R}, {"S", S}});
+  const char* plain_name = to_blocked ? "src" : "dst";
+  const char* blocked_name = to_blocked ? "dst" : "src";
+  const int64_t plain = checked_product(plain_name, {K, C, R, S});
+  const int64_t blocked =
+      checked_product(blocked_name, {blocks_of(K), blocks_of(C), R, S, kBlock * kBlock});
+  check_span("src", src, to_blocked ? plain : blocked);
+  check_span("dst", dst, to_blocked ? blocked : plain);
+  check_no_overlap(src, dst);
+}
+
+}  // namespace layout_detail
+
+/// nchw -> nChw16c. src: N*C*H*W floats, plain [N][C][H][W]; dst: at least act_blocked_size(N,C,H,W)
+/// floats, [N][div_up(C,16)][H][W][16c]. Padded channel slots (c >= C) are written as 0; elements
+/// of dst past act_blocked_size are not touched. src and dst must not overlap.
+/// Throws Error("N"/"C"/"H"/"W") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_nchw_to_nChw16c(std::span<const float> src, std::span<float> dst, int64_t N,
+                                    int64_t C, int64_t H, int64_t W) {
+  layout_detail::check_act(src, dst, N, C, H, W, true);
+  const int64_t Cb = layout_detail::blocks_of(C), HW = H * W;
+  float* out = dst.data();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < Cb; ++cb) {
+      const int64_t c0 = cb * kBlock;
+      const int64_t nc = (C - c0 < kBlock) ? C - c0 : kBlock;
+      const float* in = src.data() + (n * C + c0) * HW;
+      for (int64_t hw = 0; hw < HW; ++hw, out += kBlock) {
+        for (int64_t c = 0; c < nc; ++c) out[c] = in[c * HW + hw];
+        for (int64_t c = nc; c < kBlock; ++c) out[c] = 0.0f;
+      }
+    }
+}
+
+/// nChw16c -> nchw. src: at least act_blocked_size(N,C,H,W) floats, [N][div_up(C,16)][H][W][16c];
+/// dst: N*C*H*W floats, plain [N][C][H][W]. Padded channel slots of src are ignored. src and dst
+/// must not overlap.
+/// Throws Error("N"/"C"/"H"/"W") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_nChw16c_to_nchw(std::span<const float> src, std::span<float> dst, int64_t N,
+                                    int64_t C, int64_t H, int64_t W) {
+  layout_detail::check_act(src, dst, N, C, H, W, false);
+  const int64_t Cb = layout_detail::blocks_of(C), HW = H * W;
+  const float* in = src.data();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < Cb; ++cb) {
+      const int64_t c0 = cb * kBlock;
+      const int64_t nc = (C - c0 < kBlock) ? C - c0 : kBlock;
+      float* out = dst.data() + (n * C + c0) * HW;
+      for (int64_t hw = 0; hw < HW; ++hw, in += kBlock)
+        for (int64_t c = 0; c < nc; ++c) out[c * HW + hw] = in[c];
+    }
+}
+
+/// nhwc -> nChw16c. src: N*H*W*C floats, plain [N][H][W][C]; dst: at least act_blocked_size(N,C,H,W)
+/// floats, [N][div_up(C,16)][H][W][16c]. Padded channel slots (c >= C) are written as 0; elements
+/// of dst past act_blocked_size are not touched. src and dst must not overlap.
+/// Throws Error("N"/"C"/"H"/"W") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_nhwc_to_nChw16c(std::span<const float> src, std::span<float> dst, int64_t N,
+                                    int64_t C, int64_t H, int64_t W) {
+  layout_detail::check_act(src, dst, N, C, H, W, true);
+  const int64_t Cb = layout_detail::blocks_of(C), HW = H * W;
+  float* out = dst.data();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < Cb; ++cb) {
+      const int64_t c0 = cb * kBlock;
+      const int64_t nc = (C - c0 < kBlock) ? C - c0 : kBlock;
+      const float* in = src.data() + n * HW * C + c0;
+      for (int64_t hw = 0; hw < HW; ++hw, out += kBlock, in += C) {
+        for (int64_t c = 0; c < nc; ++c) out[c] = in[c];
+        for (int64_t c = nc; c < kBlock; ++c) out[c] = 0.0f;
+      }
+    }
+}
+
+/// nChw16c -> nhwc. src: at least act_blocked_size(N,C,H,W) floats, [N][div_up(C,16)][H][W][16c];
+/// dst: N*H*W*C floats, plain [N][H][W][C]. Padded channel slots of src are ignored. src and dst
+/// must not overlap.
+/// Throws Error("N"/"C"/"H"/"W") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_nChw16c_to_nhwc(std::span<const float> src, std::span<float> dst, int64_t N,
+                                    int64_t C, int64_t H, int64_t W) {
+  layout_detail::check_act(src, dst, N, C, H, W, false);
+  const int64_t Cb = layout_detail::blocks_of(C), HW = H * W;
+  const float* in = src.data();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < Cb; ++cb) {
+      const int64_t c0 = cb * kBlock;
+      const int64_t nc = (C - c0 < kBlock) ? C - c0 : kBlock;
+      float* out = dst.data() + n * HW * C + c0;
+      for (int64_t hw = 0; hw < HW; ++hw, in += kBlock, out += C)
+        for (int64_t c = 0; c < nc; ++c) out[c] = in[c];
+    }
+}
+
+/// oihw -> OIhw16i16o. src: K*C*R*S floats, plain [K][C][R][S]; dst: at least
+/// wei_blocked_size(K,C,R,S) floats, [div_up(K,16)][div_up(C,16)][R][S][16 i][16 o], element
+/// (k,c,r,s) at ((((k/16)*Cb + c/16)*R + r)*S + s)*256 + (c%16)*16 + k%16. Every padded slot
+/// (k >= K or c >= C) is written as 0; elements past wei_blocked_size are not touched. src and dst
+/// must not overlap.
+/// Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_oihw_to_OIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t K,
+                                       int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei(src, dst, K, C, R, S, true);
+  const int64_t Kb = layout_detail::blocks_of(K), Cb = layout_detail::blocks_of(C), RS = R * S;
+  float* out = dst.data();
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t rs = 0; rs < RS; ++rs)
+        for (int64_t i = 0; i < kBlock; ++i)
+          for (int64_t o = 0; o < kBlock; ++o, ++out) {
+            const int64_t k = kb * kBlock + o, c = cb * kBlock + i;
+            *out = (k < K && c < C) ? src[static_cast<size_t>((k * C + c) * RS + rs)] : 0.0f;
+          }
+}
+
+/// OIhw16i16o -> oihw. src: at least wei_blocked_size(K,C,R,S) floats, blocked as in
+/// reorder_oihw_to_OIhw16i16o; dst: K*C*R*S floats, plain [K][C][R][S]. Padded slots of src are
+/// ignored. src and dst must not overlap.
+/// Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<float> dst, int64_t K,
+                                       int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei(src, dst, K, C, R, S, false);
+  const int64_t Cb = layout_detail::blocks_of(C), RS = R * S;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t rs = 0; rs < RS; ++rs)
+        dst[static_cast<size_t>((k * C + c) * RS + rs)] =
+            src[static_cast<size_t>((((k / kBlock) * Cb + c / kBlock) * RS + rs) * kBlock * kBlock +
+                                    (c % kBlock) * kBlock + k % kBlock)];
+}
+
+}  // namespace hwyconv

@@ -1,0 +1,212 @@
+// hwyconv/plan/plan.hpp - the "plan" step: every blocking decision for one layer, as a value.
+//
+// make_fwd_plan(desc, threads) is constexpr: for a shape known at compile time the whole plan is a
+// constant expression (StaticConv), for a runtime shape it costs a few microseconds (Conv). A plan is
+// a plain struct in the spirit of libxsmm-dnn's config: input working layout, register block (RB_P x
+// RB_Q), C-block cache blocking, thread count, scratch size. The kernel stream is lowered from it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "hwyconv/desc.hpp"
+#include "hwyconv/kernels/variants.hpp"
+
+namespace hwyconv {
+
+/// Most filter taps (R*S) a plan holds; R = S = 16 at most for square filters.
+inline constexpr int64_t kMaxTaps = 256;
+
+/// How the microkernel sees the source tensor. The microkernel always runs a stride-1, unpadded
+/// convolution over a "working input"; the plan says how that is made from the user's nChw16c src.
+enum class InputMode : uint8_t {
+  /// stride 1 and no padding: the working input is src itself, no copy.
+  kDirect,
+  /// padding and/or stride: src is copied once into zero-padded "phase images", one per distinct
+  /// (r*dil_h mod stride_h, s*dil_w mod stride_w). In phase (a, b), pixel (y, x) is padded src pixel
+  /// (y*stride_h + a, x*stride_w + b), so every tap of a strided convolution becomes a unit-stride
+  /// read and no FMA is spent on a skipped pixel.
+  kPhases,
+  /// small C (e.g. the first layer, C = 3): (r, s, c) are folded into one channel dimension of
+  /// div_up(R*S*C, 16) blocks (an im2col over the taps) and the convolution becomes 1x1. Avoids
+  /// padding 3 channels up to 16 for each of the R*S taps (16/3 times the work otherwise).
+  kFold,
+};
+
+/// One filter tap as the microkernel sees it: where it reads in the working input (relative to the
+/// output pixel's position) and in the weights (relative to the C block), in floats.
+struct Tap {
+  int64_t in_off = 0;
+  int64_t w_off = 0;
+};
+
+/// The forward plan. All offsets and strides are in floats. Working input layout:
+/// [N][Cr][phases][Hph][Wph][16]; weights [Kb][Cr][taps][16 i][16 o] (OIhw16i16o for kDirect and
+/// kPhases); dst nChw16c [N][Kb][P][Q][16].
+struct FwdPlan {
+  ConvDesc desc{};
+  int threads = 1;
+  int64_t P = 0, Q = 0, Cb = 0, Kb = 0;
+
+  InputMode mode = InputMode::kDirect;
+  int64_t Cr = 0;        ///< C blocks the microkernel reduces over (Cb, or folded blocks)
+  int64_t phases = 1;    ///< number of phase images per C block
+  int64_t Hph = 0, Wph = 0;
+  std::array<int64_t, kMaxTaps> phase_a{}, phase_b{};  ///< row/column phase of each phase image
+  int64_t in_row = 0, in_cb = 0, in_n = 0;
+  int64_t taps = 0;
+  std::array<Tap, kMaxTaps> tap{};
+  int64_t wei_cb = 0, wei_kb = 0;
+  int64_t out_row = 0, out_kb = 0, out_n = 0;
+
+  int block = 0;         ///< main register block, index into kFwdBlocks
+  int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
+  int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups, the unit of work split among threads
+
+  int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect)
+  int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
+
+  constexpr RegBlock rb() const { return kFwdBlocks[block]; }
+};
+
+namespace plan_detail {
+
+/// Relative cost, in half-cycles of a 2-FMA-port core, of one step (one input channel, one tap) of a
+/// microkernel call with `pixels` accumulators per 16 output channels: an FMA has a latency of 4
+/// cycles, so fewer than 8 independent accumulators leave the ports idle; +1 for the weight load.
+constexpr int64_t step_cost(int64_t pixels) { return (pixels < 8 ? 8 : pixels) + 1; }
+
+/// Largest rb_p <= rows with a compiled block (rb_p, rb_q). (1, rb_q) exists for every main rb_q.
+constexpr int rows_block(int rows, int rb_q) {
+  for (int r = rows; r > 1; --r)
+    if (find_fwd_block(r, rb_q) >= 0) return find_fwd_block(r, rb_q);
+  return find_fwd_block(1, rb_q);
+}
+
+/// Largest single-row block of at most `cols` columns.
+constexpr int cols_block(int64_t cols) {
+  int best = -1;
+  for (int i = 0; i < kNumFwdBlocks; ++i)
+    if (kFwdBlocks[i].rb_p == 1 && kFwdBlocks[i].rb_q <= cols &&
+        (best < 0 || kFwdBlocks[i].rb_q > kFwdBlocks[best].rb_q))
+      best = i;
+  return best;
+}
+
+/// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
+/// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
+/// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
+/// blocks. No scalar remainder loop anywhere.
+template <class F>
+constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f) {
+  const int rb_q = kFwdBlocks[main].rb_q;
+  while (rows > 0) {
+    const int b = rows >= kFwdBlocks[main].rb_p ? main : rows_block(int(rows), rb_q);
+    const int rp = kFwdBlocks[b].rb_p;
+    int64_t q = 0;
+    for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
+    for (int64_t i = 0; i < rp; ++i) {
+      for (int64_t qq = q; qq < Q;) {
+        const int c = cols_block(Q - qq);
+        f(c, p + i, qq);
+        qq += kFwdBlocks[c].rb_q;
+      }
+    }
+    p += rp;
+    rows -= rp;
+  }
+}
+
+/// Cost of covering a P x Q output plane with main block `main` (sum of step_cost over calls).
+constexpr int64_t plane_cost(int main, int64_t P, int64_t Q) {
+  int64_t cost = 0;
+  const int rb_p = kFwdBlocks[main].rb_p;
+  for (int64_t p = 0; p < P; p += rb_p)
+    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q,
+                   [&](int b, int64_t, int64_t) { cost += step_cost(kFwdBlocks[b].pixels()); });
+  return cost;
+}
+
+}  // namespace plan_detail
+
+/// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
+/// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
+constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
+  FwdPlan p{};
+  p.desc = d;
+  p.threads = threads < 1 ? 1 : threads;
+  p.P = d.P();
+  p.Q = d.Q();
+  p.Cb = d.Cb();
+  p.Kb = d.Kb();
+
+  const int64_t taps = d.R * d.S;
+  const bool unit = d.stride_h == 1 && d.stride_w == 1;
+  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
+  // Fold (r, s, c) into channels when that saves at least a quarter of the padded reduction.
+  const int64_t folded = round_up(taps * d.C, kBlock);
+  const bool fold = taps > 1 && d.C < kBlock && folded * 4 <= taps * round_up(d.C, kBlock) * 3;
+
+  if (fold) {
+    p.mode = InputMode::kFold;
+    p.Cr = folded / kBlock;
+    p.phases = 1;
+    p.Hph = p.P;
+    p.Wph = p.Q;
+    p.taps = 1;
+    p.tap[0] = {0, 0};
+  } else {
+    p.mode = unit && unpadded ? InputMode::kDirect : InputMode::kPhases;
+    p.Cr = p.Cb;
+    p.Hph = p.mode == InputMode::kDirect ? d.H : p.P + ((d.R - 1) * d.dil_h) / d.stride_h;
+    p.Wph = p.mode == InputMode::kDirect ? d.W : p.Q + ((d.S - 1) * d.dil_w) / d.stride_w;
+    p.phases = 0;
+    p.taps = taps;
+    for (int64_t r = 0; r < d.R; ++r) {
+      for (int64_t s = 0; s < d.S; ++s) {
+        const int64_t a = (r * d.dil_h) % d.stride_h, b = (s * d.dil_w) % d.stride_w;
+        int64_t ph = 0;
+        while (ph < p.phases && !(p.phase_a[ph] == a && p.phase_b[ph] == b)) ++ph;
+        if (ph == p.phases) {
+          p.phase_a[ph] = a;
+          p.phase_b[ph] = b;
+          ++p.phases;
+        }
+        const int64_t t = r * d.S + s;
+        p.tap[t].in_off = ph * p.Hph * p.Wph * kBlock +
+                          ((r * d.dil_h) / d.stride_h * p.Wph + (s * d.dil_w) / d.stride_w) * kBlock;
+        p.tap[t].w_off = t * kBlock * kBlock;
+      }
+    }
+  }
+  p.in_row = p.Wph * kBlock;
+  p.in_cb = p.phases * p.Hph * p.Wph * kBlock;
+  p.in_n = p.Cr * p.in_cb;
+  p.wei_cb = p.taps * kBlock * kBlock;
+  p.wei_kb = p.Cr * p.wei_cb;
+  p.out_row = p.Q * kBlock;
+  p.out_kb = p.P * p.Q * kBlock;
+  p.out_n = p.Kb * p.out_kb;
+  p.scratch_in = p.mode == InputMode::kDirect ? 0 : d.N * p.in_n;
+  p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
+
+  // Register block: the compiled block with the lowest modelled cost over the output plane.
+  int64_t best = -1;
+  for (int b = 0; b < kNumFwdBlocks; ++b) {
+    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q);
+    if (best < 0 || c < best) {
+      best = c;
+      p.block = b;
+    }
+  }
+  p.p_groups = div_up(p.P, p.rb().rb_p);
+  // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
+  // floats) within 256 KiB, a share of L2 on the CPUs we target; the output block is reloaded per
+  // chunk, which costs RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs.
+  const int64_t per_block = p.taps * kBlock * kBlock * 4;
+  const int64_t chunk = (int64_t{256} * 1024) / per_block;
+  p.c_chunk = chunk < 1 ? 1 : (chunk > p.Cr ? p.Cr : chunk);
+  return p;
+}
+
+}  // namespace hwyconv

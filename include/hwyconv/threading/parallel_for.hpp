@@ -1,0 +1,119 @@
+// hwyconv/threading/parallel_for.hpp - how hwyconv runs work on several threads.
+//
+// hwyconv never creates threads behind a caller's back if the caller brings its own: pass a
+// ParallelFor (e.g. wrapping OpenMP, TBB or your engine's pool) in Options. Otherwise a process-wide
+// ThreadPool with std::thread::hardware_concurrency() threads is created on first use.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hwyconv {
+
+/// A parallel-for: must call fn(i) exactly once for every i in [0, n), in any order, on any threads,
+/// and return when all calls have returned. hwyconv calls it with n = the plan's thread count.
+using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t)>& fn)>;
+
+/// A small fixed pool: size() - 1 worker threads plus the calling thread. One job at a time; a
+/// run() issued from inside a job (nested) runs serially on the calling thread.
+class ThreadPool {
+ public:
+  /// threads >= 1 (values below are taken as 1).
+  explicit ThreadPool(int threads) : size_(std::max(threads, 1)) {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  /// Threads that run jobs, the caller included.
+  int size() const { return size_; }
+
+  /// Calls fn(i) for i in [0, n) on the pool; returns when all are done.
+  void run(int64_t n, const std::function<void(int64_t)>& fn) {
+    if (n <= 0) return;
+    if (n == 1 || size_ == 1 || in_job()) {
+      for (int64_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    std::lock_guard<std::mutex> serial(run_mu_);  // one job at a time
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0);
+      busy_ = int(workers_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return busy_ == 0; });
+    fn_ = nullptr;
+  }
+
+  /// The process-wide pool (hardware_concurrency threads), created on first use.
+  static ThreadPool& global() {
+    static ThreadPool pool(int(std::max(1u, std::thread::hardware_concurrency())));
+    return pool;
+  }
+
+ private:
+  static bool& in_job() {
+    thread_local bool flag = false;
+    return flag;
+  }
+  void work() {
+    in_job() = true;
+    for (int64_t i; (i = next_.fetch_add(1)) < n_;) (*fn_)(i);
+    in_job() = false;
+  }
+  void worker() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  int size_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0;
+  std::atomic<int64_t> next_{0};
+  int busy_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+/// Runs fn over [0, n) with `pf` if set, else on ThreadPool::global().
+inline void parallel_run(const ParallelFor& pf, int64_t n, const std::function<void(int64_t)>& fn) {
+  if (pf)
+    pf(n, fn);
+  else
+    ThreadPool::global().run(n, fn);
+}
+
+}  // namespace hwyconv
