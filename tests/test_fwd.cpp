@@ -1,0 +1,197 @@
+// Forward pass against the reference loop, on every Highway target this CPU supports: the ResNet-50
+// layers (spatially reduced), the first 7x7 stride-2 layer with C = 3, a seeded random sweep with
+// remainders in every dimension, and every epilogue.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hwyconv/hwyconv.hpp"
+#include "test_util.hpp"
+
+namespace hwyconv::test {
+namespace {
+
+/// The 20 distinct ResNet-50 layers (C K H R stride; 3x3 layers pad 1, conv1 pad 3), with H reduced
+/// (224 -> 56, 56 -> 14, 28 -> 14) to keep the double-precision reference fast; strides, pads, filter
+/// sizes and channel counts are the real ones.
+std::vector<ConvDesc> resnet50_reduced(int64_t N) {
+  struct L {
+    int64_t c, k, h, r, s;
+  };
+  const L layers[] = {{3, 64, 224, 7, 2},    {64, 256, 56, 1, 1},    {64, 64, 56, 1, 1},
+                      {64, 64, 56, 3, 1},    {256, 64, 56, 1, 1},    {256, 512, 56, 1, 2},
+                      {256, 128, 56, 1, 2},  {128, 128, 28, 3, 1},   {128, 512, 28, 1, 1},
+                      {512, 128, 28, 1, 1},  {512, 1024, 28, 1, 2},  {512, 256, 28, 1, 2},
+                      {256, 256, 14, 3, 1},  {256, 1024, 14, 1, 1},  {1024, 256, 14, 1, 1},
+                      {1024, 2048, 14, 1, 2}, {1024, 512, 14, 1, 2}, {512, 512, 7, 3, 1},
+                      {512, 2048, 7, 1, 1},  {2048, 512, 7, 1, 1}};
+  std::vector<ConvDesc> out;
+  for (const L& l : layers) {
+    const int64_t h = l.h == 224 ? 56 : (l.h >= 28 ? 14 : l.h);
+    out.push_back(ConvDesc(N, l.c, l.k, h, h, l.r, l.r, l.s, l.r == 7 ? 3 : (l.r == 3 ? 1 : 0)));
+  }
+  return out;
+}
+
+/// Seeded random shapes with remainders everywhere: C, K not multiples of 16, odd H, W, strides 1-3,
+/// asymmetric pads, dilation, R, S from 1 to 11.
+std::vector<ConvDesc> random_sweep(int count, uint32_t seed) {
+  std::mt19937 g(seed);
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(g); };
+  std::vector<ConvDesc> out;
+  while (int(out.size()) < count) {
+    ConvDesc d(pick(1, 2), pick(1, 40), pick(1, 40), pick(1, 24), pick(1, 40), pick(1, 11), pick(1, 11));
+    d = d.with_stride(pick(1, 3), pick(1, 3));
+    if (pick(0, 4) == 0) d = d.with_dilation(pick(1, 2), pick(1, 2));
+    const int64_t eh = d.dil_h * (d.R - 1) + 1, ew = d.dil_w * (d.S - 1) + 1;
+    d = d.with_pad(pick(0, eh - 1), pick(0, ew - 1), pick(0, eh - 1), pick(0, ew - 1));
+    if (d.check().ok() && d.P() * d.Q() * d.C * d.K * d.R * d.S < 4'000'000) out.push_back(d);
+  }
+  return out;
+}
+
+/// Runs Conv::forward (with bias) on a problem and checks every output and every padded channel.
+void check_forward(const FwdProblem& pb, int threads = 1) {
+  const ConvDesc& d = pb.d;
+  INFO(describe(d));
+  Conv conv(d, {.threads = threads});
+  std::vector<float> dst(size_t(pb.dst_blocked_size()), 7.0f);  // garbage the kernel must overwrite
+  conv.forward(pb.bsrc, pb.bwei, pb.bias, dst);
+  std::vector<float> plain(pb.ref.size());
+  reorder_nChw16c_to_nchw(dst, plain, d.N, d.K, d.P(), d.Q());
+  std::string worst;
+  CHECK_MESSAGE(count_mismatches(plain, pb.ref, pb.ref_abs, d.C * d.R * d.S + 1, &worst) == 0, worst);
+  // Padded output channels (k >= K in the last block) are exactly zero.
+  int64_t nonzero_pad = 0;
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t k = d.K; k < round_up(d.K, kBlock); ++k)
+      for (int64_t pq = 0; pq < d.P() * d.Q(); ++pq)
+        nonzero_pad += dst[size_t(((n * d.Kb() + k / kBlock) * d.P() * d.Q() + pq) * kBlock + k % kBlock)] != 0.0f;
+  CHECK(nonzero_pad == 0);
+}
+
+const std::vector<std::unique_ptr<FwdProblem>>& problems(const std::vector<ConvDesc>& shapes, uint32_t seed,
+                                                         std::vector<std::unique_ptr<FwdProblem>>& cache) {
+  if (cache.empty())
+    for (const ConvDesc& d : shapes) cache.push_back(std::make_unique<FwdProblem>(d, seed++));
+  return cache;
+}
+
+}  // namespace
+
+TEST_CASE("fwd: ResNet-50 layers (reduced H, W) match the reference on every target") {
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems(resnet50_reduced(1), 100, cache);
+  for_each_target([&](const std::string& target) {
+    CHECK(std::string(Conv::target()) == target);
+    for (const auto& pb : pbs) check_forward(*pb);
+  });
+}
+
+TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
+  CHECK(Conv(pbs[0]->d).plan().mode == InputMode::kFold);
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs) check_forward(*pb);
+  });
+}
+
+TEST_CASE("fwd: seeded random sweep with remainders in every dimension") {
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems(random_sweep(40, 2026), 1000, cache);
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs) check_forward(*pb);
+  });
+}
+
+TEST_CASE("fwd: every register block and every remainder of Q and P is exercised") {
+  // Q from 1 to 31 and P from 1 to 9 walk through every block of kFwdBlocks as main or remainder.
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  std::vector<ConvDesc> shapes;
+  for (int64_t q = 1; q <= 31; q += 1) shapes.push_back(ConvDesc(1, 17, 18, 1 + q % 9, q, 1, 1));
+  shapes.push_back(ConvDesc(1, 16, 16, 14, 14, 1, 1));
+  shapes.push_back(ConvDesc(1, 16, 16, 7, 7, 1, 1));
+  shapes.push_back(ConvDesc(1, 16, 16, 6, 7, 1, 1));
+  shapes.push_back(ConvDesc(1, 16, 16, 7, 14, 1, 1));
+  const auto& pbs = problems(shapes, 3, cache);
+  std::vector<int> used(kNumFwdBlocks, 0);
+  for (const auto& pb : pbs) {
+    const Conv conv(pb->d);
+    for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
+  }
+  for (int b = 0; b < kNumFwdBlocks; ++b) {
+    INFO("block " << kFwdBlocks[b].rb_p << "x" << kFwdBlocks[b].rb_q);
+    CHECK(used[size_t(b)] == 1);
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs) check_forward(*pb);
+  });
+}
+
+TEST_CASE("fwd: fused epilogues (bias, scale/shift, residual, ReLU) in every combination") {
+  const ConvDesc d = ConvDesc(2, 21, 37, 9, 10, 3, 3, 1, 1).with_stride(2, 1);
+  const FwdProblem pb(d, 42);
+  std::mt19937 g(5);
+  const int64_t P = d.P(), Q = d.Q(), out = d.N * d.K * P * Q;
+  const std::vector<float> res_plain = random_floats(out, g), scale = random_floats(d.K, g),
+                           shift = random_floats(d.K, g);
+  std::vector<float> res(size_t(pb.dst_blocked_size()));
+  reorder_nchw_to_nChw16c(res_plain, res, d.N, d.K, P, Q);
+  for_each_target([&](const std::string&) {
+    for (unsigned ops = 0; ops < 16; ++ops) {
+      const bool bias = ops & 1, ss = ops & 2, residual = ops & 4, relu = ops & 8;
+      INFO("bias " << bias << " scale/shift " << ss << " residual " << residual << " relu " << relu);
+      Conv conv(d, {.threads = 2});
+      PostOps post{.relu = relu};
+      if (ss) post.scale = scale, post.shift = shift;
+      if (residual) post.residual = res;
+      std::vector<float> dst(static_cast<size_t>(pb.dst_blocked_size()), -3.0f), plain(static_cast<size_t>(out));
+      conv.forward(pb.bsrc, pb.bwei, bias ? std::span<const float>(pb.bias) : std::span<const float>(), dst, post);
+      reorder_nChw16c_to_nchw(dst, plain, d.N, d.K, P, Q);
+      std::vector<double> want(static_cast<size_t>(out)), want_abs(static_cast<size_t>(out));
+      for (int64_t i = 0; i < out; ++i) {
+        const int64_t k = (i / (P * Q)) % d.K;
+        double v = pb.ref[size_t(i)] - (bias ? 0.0 : pb.bias[size_t(k)]);
+        double a = pb.ref_abs[size_t(i)];
+        if (ss) v = v * scale[size_t(k)] + shift[size_t(k)], a = a * std::fabs(scale[size_t(k)]) + std::fabs(shift[size_t(k)]);
+        if (residual) v += res_plain[size_t(i)], a += std::fabs(res_plain[size_t(i)]);
+        if (relu) v = std::max(v, 0.0);
+        want[size_t(i)] = v;
+        want_abs[size_t(i)] = a;
+      }
+      std::string worst;
+      CHECK_MESSAGE(count_mismatches(plain, want, want_abs, d.C * d.R * d.S + 3, &worst) == 0, worst);
+    }
+  });
+}
+
+TEST_CASE("fwd: results are bitwise independent of the thread count and of the parallel-for") {
+  const FwdProblem pb(ConvDesc(3, 35, 40, 13, 17, 3, 3, 1, 1), 9);
+  std::vector<float> first;
+  for (int threads : {1, 2, 3, 7}) {
+    Conv conv(pb.d, {.threads = threads});
+    std::vector<float> dst(size_t(pb.dst_blocked_size()));
+    conv.forward(pb.bsrc, pb.bwei, pb.bias, dst, {.relu = true});
+    if (first.empty())
+      first = dst;
+    else
+      CHECK_MESSAGE(dst == first, "threads = " << threads);
+  }
+  // A caller's parallel-for (here: a serial loop that records the tasks) is used instead of the pool.
+  int64_t tasks = 0;
+  Conv conv(pb.d, {.threads = 4, .parallel_for = [&](int64_t n, const std::function<void(int64_t)>& fn) {
+                     for (int64_t i = n - 1; i >= 0; --i) fn(i);
+                     tasks += n;
+                   }});
+  std::vector<float> dst(size_t(pb.dst_blocked_size()));
+  conv.forward(pb.bsrc, pb.bwei, pb.bias, dst, {.relu = true});
+  CHECK(tasks >= 4);
+  CHECK(dst == first);
+}
+
+}  // namespace hwyconv::test
