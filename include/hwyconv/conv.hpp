@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -11,8 +12,10 @@
 
 #include "hwyconv/desc.hpp"
 #include "hwyconv/dispatch/dispatch.hpp"
+#include "hwyconv/layout/bwd_transform.hpp"
 #include "hwyconv/layout/input_transform.hpp"
 #include "hwyconv/layout/reorder.hpp"
+#include "hwyconv/plan/bwd_plan.hpp"
 #include "hwyconv/plan/plan.hpp"
 #include "hwyconv/stream/kernel_stream.hpp"
 #include "hwyconv/threading/parallel_for.hpp"
@@ -26,6 +29,13 @@ struct PostOps {
   std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
   std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
   std::span<const float> shift{};     ///< K floats; with scale
+};
+
+/// Options of the training passes.
+struct BwdPostOps {
+  /// ReLU backward fused on read: when set (same layout and size as ddst, normally the forward dst
+  /// of this layer computed with PostOps::relu), ddst counts only where relu_mask > 0.
+  std::span<const float> relu_mask{};
 };
 
 /// Execution options.
@@ -88,6 +98,38 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
   return ops;
 }
 
+/// Replays thread t's part of a kernel stream.
+inline void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin,
+                   int64_t t) {
+  const int64_t b = begin[t], e = begin[t + 1];
+  for (int64_t i = b; i < e; ++i) {
+    const StreamEntry& en = entries[i];
+    kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+  }
+}
+
+/// Microkernel arguments of a plan (geometry only; data pointers are set by the caller).
+inline FwdArgs fwd_args(const FwdPlan& p) {
+  FwdArgs a;
+  a.tap = p.tap.data();
+  a.taps = p.taps;
+  a.in_row = p.in_row;
+  a.in_cb = p.in_cb;
+  a.wei_cb = p.wei_cb;
+  a.out_row = p.out_row;
+  a.out_px = p.out_px;
+  return a;
+}
+
+/// Runs `items` work items over the plan's threads in contiguous ranges.
+template <class F>
+void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
+  if (items <= 0) return;
+  parallel_run(pf, threads, [&](int64_t t) {
+    for (int64_t i = items * t / threads; i < items * (t + 1) / threads; ++i) f(i);
+  });
+}
+
 /// Executes a forward pass from a plan and its stream (entries, per-thread begins). Arguments must
 /// have passed check_forward; `scratch` holds fwd_scratch_size(p) floats.
 inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int64_t* begin,
@@ -106,7 +148,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   float* work = epi + 3 * kpad;
   float* folded = work + p.scratch_in;
 
-  FwdArgs a;
+  FwdArgs a = fwd_args(p);
   a.in = p.mode == InputMode::kDirect ? src.data() : work;
   a.wei = p.mode == InputMode::kFold ? folded : wei.data();
   a.out = dst.data();
@@ -114,33 +156,149 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.scale = epi + kpad;
   a.shift = epi + 2 * kpad;
   a.residual = post.residual.empty() ? nullptr : post.residual.data();
-  a.tap = p.tap.data();
-  a.taps = p.taps;
-  a.in_row = p.in_row;
-  a.in_cb = p.in_cb;
-  a.wei_cb = p.wei_cb;
-  a.out_row = p.out_row;
   a.ops = ops;
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  if (const int64_t items = input_transform_items(p)) {
-    const int64_t per = div_up(items, p.threads);
-    parallel_run(pf, p.threads, [&](int64_t t) {
-      for (int64_t i = t * per; i < std::min(items, (t + 1) * per); ++i)
-        transform_input(p, src.data(), work, i);
-    });
-  }
+  run_items(pf, p.threads, input_transform_items(p), [&](int64_t i) { transform_input(p, src.data(), work, i); });
   const KernelTable& kt = kernels();
-  parallel_run(pf, p.threads, [&](int64_t t) {
-    const int64_t b = begin[t], e = begin[t + 1];
-    for (int64_t i = b; i < e; ++i) {
-      const StreamEntry& en = entries[i];
-      const StreamEntry& l1 = entries[std::min(i + 1, e - 1)];
-      const StreamEntry& l2 = entries[std::min(i + kL2PrefetchDistance, e - 1)];
-      kt.fwd[en.block](a, en, l1, l2);
+  parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+}
+
+/// Streams of a backward-data plan, one per phase.
+struct BwdDataStreams {
+  BwdDataPlan plan;
+  std::vector<RuntimeStream> phase;
+};
+
+inline BwdDataStreams make_bwd_data_streams(const BwdDataPlan& plan) {
+  BwdDataStreams s{plan, {}};
+  for (int64_t i = 0; i < s.plan.phases; ++i) s.phase.push_back(make_fwd_stream(s.plan.phase[size_t(i)]));
+  return s;
+}
+
+inline void check_mask(const BwdPostOps& post, int64_t ddst_need) {
+  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
+}
+
+/// Backward data (see BwdDataPlan): dsrc from ddst and IOhw16o16i weights. Checks, then runs.
+inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> ddst, std::span<const float> wei_bwd_d,
+                              std::span<float> dsrc, const BwdPostOps& post, std::vector<float>& scratch,
+                              const ParallelFor& pf) {
+  const BwdDataPlan& b = bs.plan;
+  const ConvDesc& d = b.desc;
+  const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
+  check_span("ddst", ddst.size(), ddst_need, "nChw16c");
+  check_span("wei_bwd_d", wei_bwd_d.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "IOhw16o16i");
+  check_span("dsrc", dsrc.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
+  check_mask(post, ddst_need);
+  if (overlaps(ddst, dsrc)) throw Error("dsrc", "must not overlap ddst");
+  if (overlaps(wei_bwd_d, dsrc)) throw Error("dsrc", "must not overlap wei_bwd_d");
+  if (overlaps(post.relu_mask, dsrc)) throw Error("dsrc", "must not overlap relu_mask");
+
+  const bool copy = !b.direct || !post.relu_mask.empty();
+  const int64_t Hpad = b.direct ? d.P() : b.Hpad, Wpad = b.direct ? d.Q() : b.Wpad;
+  scratch.resize(size_t(copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0) + 64);
+  if (copy)
+    run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
+      pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
+    });
+  const KernelTable& kt = kernels();
+  parallel_run(pf, b.threads, [&](int64_t t) {
+    for (int64_t ph = 0; ph < b.phases; ++ph) {
+      FwdArgs a = fwd_args(b.phase[size_t(ph)]);
+      a.in = copy ? scratch.data() : ddst.data();
+      a.wei = wei_bwd_d.data();
+      a.out = dsrc.data();
+      a.epilogue = find_epilogue(kEpiNone);
+      const RuntimeStream& st = bs.phase[size_t(ph)];
+      replay(kt, a, st.entries.data(), st.begin.data(), t);
     }
   });
+}
+
+/// Backward weights (see BwdWeightsPlan): dwei (OIhw16i16o) and dbias (K floats, optional).
+inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float> src, std::span<const float> ddst,
+                                 std::span<float> dwei, std::span<float> dbias, const BwdPostOps& post,
+                                 std::vector<float>& scratch, const ParallelFor& pf) {
+  const FwdPlan& f = b.fwd;
+  const ConvDesc& d = f.desc;
+  const int64_t ddst_need = act_blocked_size(d.N, d.K, f.P, f.Q);
+  check_span("src", src.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
+  check_span("ddst", ddst.size(), ddst_need, "nChw16c");
+  check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
+  if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
+  check_mask(post, ddst_need);
+  for (const auto& in : {src, ddst, post.relu_mask}) {
+    if (overlaps(in, dwei)) throw Error("dweights", "must not overlap the inputs");
+    if (overlaps(in, dbias)) throw Error("dbias", "must not overlap the inputs");
+  }
+  if (overlaps(dwei, dbias)) throw Error("dbias", "must not overlap dweights");
+
+  scratch.resize(size_t(b.scratch) + 64);
+  float* work = scratch.data();
+  const int64_t copy_size = b.dwei_size + f.Kb * kBlock;
+  float* copies = work + f.scratch_in;
+  const int64_t n_copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
+  const bool folded = f.mode == InputMode::kFold;
+  float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
+  float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
+
+  run_items(pf, f.threads, input_transform_items(f), [&](int64_t i) { transform_input(f, src.data(), work, i); });
+
+  BwdWArgs a;
+  a.in = f.mode == InputMode::kDirect ? src.data() : work;
+  a.ddst = ddst.data();
+  a.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+  a.tap = f.tap.data();
+  a.in_row = f.in_row;
+  a.in_cb = f.in_cb;
+  a.in_n = f.in_n;
+  a.P = f.P;
+  a.Q = f.Q;
+  a.ddst_kb = f.out_kb;
+  a.ddst_n = f.out_n;
+  a.wei_kb = f.wei_kb;
+  a.wei_cb = f.wei_cb;
+  const BwdWKernelFn kernel = kernels().bwd_w[a.mask ? 1 : 0];
+  auto task = [&](int64_t i) {
+    return BwdWTask{i / (f.Cr * f.taps), (i / f.taps) % f.Cr, i % f.taps};
+  };
+  if (n_copies == 0) {
+    a.n0 = 0;
+    a.n1 = d.N;
+    a.dwei = final_dwei;
+    a.dbias = final_dbias;
+    run_items(pf, b.threads, b.tasks, [&](int64_t i) { kernel(a, task(i)); });
+  } else {
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      BwdWArgs at = a;
+      at.n0 = d.N * t / b.threads;
+      at.n1 = d.N * (t + 1) / b.threads;
+      at.dwei = copies + t * copy_size;
+      at.dbias = at.dwei + b.dwei_size;
+      if (at.n0 == at.n1) {
+        std::fill(at.dwei, at.dwei + copy_size, 0.0f);
+        return;
+      }
+      for (int64_t i = 0; i < b.tasks; ++i) kernel(at, task(i));
+    });
+    // Reduction of the private copies, in thread order (the same for every run).
+    const int64_t chunk = 4096;
+    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t c) {
+      const int64_t lo = c * chunk, hi = std::min(copy_size, lo + chunk);
+      for (int64_t j = lo; j < hi; ++j) {
+        float sum = copies[j];
+        for (int64_t t = 1; t < n_copies; ++t) sum += copies[t * copy_size + j];
+        if (j < b.dwei_size)
+          final_dwei[j] = sum;
+        else
+          final_dbias[j - b.dwei_size] = sum;
+      }
+    });
+  }
+  if (folded) unfold_weights(f, final_dwei, dwei.data());
+  if (!dbias.empty()) std::copy_n(final_dbias, d.K, dbias.data());
 }
 
 inline int default_threads(const Options& o) {
@@ -160,6 +318,9 @@ class Conv {
   explicit Conv(const ConvDesc& d, Options opt = {}) : opt_(std::move(opt)) {
     d.validate();
     if (d.R * d.S > kMaxTaps) throw Error("R", "R*S larger than 256 is not supported (got " + std::to_string(d.R * d.S) + ")");
+    if (d.stride_h * d.stride_w > kMaxBwdPhases)
+      throw Error("stride_h", "stride_h*stride_w larger than 16 is not supported (got " +
+                                  std::to_string(d.stride_h * d.stride_w) + ")");
     if (opt_.threads < 0) throw Error("threads", "must be >= 0 (got " + std::to_string(opt_.threads) + ")");
     plan_ = make_fwd_plan(d, detail::default_threads(opt_));
     stream_ = make_fwd_stream(plan_);
@@ -189,6 +350,34 @@ class Conv {
                         ops, scratch_.data(), opt_.parallel_for);
   }
 
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Part of the plan made
+  /// explicit: do it once per training step, after the weights change. Throws Error on bad spans.
+  void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
+    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc().K, desc().C, desc().R, desc().S);
+  }
+
+  /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
+  /// IOhw16o16i (from reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded
+  /// channels 0). Any stride, padding and dilation (strides split into phases, see BwdDataPlan).
+  /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask")
+  /// before writing anything. The plan and streams are built on the first call.
+  void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
+                     const BwdPostOps& post = {}) {
+    if (!bwd_d_) bwd_d_ = std::make_unique<detail::BwdDataStreams>(detail::make_bwd_data_streams(make_bwd_data_plan(desc(), plan_.threads)));
+    detail::run_backward_data(*bwd_d_, ddst, wei_bwd_d, dsrc, post, scratch_, opt_.parallel_for);
+  }
+
+  /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
+  /// dbias = dL/dbias (K floats), from src (nChw16c) and ddst (nChw16c). post.relu_mask fuses ReLU
+  /// backward. Results may differ in the last bits between thread counts when the plan splits the
+  /// minibatch (BwdWeightsPlan::Strategy::kMinibatch). Throws Error ("src", "ddst", "dweights",
+  /// "dbias", "relu_mask") before writing anything.
+  void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
+                        std::span<float> dbias, const BwdPostOps& post = {}) {
+    if (!bwd_w_) bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
+    detail::run_backward_weights(*bwd_w_, src, ddst, dwei, dbias, post, scratch_, opt_.parallel_for);
+  }
+
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
   static const char* target() { return kernels().target; }
 
@@ -197,6 +386,8 @@ class Conv {
   FwdPlan plan_;
   RuntimeStream stream_;
   std::vector<float> scratch_;
+  std::unique_ptr<detail::BwdDataStreams> bwd_d_;
+  std::unique_ptr<BwdWeightsPlan> bwd_w_;
 };
 
 /// A convolution whose shape is a compile-time constant: the plan and the kernel stream are constant
@@ -225,6 +416,26 @@ struct StaticConv {
     detail::run_forward(kPlan, kStream.entries.data(), kStream.begin.data(), src, wei, bias, dst, post, ops,
                         workspace.data(), pf);
   }
+  /// Backward-data plan (constant) and weight-update plan (constant); see Conv::backward_data and
+  /// Conv::backward_weights. The per-phase kernel streams of backward data are built on first use.
+  static constexpr BwdDataPlan kBwdDataPlan = make_bwd_data_plan(kDesc, kThreads);
+  static constexpr BwdWeightsPlan kBwdWeightsPlan = make_bwd_weights_plan(kDesc, kThreads);
+  static_assert(kDesc.stride_h * kDesc.stride_w <= kMaxBwdPhases, "stride_h*stride_w larger than 16");
+
+  /// As Conv::backward_data (scratch: a thread-local buffer).
+  static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
+                            const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    static const detail::BwdDataStreams streams = detail::make_bwd_data_streams(kBwdDataPlan);
+    thread_local std::vector<float> ws;
+    detail::run_backward_data(streams, ddst, wei_bwd_d, dsrc, post, ws, pf);
+  }
+  /// As Conv::backward_weights (scratch: a thread-local buffer).
+  static void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
+                               std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    thread_local std::vector<float> ws;
+    detail::run_backward_weights(kBwdWeightsPlan, src, ddst, dwei, dbias, post, ws, pf);
+  }
+
   /// As Conv::forward; the workspace is a thread-local buffer.
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, const PostOps& post = {}, const ParallelFor& pf = {}) {

@@ -17,3 +17,4 @@
 #include "hwyconv/desc.hpp"
 #include "hwyconv/layout/reorder.hpp"
 #include "hwyconv/conv.hpp"
+#include "hwyconv/reference.hpp"

@@ -13,6 +13,7 @@
 #include <hwy/highway.h>
 
 #include "hwyconv/kernels/args.hpp"
+#include "hwyconv/kernels/bwd_w-inl.h"
 #include "hwyconv/kernels/fwd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -23,6 +24,8 @@ template <size_t... kB>
 constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   KernelTable t{};
   ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q)>), ...);
+  t.bwd_w[0] = &BwdWMicrokernel<false>;
+  t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
   return t;
 }

@@ -25,6 +25,7 @@ struct FwdArgs {
   const Tap* tap = nullptr;         ///< taps[taps]
   int64_t taps = 0;
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
+  int64_t out_px = kBlock;          ///< floats between output pixels of a row
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -34,10 +35,34 @@ struct FwdArgs {
 using FwdKernelFn = void (*)(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                              const StreamEntry& l2);
 
+/// Arguments of the weight-update microkernel for one execution (see kernels/bwd_w-inl.h).
+struct BwdWArgs {
+  const float* in = nullptr;    ///< working input of the forward plan
+  const float* ddst = nullptr;  ///< nChw16c [N][Kb][P][Q][16]
+  const float* mask = nullptr;  ///< optional ReLU output, same layout as ddst: ddst counts where > 0
+  float* dwei = nullptr;        ///< [Kb][Cr][taps][16 i][16 o]
+  float* dbias = nullptr;       ///< [Kb*16] or nullptr
+  const Tap* tap = nullptr;
+  int64_t in_row = 0, in_cb = 0, in_n = 0;
+  int64_t P = 0, Q = 0, ddst_kb = 0, ddst_n = 0;
+  int64_t wei_kb = 0, wei_cb = 0;
+  int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
+  bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
+};
+
+/// One weight-update task: the 16 x 16 block (K block kb, C block cb) of tap t.
+struct BwdWTask {
+  int64_t kb = 0, cb = 0, t = 0;
+};
+
+/// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
+using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
+
 /// The microkernels of one Highway target: fwd[block] follows kFwdBlocks. Each contains every
 /// epilogue of kEpilogues (chosen by FwdArgs::epilogue once per block).
 struct KernelTable {
   FwdKernelFn fwd[kNumFwdBlocks];
+  BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
 };

@@ -77,12 +77,12 @@ HWY_INLINE void StoreWithEpilogue(D d, const FwdArgs& a, const StreamEntry& e, s
   using Ix = AccIndex<kRBQ>;
   float* HWY_RESTRICT out = a.out + e.out_off;
   const float* HWY_RESTRICT res = a.residual + (a.residual ? e.out_off : 0);
-  const int64_t out_row = a.out_row, ch = int64_t(e.kb) * kBlock;
+  const int64_t out_row = a.out_row, out_px = a.out_px, ch = int64_t(e.kb) * kBlock;
   (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::Vec(I) * kLanes),
-                                  res + (a.residual ? Ix::Row(I) * out_row + Ix::Col(I) * kBlock +
+                                  res + (a.residual ? Ix::Row(I) * out_row + Ix::Col(I) * out_px +
                                                           Ix::Vec(I) * kLanes
                                                     : 0)),
-              d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock + Ix::Vec(I) * kLanes),
+              d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes),
    ...);
 }
 
@@ -127,8 +127,8 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     FinishBlock<kRBQ>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
   } else {
     float* HWY_RESTRICT out = a.out + e.out_off;
-    const int64_t out_row = a.out_row;
-    (hn::StoreU(acc, d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock + Ix::Vec(I) * kLanes), ...);
+    const int64_t out_row = a.out_row, out_px = a.out_px;
+    (hn::StoreU(acc, d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes), ...);
   }
 }
 
@@ -140,19 +140,19 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
   const DF d;
   const hn::RebindToUnsigned<DF> du;
   const float* HWY_RESTRICT out = a.out + e.out_off;
-  const int64_t out_row = a.out_row;
+  const int64_t out_row = a.out_row, out_px = a.out_px;
   // All-ones keeps the loaded partial sums, zero clears them (bitwise: NaN-safe on any dst content).
   const auto keep = hn::MaskFromVec(hn::BitCast(
       d, hn::Set(du, (e.flags & StreamEntry::kFirst) ? 0u : ~0u)));
   SubBlock<kRBQ>(d, a, e, l1, seq,
-                 hn::IfThenElseZero(keep, hn::LoadU(d, out + Ix::Row(I) * out_row + Ix::Col(I) * kBlock +
+                 hn::IfThenElseZero(keep, hn::LoadU(d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px +
                                                            Ix::Vec(I) * kLanes))...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
   e.in_off += row * a.in_row + col * kBlock;
-  e.out_off += row * a.out_row + col * kBlock;
+  e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
 

@@ -44,9 +44,11 @@ struct Tap {
 /// [N][Cr][phases][Hph][Wph][16]; weights [Kb][Cr][taps][16 i][16 o] (OIhw16i16o for kDirect and
 /// kPhases); dst nChw16c [N][Kb][P][Q][16].
 struct FwdPlan {
-  ConvDesc desc{};
+  ConvDesc desc{};  ///< the layer (for backward-data phase plans: the layer being differentiated)
   int threads = 1;
-  int64_t P = 0, Q = 0, Cb = 0, Kb = 0;
+  int64_t N = 0;                  ///< images
+  int64_t P = 0, Q = 0;           ///< output rows and columns this stream computes
+  int64_t Cb = 0, Kb = 0;         ///< input C blocks of src; output channel blocks
 
   InputMode mode = InputMode::kDirect;
   int64_t Cr = 0;        ///< C blocks the microkernel reduces over (Cb, or folded blocks)
@@ -58,6 +60,8 @@ struct FwdPlan {
   std::array<Tap, kMaxTaps> tap{};
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0;
+  int64_t out_px = kBlock;  ///< floats between output pixels of a row (stride_w*16 in bwd_d phases)
+  int64_t out_base = 0;     ///< offset of output pixel (0, 0) (the phase's first pixel in bwd_d)
 
   int block = 0;         ///< main register block, index into kFwdBlocks
   int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
@@ -129,12 +133,34 @@ constexpr int64_t plane_cost(int main, int64_t P, int64_t Q) {
 
 }  // namespace plan_detail
 
+/// Chooses the register block (lowest modelled cost over the P x Q output plane), the row groups
+/// split among threads, and the C chunk, for a plan whose geometry (P, Q, Cr, taps, strides) is set.
+constexpr void choose_blocking(FwdPlan& p) {
+  // Register block: the compiled block with the lowest modelled cost over the output plane.
+  int64_t best = -1;
+  for (int b = 0; b < kNumFwdBlocks; ++b) {
+    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q);
+    if (best < 0 || c < best) {
+      best = c;
+      p.block = b;
+    }
+  }
+  p.p_groups = div_up(p.P, p.rb().rb_p);
+  // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
+  // floats) within 256 KiB, a share of L2 on the CPUs we target; the output block is reloaded per
+  // chunk, which costs RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs.
+  const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4;
+  const int64_t chunk = (int64_t{256} * 1024) / per_block;
+  p.c_chunk = chunk < 1 ? 1 : (chunk > p.Cr ? p.Cr : chunk);
+}
+
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
 constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   FwdPlan p{};
   p.desc = d;
   p.threads = threads < 1 ? 1 : threads;
+  p.N = d.N;
   p.P = d.P();
   p.Q = d.Q();
   p.Cb = d.Cb();
@@ -188,24 +214,11 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   p.out_kb = p.P * p.Q * kBlock;
   p.out_n = p.Kb * p.out_kb;
   p.scratch_in = p.mode == InputMode::kDirect ? 0 : d.N * p.in_n;
+  p.out_px = kBlock;
+  p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
-  // Register block: the compiled block with the lowest modelled cost over the output plane.
-  int64_t best = -1;
-  for (int b = 0; b < kNumFwdBlocks; ++b) {
-    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q);
-    if (best < 0 || c < best) {
-      best = c;
-      p.block = b;
-    }
-  }
-  p.p_groups = div_up(p.P, p.rb().rb_p);
-  // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
-  // floats) within 256 KiB, a share of L2 on the CPUs we target; the output block is reloaded per
-  // chunk, which costs RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs.
-  const int64_t per_block = p.taps * kBlock * kBlock * 4;
-  const int64_t chunk = (int64_t{256} * 1024) / per_block;
-  p.c_chunk = chunk < 1 ? 1 : (chunk > p.Cr ? p.Cr : chunk);
+  choose_blocking(p);
   return p;
 }
 

@@ -43,7 +43,7 @@ struct StreamEntry {
 template <class Emit>
 constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
   const int64_t groups = pl.p_groups;
-  const int64_t items = pl.desc.N * pl.Kb * groups;
+  const int64_t items = pl.N * pl.Kb * groups;
   const int64_t begin = items * t / pl.threads, end = items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
@@ -60,7 +60,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           StreamEntry e{};
           e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
           e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
-          e.out_off = n * pl.out_n + kb * pl.out_kb + (p * pl.Q + q) * kBlock;
+          e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
           e.kb = int32_t(kb);
           e.block = uint16_t(b);
           e.c_blocks = uint16_t(cn);

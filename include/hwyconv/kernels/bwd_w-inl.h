@@ -1,0 +1,114 @@
+// hwyconv/kernels/bwd_w-inl.h - the weight-update microkernel, per Highway target (toggle guard).
+//
+// One call computes the 16 x 16 (input channel block x output channel block) sub-tensor of dwei for
+// one filter tap, reducing over output pixels (paper SC18, weight update: the input value is
+// broadcast and multiplied with a vector of 16 output-channel gradients). Accumulators: 16 input
+// channels x the vectors of 16 output channels, as a parameter pack (see fwd-inl.h). On targets
+// whose registers cannot hold them all, the input channels run in register-sized groups.
+
+#if defined(HWYCONV_BWD_W_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HWYCONV_BWD_W_INL_H_
+#undef HWYCONV_BWD_W_INL_H_
+#else
+#define HWYCONV_BWD_W_INL_H_
+#endif
+
+#include <cstddef>
+#include <utility>
+
+#include <hwy/highway.h>
+
+#include "hwyconv/kernels/args.hpp"
+#include "hwyconv/kernels/fwd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace hwyconv {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+/// Input channels whose accumulators fit at once (16 on AVX-512 and Arm, 6 on AVX2, 2 on SSE4).
+inline constexpr size_t kBwdWChannels = kMaxPixels < 16 ? kMaxPixels : 16;
+
+/// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
+/// fused on read: the mask is the forward output of the ReLU).
+template <bool kMask, class D>
+HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RESTRICT m, int64_t off) {
+  const auto gv = hn::LoadU(d, g + off);
+  if constexpr (kMask) return hn::IfThenElseZero(hn::Gt(hn::LoadU(d, m + off), hn::Zero(d)), gv);
+  return gv;
+}
+
+/// Accumulates input channels [kC0, kC0 + sizeof...(I) / kVecPerBlock) of one task over the images
+/// [a.n0, a.n1) and all output pixels, then stores (or adds) them into dwei.
+template <size_t kC0, bool kMask, class D, size_t... I>
+HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
+                          VecAt<D, I>... acc) {
+  constexpr auto C = [](size_t i) { return kC0 + i / kVecPerBlock; };
+  constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
+  const int64_t Q = a.Q;
+  for (int64_t n = a.n0; n < a.n1; ++n) {
+    for (int64_t p = 0; p < a.P; ++p) {
+      const float* HWY_RESTRICT x = a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + p * a.in_row;
+      const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
+      const float* HWY_RESTRICT g = a.ddst + g_off;
+      const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
+      for (int64_t q = 0; q < Q; ++q)
+        ((acc = hn::MulAdd(hn::Set(d, x[q * kBlock + C(I)]), Grad<kMask>(d, g, m, q * kBlock + V(I)), acc)), ...);
+    }
+  }
+  float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
+  if (a.accumulate)
+    (hn::StoreU(hn::Add(acc, hn::LoadU(d, w + C(I) * kBlock + V(I))), d, w + C(I) * kBlock + V(I)), ...);
+  else
+    (hn::StoreU(acc, d, w + C(I) * kBlock + V(I)), ...);
+}
+
+template <size_t kC0, bool kMask, size_t... I>
+HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...> seq) {
+  const DF d;
+  BwdWGroup<kC0, kMask>(d, a, t, seq, ((void)I, hn::Zero(d))...);
+}
+
+/// dbias of one K block: sum of the (masked) gradients over the images and pixels of the call.
+template <bool kMask>
+HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
+  const DF d;
+  for (size_t v = 0; v < kVecPerBlock; ++v) {
+    auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+    for (int64_t n = a.n0; n < a.n1; ++n) {
+      const int64_t off = n * a.ddst_n + kb * a.ddst_kb + int64_t(v * kLanes);
+      const int64_t pixels = a.P * a.Q;
+      int64_t i = 0;
+      for (; i + 2 <= pixels; i += 2) {
+        s0 = hn::Add(s0, Grad<kMask>(d, a.ddst, a.mask, off + i * kBlock));
+        s1 = hn::Add(s1, Grad<kMask>(d, a.ddst, a.mask, off + (i + 1) * kBlock));
+      }
+      if (i < pixels) s0 = hn::Add(s0, Grad<kMask>(d, a.ddst, a.mask, off + i * kBlock));
+    }
+    float* b = a.dbias + kb * kBlock + int64_t(v * kLanes);
+    const auto s = hn::Add(s0, s1);
+    hn::StoreU(a.accumulate ? hn::Add(s, hn::LoadU(d, b)) : s, d, b);
+  }
+}
+
+template <size_t kC0, bool kMask>
+HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
+  if constexpr (kC0 < size_t(kBlock)) {
+    constexpr size_t kN = size_t(kBlock) - kC0 < kBwdWChannels ? size_t(kBlock) - kC0 : kBwdWChannels;
+    StartBwdWGroup<kC0, kMask>(a, t, std::make_index_sequence<kN * kVecPerBlock>());
+    BwdWGroups<kC0 + kN, kMask>(a, t);
+  }
+}
+
+/// The weight-update microkernel (a BwdWKernelFn): task t of a.
+template <bool kMask>
+HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
+  BwdWGroups<0, kMask>(a, t);
+  if (a.dbias && t.cb == 0 && t.t == 0) BwdBias<kMask>(a, t.kb);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hwyconv
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWYCONV_BWD_W_INL_H_

@@ -1,0 +1,84 @@
+// hwyconv/layout/bwd_transform.hpp - layout work of the training passes: the weights of backward
+// data (IOhw16o16i), the zero-padded (optionally ReLU-masked) copy of ddst, and the unfolding of
+// weight gradients computed on folded channels.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+
+#include "hwyconv/desc.hpp"
+#include "hwyconv/layout/reorder.hpp"
+#include "hwyconv/plan/bwd_plan.hpp"
+
+namespace hwyconv {
+
+/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
+/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
+/// flipped: the backward-data plan indexes taps explicitly). Do it once per training step, when
+/// the weights change. Throws Error("weights" / "wei_bwd_d") when a span is too small or they overlap.
+inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
+                                  int64_t R, int64_t S) {
+  const int64_t need = wei_blocked_size(K, C, R, S);
+  if (int64_t(wei.size()) < need)
+    throw Error("weights", "needs at least " + std::to_string(need) + " floats (OIhw16i16o), got " + std::to_string(wei.size()));
+  if (int64_t(wei_bwd_d.size()) < need)
+    throw Error("wei_bwd_d", "needs at least " + std::to_string(need) + " floats (IOhw16o16i), got " +
+                                 std::to_string(wei_bwd_d.size()));
+  const float* src = wei.data();
+  float* dst = wei_bwd_d.data();
+  if (src < dst + need && dst < src + need) throw Error("wei_bwd_d", "must not overlap weights");
+  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t t = 0; t < taps; ++t) {
+        const float* from = src + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
+        float* to = dst + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
+        for (int64_t i = 0; i < kBlock; ++i)
+          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
+      }
+}
+
+/// Work items of the padded ddst copy: one per (image, K block).
+constexpr int64_t padded_ddst_items(const BwdDataPlan& b) { return b.desc.N * b.desc.Kb(); }
+
+/// Copies item i (image n, K block kb) of ddst [N][Kb][P][Q][16] into the zero-padded
+/// [N][Kb][Hpad][Wpad][16] of the plan; with `mask` (same layout as ddst), values where mask <= 0
+/// become 0 (ReLU backward).
+inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask, float* out, int64_t i) {
+  const ConvDesc& d = b.desc;
+  const int64_t P = d.P(), Q = d.Q();
+  const float* g = ddst + i * P * Q * kBlock;
+  const float* m = mask ? mask + i * P * Q * kBlock : nullptr;
+  float* o = out + i * b.Hpad * b.Wpad * kBlock;
+  std::fill(o, o + b.Hpad * b.Wpad * kBlock, 0.0f);
+  for (int64_t p = 0; p < P; ++p) {
+    float* row = o + ((p + b.pad_h) * b.Wpad + b.pad_w) * kBlock;
+    const int64_t off = p * Q * kBlock;
+    if (!m) {
+      std::memcpy(row, g + off, sizeof(float) * size_t(Q * kBlock));
+    } else {
+      for (int64_t j = 0; j < Q * kBlock; ++j) row[j] = m[off + j] > 0.0f ? g[off + j] : 0.0f;
+    }
+  }
+}
+
+/// Unfolds weight gradients computed on folded channels ([Kb][Cr][16 f][16 k], f = (r*S + s)*C + c)
+/// into OIhw16i16o; padded input-channel slots become 0.
+inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
+  const ConvDesc& d = p.desc;
+  std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
+  for (int64_t kb = 0; kb < p.Kb; ++kb)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t r = 0; r < d.R; ++r)
+        for (int64_t s = 0; s < d.S; ++s) {
+          const int64_t f = (r * d.S + s) * d.C + c;
+          const float* from = folded + (kb * p.Cr + f / kBlock) * kBlock * kBlock + (f % kBlock) * kBlock;
+          float* to = wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
+          std::memcpy(to, from, sizeof(float) * kBlock);
+        }
+}
+
+}  // namespace hwyconv

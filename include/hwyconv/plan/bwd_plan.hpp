@@ -1,0 +1,146 @@
+// hwyconv/plan/bwd_plan.hpp - plans of the training passes: backward data (bwd_d) and backward
+// weights (bwd_w / update), paper SC18 sections on backward propagation and weight update.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "hwyconv/plan/plan.hpp"
+
+namespace hwyconv {
+
+/// Most stride phases (stride_h * stride_w) backward data supports.
+inline constexpr int64_t kMaxBwdPhases = 16;
+
+/// Backward data: dsrc[n][c][h][w] = sum_{k,r,s} ddst[n][k][p][q] * wei[k][c][r][s] over the (p, q)
+/// with h = p*stride_h + r*dil_h - pad_t (and w likewise). Rows h of one stride phase
+/// a = h mod stride_h see a fixed subset of the taps r, each at a fixed offset: for h = i*stride_h + a
+///   p = i + (a + pad_t - r*dil_h) / stride_h   whenever stride_h divides a + pad_t - r*dil_h.
+/// So each of the stride_h x stride_w phases is a stride-1 convolution over a zero-padded copy of
+/// ddst with its own taps: the forward microkernels and kernel streams run it unchanged, writing
+/// every stride-th pixel of dsrc directly (FwdPlan::out_px / out_row). No FMA is spent on a zero.
+/// For stride 1 this is the paper's "swap C and K, rotate R and S by 180 degrees".
+/// Weights are read in IOhw16o16i ([Cb][Kb][R][S][16 k][16 c]), made by reorder_weights_bwd_d.
+struct BwdDataPlan {
+  ConvDesc desc{};
+  int threads = 1;
+  int64_t pad_h = 0, pad_w = 0;  ///< zero rows/columns before ddst in the padded copy
+  int64_t Hpad = 0, Wpad = 0;    ///< padded copy: [N][Kb][Hpad][Wpad][16]
+  bool direct = false;           ///< no padding needed: the kernels read ddst itself
+  int64_t phases = 0;            ///< stride_h * stride_w (phases with no pixel are left out)
+  std::array<FwdPlan, kMaxBwdPhases> phase{};
+  int64_t scratch_in = 0;        ///< floats of the padded ddst copy (0 when direct)
+};
+
+/// Plans backward data for `d` and `threads`. Requires d.check().ok() and
+/// d.stride_h * d.stride_w <= kMaxBwdPhases (Conv checks both). Constexpr.
+constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
+  BwdDataPlan b{};
+  b.desc = d;
+  b.threads = threads < 1 ? 1 : threads;
+  const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), Kb = d.Kb(), taps = d.R * d.S;
+  // Tap offsets (in ddst rows/columns) and the padding they need, over all phases.
+  auto off_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) / d.stride_h; };
+  auto off_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) / d.stride_w; };
+  auto hits_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) % d.stride_h == 0; };
+  auto hits_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) % d.stride_w == 0; };
+  auto rows = [&](int64_t a) { return a < d.H ? div_up(d.H - a, d.stride_h) : 0; };
+  auto cols = [&](int64_t a) { return a < d.W ? div_up(d.W - a, d.stride_w) : 0; };
+  int64_t lo_h = 0, hi_h = P, lo_w = 0, hi_w = Q;  // ddst rows/cols read: [lo, hi)
+  for (int64_t a = 0; a < d.stride_h; ++a)
+    for (int64_t r = 0; r < d.R; ++r)
+      if (hits_h(a, r) && rows(a) > 0) {
+        lo_h = off_h(a, r) < lo_h ? off_h(a, r) : lo_h;
+        hi_h = off_h(a, r) + rows(a) > hi_h ? off_h(a, r) + rows(a) : hi_h;
+      }
+  for (int64_t a = 0; a < d.stride_w; ++a)
+    for (int64_t s = 0; s < d.S; ++s)
+      if (hits_w(a, s) && cols(a) > 0) {
+        lo_w = off_w(a, s) < lo_w ? off_w(a, s) : lo_w;
+        hi_w = off_w(a, s) + cols(a) > hi_w ? off_w(a, s) + cols(a) : hi_w;
+      }
+  b.pad_h = -lo_h;
+  b.pad_w = -lo_w;
+  b.Hpad = hi_h - lo_h;
+  b.Wpad = hi_w - lo_w;
+  b.direct = b.pad_h == 0 && b.pad_w == 0 && b.Hpad == P && b.Wpad == Q;
+  b.scratch_in = b.direct ? 0 : d.N * Kb * b.Hpad * b.Wpad * kBlock;
+
+  for (int64_t a = 0; a < d.stride_h; ++a) {
+    for (int64_t c = 0; c < d.stride_w; ++c) {
+      if (rows(a) == 0 || cols(c) == 0) continue;
+      FwdPlan p{};
+      p.desc = d;
+      p.threads = b.threads;
+      p.N = d.N;
+      p.P = rows(a);
+      p.Q = cols(c);
+      p.Cb = Kb;
+      p.Kb = Cb;  // outputs are C blocks of dsrc
+      p.mode = InputMode::kDirect;
+      p.Cr = Kb;  // reduction over K blocks of ddst
+      p.phases = 1;
+      p.Hph = b.Hpad;
+      p.Wph = b.Wpad;
+      p.taps = 0;
+      for (int64_t r = 0; r < d.R; ++r)
+        for (int64_t s = 0; s < d.S; ++s)
+          if (hits_h(a, r) && hits_w(c, s)) {
+            p.tap[p.taps].in_off = ((off_h(a, r) + b.pad_h) * b.Wpad + off_w(c, s) + b.pad_w) * kBlock;
+            p.tap[p.taps].w_off = (r * d.S + s) * kBlock * kBlock;
+            ++p.taps;
+          }
+      p.in_row = b.Wpad * kBlock;
+      p.in_cb = b.Hpad * b.Wpad * kBlock;
+      p.in_n = Kb * p.in_cb;
+      p.wei_cb = taps * kBlock * kBlock;
+      p.wei_kb = Kb * p.wei_cb;
+      p.out_row = d.stride_h * d.W * kBlock;
+      p.out_px = d.stride_w * kBlock;
+      p.out_kb = d.H * d.W * kBlock;
+      p.out_n = Cb * p.out_kb;
+      p.out_base = (a * d.W + c) * kBlock;
+      choose_blocking(p);
+      // The kernel reads weights per tap through w_off; chunking over K blocks uses all R*S taps.
+      b.phase[b.phases++] = p;
+    }
+  }
+  return b;
+}
+
+/// Backward weights: dwei[k][c][r][s] = sum_{n,p,q} ddst[n][k][p][q] * src[n][c][h][w] (h, w as in
+/// forward) and dbias[k] = sum_{n,p,q} ddst[n][k][p][q]. The microkernel accumulates one 16 x 16
+/// (input block x output block) sub-tensor for one tap over the output pixels, reading src from the
+/// forward plan's working input (padded phase images, or the folded (r, s, c) channels for small C).
+/// Two parallel strategies (paper SC18, weight update): kTasks splits the independent
+/// (K block, C block, tap) tasks among threads (results independent of the thread count);
+/// kMinibatch, when there are too few tasks, splits the images, each thread accumulating a private
+/// copy of dwei, followed by a reduction in a fixed order.
+struct BwdWeightsPlan {
+  enum class Strategy : uint8_t { kTasks, kMinibatch };
+  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer)
+  int threads = 1;
+  Strategy strategy = Strategy::kTasks;
+  int64_t tasks = 0;   ///< Kb * Cr * taps
+  int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
+  int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
+};
+
+/// Plans backward weights for `d` and `threads`. Constexpr.
+constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
+  BwdWeightsPlan b{};
+  b.fwd = make_fwd_plan(d, threads);
+  b.threads = b.fwd.threads;
+  b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
+  b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
+  // Enough tasks to balance (at least 4 per thread), or too few images to split: tasks.
+  b.strategy = (b.tasks >= 4 * b.threads || d.N < 2 || b.threads == 1) ? BwdWeightsPlan::Strategy::kTasks
+                                                                      : BwdWeightsPlan::Strategy::kMinibatch;
+  const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
+  const bool folded = b.fwd.mode == InputMode::kFold;
+  b.scratch = b.fwd.scratch_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
+              b.fwd.Kb * kBlock;
+  return b;
+}
+
+}  // namespace hwyconv

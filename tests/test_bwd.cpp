@@ -1,0 +1,295 @@
+// Training passes against the reference loops, on every Highway target this CPU supports: backward
+// data (strided layers included) and backward weights with dbias, a finite-difference gradient
+// check, thread-count independence, fused ReLU backward, and bad arguments.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hwyconv/hwyconv.hpp"
+#include "test_util.hpp"
+
+namespace hwyconv::test {
+namespace {
+
+/// A training problem: src, weights and ddst with references for dsrc, dwei and dbias, and the
+/// sums of absolute products (for the tolerance).
+struct BwdProblem {
+  ConvDesc d;
+  std::vector<float> src, wei, ddst;          // nchw, oihw, nkpq
+  std::vector<float> bsrc, bwei, bddst;       // blocked
+  std::vector<double> dsrc, dsrc_abs, dwei, dwei_abs, dbias, dbias_abs;
+
+  BwdProblem(const ConvDesc& desc, uint32_t seed) : d(desc) {
+    std::mt19937 g(seed);
+    const int64_t P = d.P(), Q = d.Q();
+    src = random_floats(d.N * d.C * d.H * d.W, g);
+    wei = random_floats(d.K * d.C * d.R * d.S, g);
+    ddst = random_floats(d.N * d.K * P * Q, g);
+    bsrc.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
+    bwei.resize(size_t(wei_blocked_size(d.K, d.C, d.R, d.S)));
+    bddst.resize(size_t(act_blocked_size(d.N, d.K, P, Q)));
+    reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
+    reorder_oihw_to_OIhw16i16o(wei, bwei, d.K, d.C, d.R, d.S);
+    reorder_nchw_to_nChw16c(ddst, bddst, d.N, d.K, P, Q);
+    dsrc.resize(src.size());
+    dsrc_abs.resize(src.size());
+    dwei.resize(wei.size());
+    dwei_abs.resize(wei.size());
+    dbias.resize(size_t(d.K));
+    dbias_abs.resize(size_t(d.K));
+    reference::conv_bwd_d(d, ddst, wei, dsrc);
+    reference::conv_bwd_d(d, abs_of(ddst), abs_of(wei), dsrc_abs);
+    reference::conv_bwd_w(d, src, ddst, dwei, dbias);
+    reference::conv_bwd_w(d, abs_of(src), abs_of(ddst), dwei_abs, dbias_abs);
+  }
+};
+
+/// Runs both passes through Conv and compares with the references. Reduction lengths: K*R*S terms
+/// per dsrc element, N*P*Q per dwei and dbias element.
+void check_backward(const BwdProblem& pb, int threads = 1) {
+  const ConvDesc& d = pb.d;
+  INFO(describe(d) << " threads " << threads);
+  Conv conv(d, {.threads = threads});
+  std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size(), 5.0f), dwei(pb.bwei.size(), 5.0f), dbias(size_t(d.K), 5.0f);
+  conv.reorder_weights_bwd_d(pb.bwei, wbd);
+  conv.backward_data(pb.bddst, wbd, dsrc);
+  conv.backward_weights(pb.bsrc, pb.bddst, dwei, dbias);
+
+  std::vector<float> plain(pb.src.size());
+  reorder_nChw16c_to_nchw(dsrc, plain, d.N, d.C, d.H, d.W);
+  std::string worst;
+  CHECK_MESSAGE(count_mismatches(plain, pb.dsrc, pb.dsrc_abs, d.K * d.R * d.S, &worst) == 0, "dsrc " << worst);
+  int64_t pad_nonzero = 0;
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = d.C; c < round_up(d.C, kBlock); ++c)
+      for (int64_t hw = 0; hw < d.H * d.W; ++hw)
+        pad_nonzero += dsrc[size_t(((n * d.Cb() + c / kBlock) * d.H * d.W + hw) * kBlock + c % kBlock)] != 0.0f;
+  CHECK(pad_nonzero == 0);
+
+  std::vector<float> wplain(pb.wei.size());
+  reorder_OIhw16i16o_to_oihw(dwei, wplain, d.K, d.C, d.R, d.S);
+  CHECK_MESSAGE(count_mismatches(wplain, pb.dwei, pb.dwei_abs, d.N * d.P() * d.Q(), &worst) == 0, "dwei " << worst);
+  CHECK_MESSAGE(count_mismatches(dbias, pb.dbias, pb.dbias_abs, d.N * d.P() * d.Q(), &worst) == 0, "dbias " << worst);
+  // Padded slots of the blocked weight gradient are zero.
+  std::vector<float> reblocked(dwei.size());
+  reorder_oihw_to_OIhw16i16o(wplain, reblocked, d.K, d.C, d.R, d.S);
+  CHECK(reblocked == dwei);
+}
+
+std::vector<ConvDesc> training_shapes() {
+  return {
+      // ResNet-50 layer kinds (reduced spatially and in channels): 3x3 pad 1, 1x1, 1x1 stride 2.
+      ConvDesc(2, 64, 64, 14, 14, 3, 3, 1, 1), ConvDesc(2, 64, 256, 14, 14, 1, 1),
+      ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), ConvDesc(1, 128, 128, 7, 7, 3, 3, 1, 1),
+      ConvDesc(1, 512, 64, 7, 7, 1, 1, 2, 0),
+      // Stride 2 with 3x3 and padding, first layer 7x7 stride 2 C = 3 (folded), stride 3, dilation.
+      ConvDesc(2, 32, 48, 15, 13, 3, 3, 2, 1), ConvDesc(1, 3, 64, 45, 45, 7, 7, 2, 3),
+      ConvDesc(1, 20, 24, 17, 19, 5, 5, 3, 2), ConvDesc(1, 17, 19, 12, 11, 3, 3, 1, 2).with_dilation(2, 2),
+      ConvDesc(2, 21, 18, 10, 9, 4, 2, 1, 0).with_stride(2, 1).with_pad(3, 1, 0, 0),
+  };
+}
+
+std::vector<ConvDesc> random_training_sweep(int count, uint32_t seed) {
+  std::mt19937 g(seed);
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(g); };
+  std::vector<ConvDesc> out;
+  while (int(out.size()) < count) {
+    ConvDesc d(pick(1, 3), pick(1, 37), pick(1, 37), pick(1, 17), pick(1, 19), pick(1, 7), pick(1, 7));
+    d = d.with_stride(pick(1, 3), pick(1, 3));
+    if (pick(0, 4) == 0) d = d.with_dilation(pick(1, 2), pick(1, 2));
+    const int64_t eh = d.dil_h * (d.R - 1) + 1, ew = d.dil_w * (d.S - 1) + 1;
+    d = d.with_pad(pick(0, eh - 1), pick(0, ew - 1), pick(0, eh - 1), pick(0, ew - 1));
+    if (d.check().ok()) out.push_back(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("bwd: layer shapes and strided layers match the reference on every target") {
+  static std::vector<std::unique_ptr<BwdProblem>> pbs;
+  if (pbs.empty()) {
+    uint32_t seed = 300;
+    for (const ConvDesc& d : training_shapes()) pbs.push_back(std::make_unique<BwdProblem>(d, seed++));
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs) check_backward(*pb, 2);
+  });
+}
+
+TEST_CASE("bwd: seeded random sweep with remainders in every dimension") {
+  static std::vector<std::unique_ptr<BwdProblem>> pbs;
+  if (pbs.empty()) {
+    uint32_t seed = 900;
+    for (const ConvDesc& d : random_training_sweep(30, 77)) pbs.push_back(std::make_unique<BwdProblem>(d, seed++));
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs) check_backward(*pb, 1 + int(pb->d.N % 3));
+  });
+}
+
+TEST_CASE("bwd: finite-difference check of dsrc, dwei and dbias for L = sum(dst * G)") {
+  // Inputs are multiples of 2^-8 in [-1, 1] and the step is 2^-4, so x +- h is exact in float and L
+  // (double-accumulated reference, a sum of exact float products) is linear in each input: the
+  // central difference equals the gradient up to double rounding. The tolerance is the float
+  // accumulation bound of the analytic side.
+  const ConvDesc d = ConvDesc(2, 5, 6, 7, 6, 3, 3, 2, 1);
+  std::mt19937 g(3);
+  std::uniform_int_distribution<int> q8(-256, 256);
+  auto grid = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = float(q8(g)) / 256.0f;
+    return v;
+  };
+  const int64_t P = d.P(), Q = d.Q();
+  std::vector<float> src = grid(d.N * d.C * d.H * d.W), wei = grid(d.K * d.C * d.R * d.S), bias = grid(d.K),
+                     G = grid(d.N * d.K * P * Q);
+  auto loss = [&](const std::vector<float>& s, const std::vector<float>& w, const std::vector<float>& b) {
+    std::vector<double> out(G.size());
+    reference::conv_fwd(d, s, w, b, out);
+    double l = 0;
+    for (size_t i = 0; i < out.size(); ++i) l += out[i] * double(G[i]);
+    return l;
+  };
+  const float h = 1.0f / 16;
+  auto fd = [&](std::vector<float>& v, size_t i) {
+    const float x = v[i];
+    v[i] = x + h;
+    const double lp = loss(src, wei, bias);
+    v[i] = x - h;
+    const double lm = loss(src, wei, bias);
+    v[i] = x;
+    return (lp - lm) / (2.0 * double(h));
+  };
+  // Analytic gradients from hwyconv.
+  std::vector<float> bsrc(size_t(act_blocked_size(d.N, d.C, d.H, d.W))), bwei(size_t(wei_blocked_size(d.K, d.C, d.R, d.S))),
+      bG(size_t(act_blocked_size(d.N, d.K, P, Q)));
+  reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
+  reorder_oihw_to_OIhw16i16o(wei, bwei, d.K, d.C, d.R, d.S);
+  reorder_nchw_to_nChw16c(G, bG, d.N, d.K, P, Q);
+  for_each_target([&](const std::string&) {
+    Conv conv(d, {.threads = 2});
+    std::vector<float> wbd(bwei.size()), dsrc(bsrc.size()), dwei(bwei.size()), dbias(size_t(d.K));
+    conv.reorder_weights_bwd_d(bwei, wbd);
+    conv.backward_data(bG, wbd, dsrc);
+    conv.backward_weights(bsrc, bG, dwei, dbias);
+    std::vector<float> dsrc_p(src.size()), dwei_p(wei.size());
+    reorder_nChw16c_to_nchw(dsrc, dsrc_p, d.N, d.C, d.H, d.W);
+    reorder_OIhw16i16o_to_oihw(dwei, dwei_p, d.K, d.C, d.R, d.S);
+    const double u = std::ldexp(1.0, -24);
+    for (size_t i = 0; i < src.size(); ++i)
+      CHECK(std::fabs(dsrc_p[i] - fd(src, i)) <= 4.0 * std::sqrt(double(d.K * d.R * d.S)) * u * double(d.K * d.R * d.S));
+    for (size_t i = 0; i < wei.size(); ++i)
+      CHECK(std::fabs(dwei_p[i] - fd(wei, i)) <= 4.0 * std::sqrt(double(d.N * P * Q)) * u * double(d.N * P * Q));
+    for (size_t i = 0; i < bias.size(); ++i)
+      CHECK(std::fabs(dbias[i] - fd(bias, i)) <= 4.0 * std::sqrt(double(d.N * P * Q)) * u * double(d.N * P * Q));
+  });
+}
+
+TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
+  // 3x3 with many tasks: the task split, bitwise independent of the thread count.
+  // 1x1 16 -> 16 with N = 4: one task, so 2 and 3 threads split the minibatch (private copies).
+  for (const ConvDesc& d : {ConvDesc(3, 40, 36, 11, 9, 3, 3, 2, 1), ConvDesc(4, 16, 16, 9, 9, 1, 1)}) {
+    const BwdProblem pb(d, 17);
+    std::vector<float> first_dsrc, first_dwei;
+    for (int threads : {1, 2, 3}) {
+      INFO(describe(d) << " threads " << threads);
+      check_backward(pb, threads);
+      Conv conv(d, {.threads = threads});
+      std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size()), dwei(pb.bwei.size());
+      conv.reorder_weights_bwd_d(pb.bwei, wbd);
+      conv.backward_data(pb.bddst, wbd, dsrc);
+      conv.backward_weights(pb.bsrc, pb.bddst, dwei, {});
+      if (threads == 1) {
+        first_dsrc = dsrc;
+        first_dwei = dwei;
+        continue;
+      }
+      CHECK(dsrc == first_dsrc);
+      const bool split_n = make_bwd_weights_plan(d, threads).strategy == BwdWeightsPlan::Strategy::kMinibatch;
+      CHECK(split_n == (d.R == 1));
+      if (!split_n) CHECK(dwei == first_dwei);  // else: within tolerance (checked by check_backward)
+    }
+  }
+}
+
+TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
+  const ConvDesc d = ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1);
+  const BwdProblem pb(d, 23);
+  std::mt19937 g(8);
+  const std::vector<float> mask = random_floats(int64_t(pb.bddst.size()), g);  // > 0 about half the time
+  std::vector<float> masked(pb.bddst.size());
+  for (size_t i = 0; i < masked.size(); ++i) masked[i] = mask[i] > 0 ? pb.bddst[i] : 0.0f;
+  for_each_target([&](const std::string&) {
+    Conv conv(d, {.threads = 2});
+    std::vector<float> wbd(pb.bwei.size()), a(pb.bsrc.size()), b(pb.bsrc.size()), wa(pb.bwei.size()),
+        wb(pb.bwei.size()), ba(size_t(d.K)), bb(size_t(d.K));
+    conv.reorder_weights_bwd_d(pb.bwei, wbd);
+    conv.backward_data(pb.bddst, wbd, a, {.relu_mask = mask});
+    conv.backward_data(masked, wbd, b);
+    CHECK(a == b);
+    conv.backward_weights(pb.bsrc, pb.bddst, wa, ba, {.relu_mask = mask});
+    conv.backward_weights(pb.bsrc, masked, wb, bb);
+    CHECK(wa == wb);
+    CHECK(ba == bb);
+  });
+}
+
+TEST_CASE("bwd: bad buffers are named and nothing is written") {
+  const ConvDesc d(2, 20, 24, 9, 11, 3, 3, 2, 1);
+  Conv conv(d);
+  const BwdProblem pb(d, 1);
+  std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size(), 42.0f), dwei(pb.bwei.size(), 42.0f), dbias(size_t(d.K), 42.0f);
+  conv.reorder_weights_bwd_d(pb.bwei, wbd);
+  using S = std::span<const float>;
+  using SO = std::span<float>;
+  auto named = [](const char* field, auto&& f) {
+    INFO(field);
+    try {
+      f();
+      CHECK(false);
+    } catch (const Error& e) {
+      CHECK(e.field() == field);
+    }
+  };
+  named("ddst", [&] { conv.backward_data(S(pb.bddst).first(7), wbd, dsrc); });
+  named("wei_bwd_d", [&] { conv.backward_data(pb.bddst, S(wbd).first(7), dsrc); });
+  named("dsrc", [&] { conv.backward_data(pb.bddst, wbd, SO(dsrc).first(7)); });
+  named("relu_mask", [&] { conv.backward_data(pb.bddst, wbd, dsrc, {.relu_mask = S(pb.bddst).first(3)}); });
+  named("src", [&] { conv.backward_weights(S(pb.bsrc).first(7), pb.bddst, dwei, dbias); });
+  named("ddst", [&] { conv.backward_weights(pb.bsrc, S(pb.bddst).first(7), dwei, dbias); });
+  named("dweights", [&] { conv.backward_weights(pb.bsrc, pb.bddst, SO(dwei).first(7), dbias); });
+  named("dbias", [&] { conv.backward_weights(pb.bsrc, pb.bddst, dwei, SO(dbias).first(3)); });
+  named("wei_bwd_d", [&] { conv.reorder_weights_bwd_d(pb.bwei, SO(wbd).first(9)); });
+  CHECK(std::all_of(dsrc.begin(), dsrc.end(), [](float v) { return v == 42.0f; }));
+  CHECK(std::all_of(dwei.begin(), dwei.end(), [](float v) { return v == 42.0f; }));
+  CHECK(std::all_of(dbias.begin(), dbias.end(), [](float v) { return v == 42.0f; }));
+}
+
+namespace {
+constexpr ConvDesc kTrain = ConvDesc(2, 19, 33, 12, 10, 3, 3, 2, 1);
+}
+
+TEST_CASE("StaticConv: backward passes equal Conv's") {
+  using L = StaticConv<kTrain, 2>;
+  static_assert(L::kBwdDataPlan.phases == 4);
+  const BwdProblem pb(kTrain, 5);
+  Conv conv(kTrain, {.threads = 2});
+  std::vector<float> wbd(pb.bwei.size()), a(pb.bsrc.size()), b(pb.bsrc.size()), wa(pb.bwei.size()), wb(pb.bwei.size()),
+      ba(size_t(kTrain.K)), bb(size_t(kTrain.K));
+  conv.reorder_weights_bwd_d(pb.bwei, wbd);
+  conv.backward_data(pb.bddst, wbd, a);
+  L::backward_data(pb.bddst, wbd, b);
+  CHECK(a == b);
+  conv.backward_weights(pb.bsrc, pb.bddst, wa, ba);
+  L::backward_weights(pb.bsrc, pb.bddst, wb, bb);
+  CHECK(wa == wb);
+  CHECK(ba == bb);
+}
+
+}  // namespace hwyconv::test
