@@ -32,7 +32,7 @@ std::string describe(const hwyconv::FwdPlan& p) {
                      : p.mode == hwyconv::InputMode::kPhases ? "phases"
                                                              : "fold";
   return std::string(hwyconv::Conv::target()) + " " + mode + " rb" + std::to_string(p.rb().rb_p) + "x" +
-         std::to_string(p.rb().rb_q) + " cc" + std::to_string(p.c_chunk);
+         std::to_string(p.rb().rb_q) + " cc" + std::to_string(p.c_chunk) + " kg" + std::to_string(p.kb_group);
 }
 
 /// Forward: Conv(desc, {.threads}) then forward(src, wei, bias, dst) with bias, no other post-op.
@@ -59,6 +59,49 @@ Measurement hwyconv_fwd(const Problem& p, const RunConfig& cfg) {
   return m;
 }
 
+/// Backward data: reorder_weights_bwd_d once (outside the timing, as once per training step), then
+/// backward_data(ddst, wei_bwd_d, dsrc). The first call (which builds the phase streams) is warm-up.
+Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
+  const Layer& l = p.layer;
+  const hwyconv::ConvDesc d = desc_of(l, p.mb);
+  hwyconv::Conv conv(d, {.threads = cfg.threads});
+  Measurement m;
+  Buffer wei(size_t(conv.wei_size())), wbd(size_t(conv.wei_size())), ddst(size_t(conv.dst_size())),
+      dsrc(size_t(conv.src_size()));
+  hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
+  hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
+  m.create_ms = median_call_ms([&] { conv.reorder_weights_bwd_d(wei, wbd); }, 5);
+  m.time = measure([&] { conv.backward_data(ddst, wbd, dsrc); }, cfg.timing);
+  m.output.resize(size_t(p.src_elems()));
+  hwyconv::reorder_nChw16c_to_nchw(dsrc, m.output, p.mb, l.ic, l.ih, l.iw);
+  const hwyconv::BwdDataPlan b = hwyconv::make_bwd_data_plan(d, cfg.threads);
+  m.impl = std::string(hwyconv::Conv::target()) + " phases" + std::to_string(b.phases) +
+           (b.direct ? " direct" : " padded") + " rb" + std::to_string(b.phase[0].rb().rb_p) + "x" +
+           std::to_string(b.phase[0].rb().rb_q);
+  m.ran = true;
+  return m;
+}
+
+/// Backward weights (no bias gradient, as oneDNN's runner): backward_weights(src, ddst, dwei, {}).
+Measurement hwyconv_bwd_w(const Problem& p, const RunConfig& cfg) {
+  const Layer& l = p.layer;
+  const hwyconv::ConvDesc d = desc_of(l, p.mb);
+  hwyconv::Conv conv(d, {.threads = cfg.threads});
+  Measurement m;
+  Buffer src(size_t(conv.src_size())), ddst(size_t(conv.dst_size())), dwei(size_t(conv.wei_size()));
+  hwyconv::reorder_nchw_to_nChw16c(p.src, src, p.mb, l.ic, l.ih, l.iw);
+  hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
+  m.time = measure([&] { conv.backward_weights(src, ddst, dwei, {}); }, cfg.timing);
+  m.output.resize(size_t(p.wei_elems()));
+  hwyconv::reorder_OIhw16i16o_to_oihw(dwei, m.output, l.oc, l.ic, l.kh, l.kw);
+  const hwyconv::BwdWeightsPlan b = hwyconv::make_bwd_weights_plan(d, cfg.threads);
+  m.impl = std::string(hwyconv::Conv::target()) +
+           (b.strategy == hwyconv::BwdWeightsPlan::Strategy::kTasks ? " tasks" : " minibatch") +
+           std::to_string(b.tasks);
+  m.ran = true;
+  return m;
+}
+
 /// Threads: Options::threads partitions the kernel stream; it runs on hwyconv's global pool.
 std::string hwyconv_threads(int threads) {
   const int pool = hwyconv::ThreadPool::global().size();
@@ -75,6 +118,8 @@ Library hwyconv_library() {
   Library lib;
   lib.name = "hwyconv";
   lib.runners[int(Pass::kFwd)] = hwyconv_fwd;
+  lib.runners[int(Pass::kBwdD)] = hwyconv_bwd_d;
+  lib.runners[int(Pass::kBwdW)] = hwyconv_bwd_w;
   lib.threads_info = hwyconv_threads;
   lib.version = std::string("hwyconv, Highway target ") + hwyconv::Conv::target();
   return lib;

@@ -160,7 +160,8 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  run_items(pf, p.threads, input_transform_items(p), [&](int64_t i) { transform_input(p, src.data(), work, i); });
+  for (int stage = 0; stage < input_transform_stages(p); ++stage)
+    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src.data(), work, stage, i); });
   const KernelTable& kt = kernels();
   parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
 }
@@ -244,7 +245,8 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  run_items(pf, f.threads, input_transform_items(f), [&](int64_t i) { transform_input(f, src.data(), work, i); });
+  for (int stage = 0; stage < input_transform_stages(f); ++stage)
+    run_items(pf, f.threads, input_transform_items(f, stage), [&](int64_t i) { transform_input(f, src.data(), work, stage, i); });
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;

@@ -10,19 +10,24 @@
 
 namespace hwyconv {
 
-/// Work items of the input transform (they may run in parallel): N * Cb for kPhases (one C block of
-/// one image each), N * P for kFold (one output row of one image each), 0 for kDirect.
-constexpr int64_t input_transform_items(const FwdPlan& p) {
-  switch (p.mode) {
-    case InputMode::kPhases: return p.desc.N * p.Cb;
-    case InputMode::kFold: return p.desc.N * p.P;
-    default: return 0;
-  }
+/// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
+/// for kFold (a dense copy, then the folding), 0 for kDirect.
+constexpr int input_transform_stages(const FwdPlan& p) {
+  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? 2 : 0);
 }
 
-/// Runs item `i` of the input transform: src is nChw16c [N][Cb][H][W][16], work the plan's working
-/// input [N][Cr][phases][Hph][Wph][16]. Every float of the item's part of `work` is written.
-inline void transform_input(const FwdPlan& p, const float* src, float* work, int64_t i) {
+/// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
+/// (one row of the dense copy), stage 1: N * P (one output row of one image).
+constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
+  if (p.mode == InputMode::kPhases) return p.desc.N * p.Cb;
+  if (p.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.dense_h : p.P);
+  return 0;
+}
+
+/// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
+/// [N][Cr][phases][Hph][Wph][16] (for kFold followed by the dense copy [N][dense_h][dense_w][C]).
+/// Every float of the item's part of `work` is written.
+inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
   constexpr size_t kPix = sizeof(float) * kBlock;
   if (p.mode == InputMode::kPhases) {
@@ -47,29 +52,42 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
         }
       }
     }
-  } else if (p.mode == InputMode::kFold) {
-    // Folded channel f = (r*S + s)*C + c of output pixel (y, q) is src pixel
-    // (y*stride_h + r*dil_h - pad_t, q*stride_w + s*dil_w - pad_l), channel c.
-    const int64_t n = i / p.P, y = i % p.P;
-    const int64_t plane = p.Hph * p.Wph * kBlock;
-    float* w = work + n * p.in_n + y * p.in_row;
-    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memset(w + cb * plane, 0, size_t(p.Wph) * kPix);
-    for (int64_t r = 0; r < d.R; ++r) {
-      const int64_t sy = y * d.stride_h + r * d.dil_h - d.pad_t;
-      if (sy < 0 || sy >= d.H) continue;
-      for (int64_t c = 0; c < d.C; ++c) {
-        const float* srow = src + ((n * p.Cb + c / kBlock) * d.H + sy) * d.W * kBlock + c % kBlock;
-        for (int64_t s = 0; s < d.S; ++s) {
-          const int64_t f = (r * d.S + s) * d.C + c;
-          float* dcol = w + (f / kBlock) * plane + f % kBlock;
-          const int64_t x0 = s * d.dil_w - d.pad_l;
-          for (int64_t q = 0; q < p.Q; ++q) {
-            const int64_t sx = q * d.stride_w + x0;
-            if (sx >= 0 && sx < d.W) dcol[q * kBlock] = srow[sx * kBlock];
-          }
-        }
-      }
+    return;
+  }
+  if (p.mode != InputMode::kFold) return;
+  // kFold. Stage 0: dense[n][y][x][c] = src pixel (y - pad_t, x - pad_l), channel c, or 0: the C
+  // channels of a pixel next to each other, so that the S*C folded channels of one filter row are
+  // one contiguous run. Stage 1: folded channel f = (r*S + s)*C + c of output pixel (y, q) is
+  // dense (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c.
+  float* dense = work + d.N * p.in_n;
+  const int64_t C = d.C, Dh = p.dense_h, Dw = p.dense_w;
+  if (stage == 0) {
+    const int64_t n = i / Dh, y = i % Dh, sy = y - d.pad_t;
+    float* row = dense + (n * Dh + y) * Dw * C;
+    std::fill(row, row + Dw * C, 0.0f);
+    if (sy < 0 || sy >= d.H) return;
+    for (int64_t x = 0; x < Dw; ++x) {
+      const int64_t sx = x - d.pad_l;
+      if (sx < 0 || sx >= d.W) continue;
+      for (int64_t c = 0; c < C; ++c)
+        row[x * C + c] = src[((n * p.Cb + c / kBlock) * d.H + sy) * d.W * kBlock + sx * kBlock + c % kBlock];
     }
+    return;
+  }
+  const int64_t n = i / p.P, y = i % p.P;
+  const int64_t plane = p.Hph * p.Wph * kBlock, folded = p.Cr * kBlock, run = d.S * C;
+  float pixel[kMaxTaps * kBlock];
+  std::fill(pixel + d.R * run, pixel + folded, 0.0f);
+  float* out = work + n * p.in_n + y * p.in_row;
+  for (int64_t q = 0; q < p.Q; ++q) {
+    for (int64_t r = 0; r < d.R; ++r) {
+      const float* from = dense + ((n * Dh + y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+      if (d.dil_w == 1)
+        std::memcpy(pixel + r * run, from, sizeof(float) * size_t(run));
+      else
+        for (int64_t s = 0; s < d.S; ++s) std::memcpy(pixel + r * run + s * C, from + s * d.dil_w * C, sizeof(float) * size_t(C));
+    }
+    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memcpy(out + cb * plane + q * kBlock, pixel + cb * kBlock, kPix);
   }
 }
 

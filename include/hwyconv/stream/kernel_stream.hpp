@@ -37,18 +37,20 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Work is split as contiguous ranges of (n, kb, row group) items; every output block belongs to
-/// exactly one thread and is reduced in the same order whatever the thread count, so results are
-/// bitwise independent of the number of threads.
+/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group. Work is split
+/// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
+/// thread and is reduced in the same order whatever the thread count, so results are bitwise
+/// independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
-  const int64_t groups = pl.p_groups;
-  const int64_t items = pl.N * pl.Kb * groups;
+  const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
+  const int64_t items = pl.N * kgroups * groups;
   const int64_t begin = items * t / pl.threads, end = items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
-    const int64_t n = it / (pl.Kb * groups), kb = (it / groups) % pl.Kb, g0 = it % groups;
+    const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
+    const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
     for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {
       const int64_t cn = pl.Cr - c0 < pl.c_chunk ? pl.Cr - c0 : pl.c_chunk;
       const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) |
@@ -57,15 +59,17 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
         const int64_t p0 = g * rb.rb_p;
         const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
         plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int b, int64_t p, int64_t q) {
-          StreamEntry e{};
-          e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
-          e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
-          e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
-          e.kb = int32_t(kb);
-          e.block = uint16_t(b);
-          e.c_blocks = uint16_t(cn);
-          e.flags = flags;
-          emit(e);
+          for (int64_t kb = kb0; kb < kb1; ++kb) {
+            StreamEntry e{};
+            e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
+            e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
+            e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
+            e.kb = int32_t(kb);
+            e.block = uint16_t(b);
+            e.c_blocks = uint16_t(cn);
+            e.flags = flags;
+            emit(e);
+          }
         });
       }
     }
