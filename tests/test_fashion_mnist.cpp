@@ -1,6 +1,6 @@
 // Tests of examples/fashion_mnist: the IDX reader on files written here (gzipped with zlib: good,
-// truncated, wrong magic, damaged stream), a smoke training run (synthetic images, and the real
-// Fashion-MNIST when installed), a finite-difference check of the network's gradients, the weights
+// truncated, wrong magic, damaged stream), the max pooling, a smoke training run (synthetic images,
+// and the real Fashion-MNIST when installed), a finite-difference check of the network's gradients, the weights
 // file round trip, and the learning-curve writers. Its own executable (links the example's library).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -20,6 +21,7 @@
 #include "curve.hpp"
 #include "idx.hpp"
 #include "net.hpp"
+#include "ops.hpp"
 
 namespace fs = std::filesystem;
 
@@ -220,6 +222,42 @@ TEST_CASE("idx: load_split names the Debian package for a missing folder and che
     CHECK(error_of<fmnist::IdxError>([&] { fmnist::load_split(dir.path, "train"); }).find("train-labels-idx1-ubyte.gz") !=
           std::string::npos);
   }
+}
+
+TEST_CASE("ops: 2x2 max pooling takes the first maximum of each window and routes the gradient there") {
+  constexpr int64_t planes = 2, H = 4, W = 6, B = 16;
+  std::mt19937 g(4);
+  std::uniform_int_distribution<int> small(-3, 3);  // few distinct values: many ties
+  std::vector<float> in(size_t(planes * H * W * B));
+  for (float& v : in) v = float(small(g));
+  std::vector<float> out(in.size() / 4), dout(out.size()), din(in.size(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<uint8_t> arg(out.size(), 99);
+  for (size_t i = 0; i < dout.size(); ++i) dout[i] = float(i + 1);
+  fmnist::max_pool_2x2_fwd(in.data(), out.data(), arg.data(), planes, H, W);
+  fmnist::max_pool_2x2_bwd(dout.data(), arg.data(), din.data(), planes, H, W);
+  auto at = [&](int64_t p, int64_t y, int64_t x, int64_t c) { return size_t(((p * H + y) * W + x) * B + c); };
+  int64_t routed = 0;
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t y = 0; y < H / 2; ++y)
+      for (int64_t x = 0; x < W / 2; ++x)
+        for (int64_t c = 0; c < B; ++c) {
+          const size_t o = size_t(((p * (H / 2) + y) * (W / 2) + x) * B + c);
+          int first = 0;
+          float m = in[at(p, 2 * y, 2 * x, c)];
+          for (int k = 1; k < 4; ++k)
+            if (in[at(p, 2 * y + k / 2, 2 * x + k % 2, c)] > m) {
+              m = in[at(p, 2 * y + k / 2, 2 * x + k % 2, c)];
+              first = k;
+            }
+          CHECK(out[o] == m);
+          CHECK(int(arg[o]) == first);
+          for (int k = 0; k < 4; ++k) {
+            const float d = din[at(p, 2 * y + k / 2, 2 * x + k % 2, c)];
+            CHECK(d == (k == first ? dout[o] : 0.0f));
+            routed += k == first && d == dout[o];
+          }
+        }
+  CHECK(routed == int64_t(out.size()));
 }
 
 TEST_CASE("net: a few SGD steps on synthetic images lower the loss") {

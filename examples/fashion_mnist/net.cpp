@@ -9,6 +9,7 @@
 //   conv1: bwd_w(x, da1, mask a1) -> dW1, db1     (no bwd_d: nothing below the input)
 // The ReLU backward is fused into hwyconv's passes via relu_mask = the layer's forward output.
 #include "net.hpp"
+#include "ops.hpp"
 
 #include <hwyconv/hwyconv.hpp>
 
@@ -69,43 +70,6 @@ struct Layer {
   LayerSpec spec;
   std::vector<float> w, dw, vw, b, db, vb, w_bwd_d;
 };
-
-/// 2x2 max pooling with stride 2 over `planes` nChw16c planes of H x W x 16 (H, W even). Writes
-/// out (H/2 x W/2 x 16 per plane) and arg, the position 0..3 of each maximum in its window (the
-/// first one on ties). Branch-free over the 16 channels, so the compiler vectorises it.
-void max_pool_fwd(const float* in, float* out, uint8_t* arg, int64_t planes, int64_t H, int64_t W) {
-  const int64_t Ho = H / 2, Wo = W / 2;
-  for (int64_t pl = 0; pl < planes; ++pl)
-    for (int64_t y = 0; y < Ho; ++y)
-      for (int64_t x = 0; x < Wo; ++x) {
-        const float* a = in + ((pl * H + 2 * y) * W + 2 * x) * kB;  // window (0,0); (0,1) at +16
-        const float* b = a + W * kB;                                // window (1,0); (1,1) at +16
-        float* o = out + ((pl * Ho + y) * Wo + x) * kB;
-        uint8_t* g = arg + ((pl * Ho + y) * Wo + x) * kB;
-        for (int64_t c = 0; c < kB; ++c) {
-          const float v0 = a[c], v1 = a[kB + c], v2 = b[c], v3 = b[kB + c];
-          const float m = std::max(std::max(v0, v1), std::max(v2, v3));
-          o[c] = m;
-          g[c] = uint8_t(v0 == m ? 0 : v1 == m ? 1 : v2 == m ? 2 : 3);
-        }
-      }
-}
-
-/// Backward of max_pool_fwd: din (H x W x 16 per plane) gets dout at each window's maximum and 0
-/// elsewhere.
-void max_pool_bwd(const float* dout, const uint8_t* arg, float* din, int64_t planes, int64_t H, int64_t W) {
-  const int64_t Ho = H / 2, Wo = W / 2;
-  std::fill(din, din + planes * H * W * kB, 0.0f);
-  for (int64_t pl = 0; pl < planes; ++pl)
-    for (int64_t y = 0; y < Ho; ++y)
-      for (int64_t x = 0; x < Wo; ++x) {
-        const int64_t o = ((pl * Ho + y) * Wo + x) * kB;
-        for (int64_t c = 0; c < kB; ++c) {
-          const int64_t k = arg[o + c];
-          din[((pl * H + 2 * y + k / 2) * W + 2 * x + k % 2) * kB + c] = dout[o + c];
-        }
-      }
-}
 
 /// Runs fn(lo, hi) over [0, n) split into `parts` contiguous ranges on hwyconv's global pool.
 template <class F>
@@ -193,14 +157,14 @@ struct Net::Impl {
     timed(times.fprop, [&] { s.conv[0]->forward(s.x, l1.w, l1.b, s.a1, {.relu = true}); });
     timed(times.rest, [&] {
       parallel_ranges(n * 2, pool_parts, [&](int64_t lo, int64_t hi) {
-        max_pool_fwd(s.a1.data() + lo * 28 * 28 * kB, s.p1.data() + lo * 14 * 14 * kB, s.arg1.data() + lo * 14 * 14 * kB,
+        max_pool_2x2_fwd(s.a1.data() + lo * 28 * 28 * kB, s.p1.data() + lo * 14 * 14 * kB, s.arg1.data() + lo * 14 * 14 * kB,
                      hi - lo, 28, 28);
       });
     });
     timed(times.fprop, [&] { s.conv[1]->forward(s.p1, l2.w, l2.b, s.a2, {.relu = true}); });
     timed(times.rest, [&] {
       parallel_ranges(n * 4, pool_parts, [&](int64_t lo, int64_t hi) {
-        max_pool_fwd(s.a2.data() + lo * 14 * 14 * kB, s.p2.data() + lo * 7 * 7 * kB, s.arg2.data() + lo * 7 * 7 * kB,
+        max_pool_2x2_fwd(s.a2.data() + lo * 14 * 14 * kB, s.p2.data() + lo * 7 * 7 * kB, s.arg2.data() + lo * 7 * 7 * kB,
                      hi - lo, 14, 14);
       });
     });
@@ -251,7 +215,7 @@ struct Net::Impl {
     });
     timed(times.rest, [&] {
       parallel_ranges(n * 4, pool_parts, [&](int64_t lo, int64_t hi) {
-        max_pool_bwd(s.dp2.data() + lo * 7 * 7 * kB, s.arg2.data() + lo * 7 * 7 * kB, s.da2.data() + lo * 14 * 14 * kB,
+        max_pool_2x2_bwd(s.dp2.data() + lo * 7 * 7 * kB, s.arg2.data() + lo * 7 * 7 * kB, s.da2.data() + lo * 14 * 14 * kB,
                      hi - lo, 14, 14);
       });
     });
@@ -262,7 +226,7 @@ struct Net::Impl {
     });
     timed(times.rest, [&] {
       parallel_ranges(n * 2, pool_parts, [&](int64_t lo, int64_t hi) {
-        max_pool_bwd(s.dp1.data() + lo * 14 * 14 * kB, s.arg1.data() + lo * 14 * 14 * kB, s.da1.data() + lo * 28 * 28 * kB,
+        max_pool_2x2_bwd(s.dp1.data() + lo * 14 * 14 * kB, s.arg1.data() + lo * 14 * 14 * kB, s.da1.data() + lo * 28 * 28 * kB,
                      hi - lo, 28, 28);
       });
     });

@@ -266,24 +266,36 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   auto task = [&](int64_t i) {
     return BwdWTask{i / (f.Cr * f.taps), (i / f.taps) % f.Cr, i % f.taps};
   };
+  // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
+  auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+    bool first = true;
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
+        at.n0 = n;
+        at.n1 = n + 1;
+        at.p0 = p0;
+        at.p1 = std::min(f.P, p0 + b.rows);
+        at.accumulate = !first;
+        first = false;
+        for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
+      }
+  };
   if (n_copies == 0) {
-    a.n0 = 0;
-    a.n1 = d.N;
     a.dwei = final_dwei;
     a.dbias = final_dbias;
-    run_items(pf, b.threads, b.tasks, [&](int64_t i) { kernel(a, task(i)); });
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      reduce(a, 0, d.N, b.tasks * t / b.threads, b.tasks * (t + 1) / b.threads);
+    });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
-      at.n0 = d.N * t / b.threads;
-      at.n1 = d.N * (t + 1) / b.threads;
       at.dwei = copies + t * copy_size;
       at.dbias = at.dwei + b.dwei_size;
-      if (at.n0 == at.n1) {
+      const int64_t n0 = d.N * t / b.threads, n1 = d.N * (t + 1) / b.threads;
+      if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
-        return;
-      }
-      for (int64_t i = 0; i < b.tasks; ++i) kernel(at, task(i));
+      else
+        reduce(at, n0, n1, 0, b.tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

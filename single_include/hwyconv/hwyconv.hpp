@@ -331,9 +331,11 @@ struct FwdPlan {
 
   int block = 0;         ///< main register block, index into kFwdBlocks
   int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
-  int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups, the unit of work split among threads
+  int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups
+  int64_t kb_group = 1;  ///< K blocks run back to back on one pixel block (loop order, see below)
 
-  int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect)
+  int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
+  int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
   constexpr RegBlock rb() const { return kFwdBlocks[block]; }
@@ -413,11 +415,24 @@ constexpr void choose_blocking(FwdPlan& p) {
   }
   p.p_groups = div_up(p.P, p.rb().rb_p);
   // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
-  // floats) within 256 KiB, a share of L2 on the CPUs we target; the output block is reloaded per
-  // chunk, which costs RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs.
+  // floats) within 256 KiB, a share of L2 on the CPUs we target, in chunks of equal size; the output
+  // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
   const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4;
-  const int64_t chunk = (int64_t{256} * 1024) / per_block;
-  p.c_chunk = chunk < 1 ? 1 : (chunk > p.Cr ? p.Cr : chunk);
+  int64_t chunk = (int64_t{256} * 1024) / per_block;
+  chunk = chunk < 1 ? 1 : chunk;
+  p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
+  // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
+  // fit in half of a 2 MiB L2, the K blocks of a group run one after the other on each pixel block,
+  // so the input is streamed from memory once per group instead of once per K block; the group's
+  // weights (kb_group x chunk x taps KiB) stay within 1 MiB. Otherwise the input stays in L2 across
+  // K blocks and consecutive calls share their weights (kb_group = 1), which measured faster for
+  // small images with large weights (512 -> 512 3x3 at 7x7: 80 vs 55 GFLOP/s). Smaller groups when
+  // the (image, K group, row group) items would be too few to share among the threads.
+  const int64_t group_bytes = p.c_chunk * per_block;
+  int64_t g = p.in_n * 4 > int64_t{1024} * 1024 ? (int64_t{1024} * 1024) / group_bytes : 1;
+  g = g < 1 ? 1 : (g > p.Kb ? p.Kb : g);
+  while (g > 1 && p.N * div_up(p.Kb, g) * p.p_groups < 4 * p.threads) g = div_up(g, 2);
+  p.kb_group = g;
 }
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
@@ -480,6 +495,11 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   p.out_kb = p.P * p.Q * kBlock;
   p.out_n = p.Kb * p.out_kb;
   p.scratch_in = p.mode == InputMode::kDirect ? 0 : d.N * p.in_n;
+  if (fold) {
+    p.dense_h = (p.P - 1) * d.stride_h + (d.R - 1) * d.dil_h + 1;
+    p.dense_w = (p.Q - 1) * d.stride_w + (d.S - 1) * d.dil_w + 1;
+    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C;
+  }
   p.out_px = kBlock;
   p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
@@ -534,18 +554,20 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Work is split as contiguous ranges of (n, kb, row group) items; every output block belongs to
-/// exactly one thread and is reduced in the same order whatever the thread count, so results are
-/// bitwise independent of the number of threads.
+/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group. Work is split
+/// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
+/// thread and is reduced in the same order whatever the thread count, so results are bitwise
+/// independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
-  const int64_t groups = pl.p_groups;
-  const int64_t items = pl.N * pl.Kb * groups;
+  const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
+  const int64_t items = pl.N * kgroups * groups;
   const int64_t begin = items * t / pl.threads, end = items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
-    const int64_t n = it / (pl.Kb * groups), kb = (it / groups) % pl.Kb, g0 = it % groups;
+    const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
+    const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
     for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {
       const int64_t cn = pl.Cr - c0 < pl.c_chunk ? pl.Cr - c0 : pl.c_chunk;
       const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) |
@@ -554,15 +576,17 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
         const int64_t p0 = g * rb.rb_p;
         const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
         plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int b, int64_t p, int64_t q) {
-          StreamEntry e{};
-          e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
-          e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
-          e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
-          e.kb = int32_t(kb);
-          e.block = uint16_t(b);
-          e.c_blocks = uint16_t(cn);
-          e.flags = flags;
-          emit(e);
+          for (int64_t kb = kb0; kb < kb1; ++kb) {
+            StreamEntry e{};
+            e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
+            e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
+            e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
+            e.kb = int32_t(kb);
+            e.block = uint16_t(b);
+            e.c_blocks = uint16_t(cn);
+            e.flags = flags;
+            emit(e);
+          }
         });
       }
     }
@@ -681,6 +705,7 @@ struct BwdWArgs {
   int64_t P = 0, Q = 0, ddst_kb = 0, ddst_n = 0;
   int64_t wei_kb = 0, wei_cb = 0;
   int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
+  int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
@@ -993,7 +1018,7 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 }
 
 /// Accumulates input channels [kC0, kC0 + sizeof...(I) / kVecPerBlock) of one task over the images
-/// [a.n0, a.n1) and all output pixels, then stores (or adds) them into dwei.
+/// [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
 template <size_t kC0, bool kMask, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -1001,7 +1026,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q;
   for (int64_t n = a.n0; n < a.n1; ++n) {
-    for (int64_t p = 0; p < a.P; ++p) {
+    for (int64_t p = a.p0; p < a.p1; ++p) {
       const float* HWY_RESTRICT x = a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + p * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
       const float* HWY_RESTRICT g = a.ddst + g_off;
@@ -1023,15 +1048,15 @@ HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_
   BwdWGroup<kC0, kMask>(d, a, t, seq, ((void)I, hn::Zero(d))...);
 }
 
-/// dbias of one K block: sum of the (masked) gradients over the images and pixels of the call.
+/// dbias of one K block: sum of the (masked) gradients over the images and rows of the call.
 template <bool kMask>
 HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
   const DF d;
   for (size_t v = 0; v < kVecPerBlock; ++v) {
     auto s0 = hn::Zero(d), s1 = hn::Zero(d);
     for (int64_t n = a.n0; n < a.n1; ++n) {
-      const int64_t off = n * a.ddst_n + kb * a.ddst_kb + int64_t(v * kLanes);
-      const int64_t pixels = a.P * a.Q;
+      const int64_t off = n * a.ddst_n + kb * a.ddst_kb + a.p0 * a.Q * kBlock + int64_t(v * kLanes);
+      const int64_t pixels = (a.p1 - a.p0) * a.Q;
       int64_t i = 0;
       for (; i + 2 <= pixels; i += 2) {
         s0 = hn::Add(s0, Grad<kMask>(d, a.ddst, a.mask, off + i * kBlock));
@@ -1379,6 +1404,10 @@ inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<flo
 #endif
 
 
+#if defined(HWY_HIGHWAY_INCLUDED) && !defined(HWYCONV_STATIC_DISPATCH)
+#error "hwyconv: include <hwyconv/hwyconv.hpp> before <hwy/highway.h> (Highway's foreach_target.h must come first in a translation unit), or define HWYCONV_STATIC_DISPATCH"
+#endif
+
 #ifdef HWYCONV_STATIC_DISPATCH
 #include <hwy/highway.h>
 #include HWYCONV_SELF_INCLUDE  // was "hwyconv/dispatch/targets-inl.h": part B for this target
@@ -1537,6 +1566,7 @@ struct BwdWeightsPlan {
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
   int64_t tasks = 0;   ///< Kb * Cr * taps
+  int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
   int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
 };
@@ -1548,6 +1578,13 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
+  // Pixels are reduced in blocks of rows (paper SC18, weight update: image and rows outermost, the
+  // weight gradient accumulated in memory): all tasks run over one block of ddst rows (all K
+  // blocks) and the src rows they see, about 1 MiB kept in L2, before the next block. Without it
+  // each task would stream all of ddst and src from memory.
+  const int64_t row_bytes = (b.fwd.Kb * b.fwd.Q + b.fwd.Cr * b.fwd.phases * b.fwd.Wph) * kBlock * 4;
+  b.rows = (int64_t{1024} * 1024) / row_bytes;
+  b.rows = b.rows < 1 ? 1 : (b.rows > b.fwd.P ? b.fwd.P : b.rows);
   // Enough tasks to balance (at least 4 per thread), or too few images to split: tasks.
   b.strategy = (b.tasks >= 4 * b.threads || d.N < 2 || b.threads == 1) ? BwdWeightsPlan::Strategy::kTasks
                                                                       : BwdWeightsPlan::Strategy::kMinibatch;
@@ -1655,19 +1692,24 @@ inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
 
 namespace hwyconv {
 
-/// Work items of the input transform (they may run in parallel): N * Cb for kPhases (one C block of
-/// one image each), N * P for kFold (one output row of one image each), 0 for kDirect.
-constexpr int64_t input_transform_items(const FwdPlan& p) {
-  switch (p.mode) {
-    case InputMode::kPhases: return p.desc.N * p.Cb;
-    case InputMode::kFold: return p.desc.N * p.P;
-    default: return 0;
-  }
+/// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
+/// for kFold (a dense copy, then the folding), 0 for kDirect.
+constexpr int input_transform_stages(const FwdPlan& p) {
+  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? 2 : 0);
 }
 
-/// Runs item `i` of the input transform: src is nChw16c [N][Cb][H][W][16], work the plan's working
-/// input [N][Cr][phases][Hph][Wph][16]. Every float of the item's part of `work` is written.
-inline void transform_input(const FwdPlan& p, const float* src, float* work, int64_t i) {
+/// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
+/// (one row of the dense copy), stage 1: N * P (one output row of one image).
+constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
+  if (p.mode == InputMode::kPhases) return p.desc.N * p.Cb;
+  if (p.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.dense_h : p.P);
+  return 0;
+}
+
+/// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
+/// [N][Cr][phases][Hph][Wph][16] (for kFold followed by the dense copy [N][dense_h][dense_w][C]).
+/// Every float of the item's part of `work` is written.
+inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
   constexpr size_t kPix = sizeof(float) * kBlock;
   if (p.mode == InputMode::kPhases) {
@@ -1692,29 +1734,42 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
         }
       }
     }
-  } else if (p.mode == InputMode::kFold) {
-    // Folded channel f = (r*S + s)*C + c of output pixel (y, q) is src pixel
-    // (y*stride_h + r*dil_h - pad_t, q*stride_w + s*dil_w - pad_l), channel c.
-    const int64_t n = i / p.P, y = i % p.P;
-    const int64_t plane = p.Hph * p.Wph * kBlock;
-    float* w = work + n * p.in_n + y * p.in_row;
-    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memset(w + cb * plane, 0, size_t(p.Wph) * kPix);
-    for (int64_t r = 0; r < d.R; ++r) {
-      const int64_t sy = y * d.stride_h + r * d.dil_h - d.pad_t;
-      if (sy < 0 || sy >= d.H) continue;
-      for (int64_t c = 0; c < d.C; ++c) {
-        const float* srow = src + ((n * p.Cb + c / kBlock) * d.H + sy) * d.W * kBlock + c % kBlock;
-        for (int64_t s = 0; s < d.S; ++s) {
-          const int64_t f = (r * d.S + s) * d.C + c;
-          float* dcol = w + (f / kBlock) * plane + f % kBlock;
-          const int64_t x0 = s * d.dil_w - d.pad_l;
-          for (int64_t q = 0; q < p.Q; ++q) {
-            const int64_t sx = q * d.stride_w + x0;
-            if (sx >= 0 && sx < d.W) dcol[q * kBlock] = srow[sx * kBlock];
-          }
-        }
-      }
+    return;
+  }
+  if (p.mode != InputMode::kFold) return;
+  // kFold. Stage 0: dense[n][y][x][c] = src pixel (y - pad_t, x - pad_l), channel c, or 0: the C
+  // channels of a pixel next to each other, so that the S*C folded channels of one filter row are
+  // one contiguous run. Stage 1: folded channel f = (r*S + s)*C + c of output pixel (y, q) is
+  // dense (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c.
+  float* dense = work + d.N * p.in_n;
+  const int64_t C = d.C, Dh = p.dense_h, Dw = p.dense_w;
+  if (stage == 0) {
+    const int64_t n = i / Dh, y = i % Dh, sy = y - d.pad_t;
+    float* row = dense + (n * Dh + y) * Dw * C;
+    std::fill(row, row + Dw * C, 0.0f);
+    if (sy < 0 || sy >= d.H) return;
+    for (int64_t x = 0; x < Dw; ++x) {
+      const int64_t sx = x - d.pad_l;
+      if (sx < 0 || sx >= d.W) continue;
+      for (int64_t c = 0; c < C; ++c)
+        row[x * C + c] = src[((n * p.Cb + c / kBlock) * d.H + sy) * d.W * kBlock + sx * kBlock + c % kBlock];
     }
+    return;
+  }
+  const int64_t n = i / p.P, y = i % p.P;
+  const int64_t plane = p.Hph * p.Wph * kBlock, folded = p.Cr * kBlock, run = d.S * C;
+  float pixel[kMaxTaps * kBlock];
+  std::fill(pixel + d.R * run, pixel + folded, 0.0f);
+  float* out = work + n * p.in_n + y * p.in_row;
+  for (int64_t q = 0; q < p.Q; ++q) {
+    for (int64_t r = 0; r < d.R; ++r) {
+      const float* from = dense + ((n * Dh + y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+      if (d.dil_w == 1)
+        std::memcpy(pixel + r * run, from, sizeof(float) * size_t(run));
+      else
+        for (int64_t s = 0; s < d.S; ++s) std::memcpy(pixel + r * run + s * C, from + s * d.dil_w * C, sizeof(float) * size_t(C));
+    }
+    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memcpy(out + cb * plane + q * kBlock, pixel + cb * kBlock, kPix);
   }
 }
 
@@ -2012,7 +2067,8 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  run_items(pf, p.threads, input_transform_items(p), [&](int64_t i) { transform_input(p, src.data(), work, i); });
+  for (int stage = 0; stage < input_transform_stages(p); ++stage)
+    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src.data(), work, stage, i); });
   const KernelTable& kt = kernels();
   parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
 }
@@ -2096,7 +2152,8 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  run_items(pf, f.threads, input_transform_items(f), [&](int64_t i) { transform_input(f, src.data(), work, i); });
+  for (int stage = 0; stage < input_transform_stages(f); ++stage)
+    run_items(pf, f.threads, input_transform_items(f, stage), [&](int64_t i) { transform_input(f, src.data(), work, stage, i); });
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;
@@ -2116,24 +2173,36 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   auto task = [&](int64_t i) {
     return BwdWTask{i / (f.Cr * f.taps), (i / f.taps) % f.Cr, i % f.taps};
   };
+  // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
+  auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+    bool first = true;
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
+        at.n0 = n;
+        at.n1 = n + 1;
+        at.p0 = p0;
+        at.p1 = std::min(f.P, p0 + b.rows);
+        at.accumulate = !first;
+        first = false;
+        for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
+      }
+  };
   if (n_copies == 0) {
-    a.n0 = 0;
-    a.n1 = d.N;
     a.dwei = final_dwei;
     a.dbias = final_dbias;
-    run_items(pf, b.threads, b.tasks, [&](int64_t i) { kernel(a, task(i)); });
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      reduce(a, 0, d.N, b.tasks * t / b.threads, b.tasks * (t + 1) / b.threads);
+    });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
-      at.n0 = d.N * t / b.threads;
-      at.n1 = d.N * (t + 1) / b.threads;
       at.dwei = copies + t * copy_size;
       at.dbias = at.dwei + b.dwei_size;
-      if (at.n0 == at.n1) {
+      const int64_t n0 = d.N * t / b.threads, n1 = d.N * (t + 1) / b.threads;
+      if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
-        return;
-      }
-      for (int64_t i = 0; i < b.tasks; ++i) kernel(at, task(i));
+      else
+        reduce(at, n0, n1, 0, b.tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

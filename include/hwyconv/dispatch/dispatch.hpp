@@ -18,6 +18,10 @@
 
 #include "hwyconv/kernels/args.hpp"
 
+#if defined(HWY_HIGHWAY_INCLUDED) && !defined(HWYCONV_STATIC_DISPATCH)
+#error "hwyconv: include <hwyconv/hwyconv.hpp> before <hwy/highway.h> (Highway's foreach_target.h must come first in a translation unit), or define HWYCONV_STATIC_DISPATCH"
+#endif
+
 #ifdef HWYCONV_STATIC_DISPATCH
 #include <hwy/highway.h>
 #include "hwyconv/dispatch/targets-inl.h"

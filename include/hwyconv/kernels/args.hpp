@@ -47,6 +47,7 @@ struct BwdWArgs {
   int64_t P = 0, Q = 0, ddst_kb = 0, ddst_n = 0;
   int64_t wei_kb = 0, wei_cb = 0;
   int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
+  int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 

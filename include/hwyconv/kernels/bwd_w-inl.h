@@ -39,7 +39,7 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 }
 
 /// Accumulates input channels [kC0, kC0 + sizeof...(I) / kVecPerBlock) of one task over the images
-/// [a.n0, a.n1) and all output pixels, then stores (or adds) them into dwei.
+/// [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
 template <size_t kC0, bool kMask, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -47,7 +47,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q;
   for (int64_t n = a.n0; n < a.n1; ++n) {
-    for (int64_t p = 0; p < a.P; ++p) {
+    for (int64_t p = a.p0; p < a.p1; ++p) {
       const float* HWY_RESTRICT x = a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + p * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
       const float* HWY_RESTRICT g = a.ddst + g_off;
@@ -69,15 +69,15 @@ HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_
   BwdWGroup<kC0, kMask>(d, a, t, seq, ((void)I, hn::Zero(d))...);
 }
 
-/// dbias of one K block: sum of the (masked) gradients over the images and pixels of the call.
+/// dbias of one K block: sum of the (masked) gradients over the images and rows of the call.
 template <bool kMask>
 HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
   const DF d;
   for (size_t v = 0; v < kVecPerBlock; ++v) {
     auto s0 = hn::Zero(d), s1 = hn::Zero(d);
     for (int64_t n = a.n0; n < a.n1; ++n) {
-      const int64_t off = n * a.ddst_n + kb * a.ddst_kb + int64_t(v * kLanes);
-      const int64_t pixels = a.P * a.Q;
+      const int64_t off = n * a.ddst_n + kb * a.ddst_kb + a.p0 * a.Q * kBlock + int64_t(v * kLanes);
+      const int64_t pixels = (a.p1 - a.p0) * a.Q;
       int64_t i = 0;
       for (; i + 2 <= pixels; i += 2) {
         s0 = hn::Add(s0, Grad<kMask>(d, a.ddst, a.mask, off + i * kBlock));

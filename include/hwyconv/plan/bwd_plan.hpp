@@ -122,6 +122,7 @@ struct BwdWeightsPlan {
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
   int64_t tasks = 0;   ///< Kb * Cr * taps
+  int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
   int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
 };
@@ -133,6 +134,13 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
+  // Pixels are reduced in blocks of rows (paper SC18, weight update: image and rows outermost, the
+  // weight gradient accumulated in memory): all tasks run over one block of ddst rows (all K
+  // blocks) and the src rows they see, about 1 MiB kept in L2, before the next block. Without it
+  // each task would stream all of ddst and src from memory.
+  const int64_t row_bytes = (b.fwd.Kb * b.fwd.Q + b.fwd.Cr * b.fwd.phases * b.fwd.Wph) * kBlock * 4;
+  b.rows = (int64_t{1024} * 1024) / row_bytes;
+  b.rows = b.rows < 1 ? 1 : (b.rows > b.fwd.P ? b.fwd.P : b.rows);
   // Enough tasks to balance (at least 4 per thread), or too few images to split: tasks.
   b.strategy = (b.tasks >= 4 * b.threads || d.N < 2 || b.threads == 1) ? BwdWeightsPlan::Strategy::kTasks
                                                                       : BwdWeightsPlan::Strategy::kMinibatch;
