@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 
 hwyconv_install_deps
-timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DHWYCONV_BUILD_BENCH=ON
 timed build cmake --build build -j2 --target hwyconv_bench
 bench=build/bench/hwyconv_bench
 if [ ! -x "$bench" ]; then

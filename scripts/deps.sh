@@ -31,10 +31,17 @@ timed() {
   return "$rc"
 }
 
+# Prints the packages of HWYCONV_PACKAGES that are not installed. A package installed for this
+# machine's architecture counts (`dpkg -s` alone fails as "ambiguous" when, e.g., libhwy-dev is
+# installed for amd64 and arm64 side by side); architecture-independent packages are looked up
+# by name.
 hwyconv_missing_packages() {
-  local p
+  local p arch
+  arch=$(dpkg --print-architecture)
   for p in "${HWYCONV_PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || printf '%s\n' "$p"
+    dpkg-query -W -f='${Status}\n' "$p:$arch" 2>/dev/null | grep -q '^install ok installed' && continue
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' && continue
+    printf '%s\n' "$p"
   done
 }
 

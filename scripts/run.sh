@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 
 hwyconv_install_deps
-timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DHWYCONV_BUILD_EXAMPLES=ON
 timed build cmake --build build -j2 --target fashion_mnist
 example=build/examples/fashion_mnist
 if [ ! -x "$example" ]; then

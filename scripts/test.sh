@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 
 hwyconv_install_deps
-timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+timed configure cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DHWYCONV_BUILD_TESTS=ON -DHWYCONV_BUILD_BENCH=ON -DHWYCONV_BUILD_EXAMPLES=ON
 timed build cmake --build build -j2
 status=0
 timed ctest ctest --test-dir build --output-on-failure || status=$?

@@ -47,6 +47,15 @@ inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnis
 
 namespace idx_detail {
 
+/// zlib's message for the error state of `f`, without the "path: " it puts in front.
+inline std::string gz_message(gzFile f, const std::string& path) {
+  int code = Z_OK;
+  const char* m = gzerror(f, &code);
+  std::string why = m ? m : "";
+  if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
+  return why;
+}
+
 /// The whole (decompressed) content of a file, read with zlib. Throws IdxError naming the file when
 /// it cannot be opened or the compressed stream is corrupt or cut short.
 inline std::vector<uint8_t> read_all(const std::string& path) {
@@ -58,8 +67,7 @@ inline std::vector<uint8_t> read_all(const std::string& path) {
     if (size == out.size()) out.resize(2 * out.size());
     const int got = gzread(f, out.data() + size, unsigned(std::min(out.size() - size, size_t{1} << 30)));
     if (got < 0) {
-      int code = 0;
-      const std::string why = gzerror(f, &code);
+      const std::string why = gz_message(f, path);
       gzclose(f);
       throw IdxError(path + ": corrupt or truncated gzip data (" + why + ")");
     }
@@ -69,8 +77,8 @@ inline std::vector<uint8_t> read_all(const std::string& path) {
   out.resize(size);
   // gzread reports a stream cut short inside the deflate data as end of file plus an error state.
   int code = Z_OK;
-  const char* why = gzerror(f, &code);
-  const std::string message = why ? why : "";
+  gzerror(f, &code);
+  const std::string message = gz_message(f, path);
   gzclose(f);
   if (code != Z_OK && code != Z_STREAM_END) throw IdxError(path + ": corrupt or truncated gzip data (" + message + ")");
   return out;

@@ -130,6 +130,12 @@ void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
   });
 }
 
+/// Makes the plan's working input from src (all stages, each a parallel loop).
+inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const float* src, float* work) {
+  for (int stage = 0; stage < input_transform_stages(p); ++stage)
+    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src, work, stage, i); });
+}
+
 /// Executes a forward pass from a plan and its stream (entries, per-thread begins). Arguments must
 /// have passed check_forward; `scratch` holds fwd_scratch_size(p) floats.
 inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int64_t* begin,
@@ -160,8 +166,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  for (int stage = 0; stage < input_transform_stages(p); ++stage)
-    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src.data(), work, stage, i); });
+  run_input_transform(pf, p, src.data(), work);
   const KernelTable& kt = kernels();
   parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
 }
@@ -245,8 +250,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  for (int stage = 0; stage < input_transform_stages(f); ++stage)
-    run_items(pf, f.threads, input_transform_items(f, stage), [&](int64_t i) { transform_input(f, src.data(), work, stage, i); });
+  run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;

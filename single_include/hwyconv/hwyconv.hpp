@@ -889,7 +889,9 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const int64_t in_row = a.in_row;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel.
+#ifndef HWYCONV_NO_PREFETCH
     (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
+#endif
     for (int64_t t = 0; t < a.taps; ++t) {
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
@@ -2037,6 +2039,12 @@ void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
   });
 }
 
+/// Makes the plan's working input from src (all stages, each a parallel loop).
+inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const float* src, float* work) {
+  for (int stage = 0; stage < input_transform_stages(p); ++stage)
+    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src, work, stage, i); });
+}
+
 /// Executes a forward pass from a plan and its stream (entries, per-thread begins). Arguments must
 /// have passed check_forward; `scratch` holds fwd_scratch_size(p) floats.
 inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int64_t* begin,
@@ -2067,8 +2075,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  for (int stage = 0; stage < input_transform_stages(p); ++stage)
-    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src.data(), work, stage, i); });
+  run_input_transform(pf, p, src.data(), work);
   const KernelTable& kt = kernels();
   parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
 }
@@ -2152,8 +2159,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  for (int stage = 0; stage < input_transform_stages(f); ++stage)
-    run_items(pf, f.threads, input_transform_items(f, stage), [&](int64_t i) { transform_input(f, src.data(), work, stage, i); });
+  run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;

@@ -108,7 +108,9 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const int64_t in_row = a.in_row;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel.
+#ifndef HWYCONV_NO_PREFETCH
     (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
+#endif
     for (int64_t t = 0; t < a.taps; ++t) {
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
