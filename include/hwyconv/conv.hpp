@@ -166,9 +166,28 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  run_input_transform(pf, p, src.data(), work);
   const KernelTable& kt = kernels();
-  parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+  if (!p.per_image) {
+    run_input_transform(pf, p, src.data(), work);
+    parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+    return;
+  }
+  // Each thread owns whole images: it makes an image's working input right before its calls.
+  parallel_run(pf, p.threads, [&](int64_t t) {
+    const int64_t b = begin[t], e = begin[t + 1];
+    int64_t image = -1;
+    for (int64_t i = b; i < e; ++i) {
+      const StreamEntry& en = entries[i];
+      if (en.out_off / p.out_n != image) {
+        image = en.out_off / p.out_n;
+        for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+          const auto [lo, hi] = input_transform_image_items(p, stage, image);
+          for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
+        }
+      }
+      kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+    }
+  });
 }
 
 /// Streams of a backward-data plan, one per phase.

@@ -333,6 +333,10 @@ struct FwdPlan {
   int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
   int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups
   int64_t kb_group = 1;  ///< K blocks run back to back on one pixel block (loop order, see below)
+  /// Threads own whole images and make each image's working input just before computing it (it is
+  /// then still in L2), instead of one pass over all images first. When N >= threads and the
+  /// working input is a copy.
+  bool per_image = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
@@ -433,6 +437,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   g = g < 1 ? 1 : (g > p.Kb ? p.Kb : g);
   while (g > 1 && p.N * div_up(p.Kb, g) * p.p_groups < 4 * p.threads) g = div_up(g, 2);
   p.kb_group = g;
+  p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
 }
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
@@ -562,7 +567,9 @@ template <class Emit>
 constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
   const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
   const int64_t items = pl.N * kgroups * groups;
-  const int64_t begin = items * t / pl.threads, end = items * (t + 1) / pl.threads;
+  // Whole images per thread when the plan makes working inputs per image.
+  const int64_t begin = pl.per_image ? pl.N * t / pl.threads * kgroups * groups : items * t / pl.threads;
+  const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
     const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
@@ -1690,6 +1697,7 @@ inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 
 namespace hwyconv {
@@ -1706,6 +1714,12 @@ constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
   if (p.mode == InputMode::kPhases) return p.desc.N * p.Cb;
   if (p.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.dense_h : p.P);
   return 0;
+}
+
+/// Items of `stage` that belong to image n: [first, last). Items are image-major in every stage.
+constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan& p, int stage, int64_t n) {
+  const int64_t per = input_transform_items(p, stage) / p.desc.N;
+  return {n * per, (n + 1) * per};
 }
 
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
@@ -2075,9 +2089,28 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   a.epilogue = find_epilogue(ops);
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  run_input_transform(pf, p, src.data(), work);
   const KernelTable& kt = kernels();
-  parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+  if (!p.per_image) {
+    run_input_transform(pf, p, src.data(), work);
+    parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+    return;
+  }
+  // Each thread owns whole images: it makes an image's working input right before its calls.
+  parallel_run(pf, p.threads, [&](int64_t t) {
+    const int64_t b = begin[t], e = begin[t + 1];
+    int64_t image = -1;
+    for (int64_t i = b; i < e; ++i) {
+      const StreamEntry& en = entries[i];
+      if (en.out_off / p.out_n != image) {
+        image = en.out_off / p.out_n;
+        for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+          const auto [lo, hi] = input_transform_image_items(p, stage, image);
+          for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
+        }
+      }
+      kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+    }
+  });
 }
 
 /// Streams of a backward-data plan, one per phase.

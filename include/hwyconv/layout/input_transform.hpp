@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "hwyconv/plan/plan.hpp"
 
@@ -22,6 +23,12 @@ constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
   if (p.mode == InputMode::kPhases) return p.desc.N * p.Cb;
   if (p.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.dense_h : p.P);
   return 0;
+}
+
+/// Items of `stage` that belong to image n: [first, last). Items are image-major in every stage.
+constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan& p, int stage, int64_t n) {
+  const int64_t per = input_transform_items(p, stage) / p.desc.N;
+  return {n * per, (n + 1) * per};
 }
 
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input

@@ -67,6 +67,10 @@ struct FwdPlan {
   int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
   int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups
   int64_t kb_group = 1;  ///< K blocks run back to back on one pixel block (loop order, see below)
+  /// Threads own whole images and make each image's working input just before computing it (it is
+  /// then still in L2), instead of one pass over all images first. When N >= threads and the
+  /// working input is a copy.
+  bool per_image = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
@@ -167,6 +171,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   g = g < 1 ? 1 : (g > p.Kb ? p.Kb : g);
   while (g > 1 && p.N * div_up(p.Kb, g) * p.p_groups < 4 * p.threads) g = div_up(g, 2);
   p.kb_group = g;
+  p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
 }
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws

@@ -45,7 +45,9 @@ template <class Emit>
 constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
   const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
   const int64_t items = pl.N * kgroups * groups;
-  const int64_t begin = items * t / pl.threads, end = items * (t + 1) / pl.threads;
+  // Whole images per thread when the plan makes working inputs per image.
+  const int64_t begin = pl.per_image ? pl.N * t / pl.threads * kgroups * groups : items * t / pl.threads;
+  const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
     const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
