@@ -85,7 +85,7 @@ const std::vector<std::unique_ptr<FwdProblem>>& problems(const std::vector<ConvD
 
 TEST_CASE("fwd: ResNet-50 layers (reduced H, W) match the reference on every target") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
-  const auto& pbs = problems(resnet50_reduced(1), 100, cache);
+  const auto& pbs = problems(subset(resnet50_reduced(1), "fwd ResNet-50 layers"), 100, cache);
   for_each_target([&](const std::string& target) {
     CHECK(std::string(Conv::target()) == target);
     for (const auto& pb : pbs) check_forward(*pb);
@@ -103,7 +103,7 @@ TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
 
 TEST_CASE("fwd: seeded random sweep with remainders in every dimension") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
-  const auto& pbs = problems(random_sweep(40, 2026), 1000, cache);
+  const auto& pbs = problems(subset(random_sweep(40, 2026), "fwd random sweep"), 1000, cache);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_forward(*pb);
   });

@@ -6,8 +6,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <random>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -98,11 +101,32 @@ inline std::string describe(const ConvDesc& d) {
          "," + std::to_string(d.pad_r) + " d" + std::to_string(d.dil_h) + "x" + std::to_string(d.dil_w);
 }
 
+/// Emulated runs (scripts/test-arm.sh) may test a subset of the sweeps' shape lists:
+/// HWYCONV_TEST_SUBSET=N in the environment keeps shapes 0, N, 2N, ... of each list passed through
+/// here (default, or N <= 1: all). Each shortened list says so on stdout.
+template <class T>
+std::vector<T> subset(std::vector<T> v, const char* what) {
+  const char* env = std::getenv("HWYCONV_TEST_SUBSET");
+  const long n = env ? std::strtol(env, nullptr, 10) : 1;
+  if (n <= 1) return v;
+  std::vector<T> out;
+  for (size_t i = 0; i < v.size(); i += size_t(n)) out.push_back(v[i]);
+  static std::set<std::string> said;  // once per list (a test case body runs once per subcase)
+  if (said.insert(what).second)
+    std::printf("[hwyconv tests] HWYCONV_TEST_SUBSET=%ld: %s: %zu of %zu shapes\n", n, what, out.size(), v.size());
+  return out;
+}
+
 /// Runs `body(target_name)` once per Highway target this CPU supports and this binary compiled,
 /// each as its own doctest SUBCASE named after the target (so `--subcase=AVX2` runs one), with
-/// dispatch forced to that target; restores the default afterwards.
+/// dispatch forced to that target; restores the default afterwards. With HWYCONV_STATIC_DISPATCH
+/// there is one target (the compiler's) and no libhwy: body runs once, in a SUBCASE of that name.
 template <class Body>
 void for_each_target(Body&& body) {
+#ifdef HWYCONV_STATIC_DISPATCH
+  const std::string name = hwy::TargetName(HWY_STATIC_TARGET);
+  SUBCASE(name.c_str()) { body(name); }
+#else
   for (const int64_t t : hwy::SupportedAndGeneratedTargets()) {
     const std::string name = hwy::TargetName(t);
     SUBCASE(name.c_str()) {
@@ -113,6 +137,7 @@ void for_each_target(Body&& body) {
       body(name);
     }
   }
+#endif
 }
 
 }  // namespace hwyconv::test

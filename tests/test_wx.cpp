@@ -1,11 +1,14 @@
 // tests/test_wx.cpp - W^X: hwyconv generates no code at run time. Runs forward, backward_data and
-// backward_weights (through Conv, on two threads, with every target's microkernels reachable), then
-// reads /proc/self/maps and fails if any mapping is both writable and executable, as a JIT's code
-// buffer would be (or if the process mapped anything executable that is not a file: anonymous
-// executable memory is where generated code lives). Its own executable, apart from the doctest
-// binary, so no other test's allocations are in its address space. Linux only (skips elsewhere).
-//
-// Prints the Highway target that ran and the number of mappings checked; exit status 0 = pass.
+// backward_weights (through Conv, on two threads, with the target dynamic dispatch picks), checks
+// them against the reference, then reads /proc/self/maps and fails if
+//   - any mapping is both writable and executable (a JIT's code buffer), or
+//   - an anonymous executable mapping appeared that was not there before the passes ran (a W^X-aware
+//     JIT writes code, then flips the page to r-x). Mappings present at start are the loader's and
+//     the emulator's (qemu-user maps an anonymous r-x signal trampoline page for its guest).
+// A control maps a writable+executable page on purpose afterwards and checks that the scan sees it
+// (if not, as under qemu-user, the test exits 77: skipped).
+// Its own executable, apart from the doctest binary, so that no other test shares its address space.
+// Linux only (skips elsewhere). Prints the Highway target that ran; exit status 0 = pass.
 #include <hwyconv/hwyconv.hpp>
 
 #include <algorithm>
@@ -16,6 +19,10 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace {
 
@@ -39,9 +46,40 @@ double WorstError(const std::vector<float>& got, const std::vector<double>& want
   return worst;
 }
 
+#ifdef __linux__
+struct MapsScan {
+  int checked = 0;                     ///< mappings read
+  std::vector<std::string> wx;         ///< writable and executable
+  std::vector<std::string> anon_exec;  ///< executable, not backed by a file (address range)
+};
+
+/// Reads /proc/self/maps ("start-end perms offset dev inode [path]", perms like "r-xp").
+MapsScan ScanMaps() {
+  MapsScan r;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode;
+    std::getline(in >> std::ws, path);
+    if (perms.size() < 3) continue;
+    ++r.checked;
+    const bool w = perms[1] == 'w', x = perms[2] == 'x';
+    if (w && x) r.wx.push_back(line);
+    // [vdso] and [vsyscall] are the kernel's; other [names] (heap, stack) and no name are anonymous.
+    if (x && (path.empty() || (path[0] == '[' && path != "[vdso]" && path != "[vsyscall]")))
+      r.anon_exec.push_back(range + " " + perms + " " + path);
+  }
+  return r;
+}
+#endif
+
 }  // namespace
 
 int main() {
+#ifdef __linux__
+  const MapsScan before = ScanMaps();
+#endif
   // A strided layer with remainders: every pass runs several microkernel variants.
   const hwyconv::ConvDesc d = hwyconv::ConvDesc(2, 24, 40, 11, 13, 3, 3, 2, 1);
   const int64_t P = d.P(), Q = d.Q();
@@ -85,30 +123,38 @@ int main() {
   }
 
 #ifdef __linux__
-  std::ifstream maps("/proc/self/maps");
-  if (!maps) {
+  const MapsScan after = ScanMaps();
+  if (after.checked == 0) {
     std::printf("wx: FAILED: cannot read /proc/self/maps\n");
     return 1;
   }
-  // Line: "start-end perms offset dev inode [path]", perms like "r-xp".
-  int checked = 0;
-  for (std::string line; std::getline(maps, line);) {
-    std::istringstream in(line);
-    std::string range, perms, offset, dev, inode, path;
-    in >> range >> perms >> offset >> dev >> inode;
-    std::getline(in >> std::ws, path);
-    if (perms.size() < 3) continue;
-    ++checked;
-    const bool w = perms[1] == 'w', x = perms[2] == 'x';
-    // [vdso] and [vsyscall] are the kernel's; qemu-user shows the guest's maps the same way.
-    const bool anon_exec = x && (path.empty() || (path[0] == '[' && path != "[vdso]" && path != "[vsyscall]"));
-    if ((w && x) || anon_exec) {
-      std::printf("wx: FAILED: %s mapping: %s\n", w && x ? "writable and executable" : "anonymous executable",
-                  line.c_str());
-      ++failures;
-    }
+  for (const std::string& m : after.wx) {
+    std::printf("wx: FAILED: writable and executable mapping: %s\n", m.c_str());
+    ++failures;
   }
-  std::printf("wx: %d mappings checked, %s\n", checked, failures ? "FAILED" : "none writable+executable");
+  for (const std::string& m : after.anon_exec) {
+    if (std::find(before.anon_exec.begin(), before.anon_exec.end(), m) != before.anon_exec.end()) continue;
+    std::printf("wx: FAILED: new anonymous executable mapping: %s\n", m.c_str());
+    ++failures;
+  }
+  // Control: a page mapped writable and executable (what a JIT does) must be seen by the scan; where
+  // the system forbids such mappings (SELinux without execmem, PaX), mmap fails: nothing to check.
+  // qemu-user's /proc/self/maps shows such a page as "rw-p": there the scan proves nothing, and the
+  // test reports itself skipped (exit 77, ctest SKIP_RETURN_CODE) unless the passes were wrong.
+  void* rwx = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (rwx != MAP_FAILED) {
+    const MapsScan control = ScanMaps();
+    munmap(rwx, 4096);
+    if (control.wx.empty()) {
+      std::printf("wx: SKIP: /proc/self/maps here does not show a writable+executable page mapped on purpose "
+                  "(qemu-user does this): the scan cannot see what it looks for\n");
+      return failures ? 1 : 77;
+    }
+  } else {
+    std::printf("wx: control skipped (the system refuses writable+executable mappings)\n");
+  }
+  std::printf("wx: %d mappings checked (%zu anonymous executable at start), %s\n", after.checked,
+              before.anon_exec.size(), failures ? "FAILED" : "none writable+executable, none new executable");
 #else
   std::printf("wx: SKIP: /proc/self/maps is Linux only\n");
 #endif

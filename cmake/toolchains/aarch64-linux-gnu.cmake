@@ -35,7 +35,12 @@ set(HWYCONV_QEMU_CPU "cortex-a72" CACHE STRING
     "qemu-aarch64 -cpu value for running tests (cortex-a72, a64fx, max,sve-default-vector-length=32, ...)")
 find_program(HWYCONV_QEMU_AARCH64 qemu-aarch64)
 if(HWYCONV_QEMU_AARCH64)
-  # -L: the cross libc's root (its loader and libraries); arm64 packages installed through
-  # multiarch (libhwy1:arm64) are found through qemu's fallback to the host's /usr/lib/aarch64-linux-gnu.
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${HWYCONV_QEMU_AARCH64} -L /usr/${HWYCONV_CROSS_TRIPLE} -cpu ${HWYCONV_QEMU_CPU})
+  # -L: the cross libc's root, where the guest's loader (ld-linux-aarch64.so.1) comes from.
+  # LD_LIBRARY_PATH: libc, libstdc++, libm, libgcc_s from that same root. Without it the loader reads
+  # the host's /etc/ld.so.cache, which (once libhwy1:arm64 pulled in libc6:arm64 through multiarch)
+  # points to /lib/aarch64-linux-gnu/libc.so.6 of another Debian build than the cross loader: the
+  # mix hangs in pthread_create (measured: glibc 2.36-8cross1 loader, 2.36-9+deb12u14 libc).
+  # libhwy.so.1 itself is found through the cache, in /usr/lib/aarch64-linux-gnu.
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${HWYCONV_QEMU_AARCH64} -L /usr/${HWYCONV_CROSS_TRIPLE}
+      -E LD_LIBRARY_PATH=/usr/${HWYCONV_CROSS_TRIPLE}/lib -cpu ${HWYCONV_QEMU_CPU})
 endif()
