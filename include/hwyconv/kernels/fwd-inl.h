@@ -32,8 +32,14 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// The vector type that holds floats of this target; at most 16 lanes (one channel block).
+/// The vector type that holds floats of this target; at most 16 lanes (one channel block). Scalable
+/// targets (SVE, SVE2) use 128-bit vectors: every SVE vector holds 4 floats, so the lane count is a
+/// compile-time constant there too (a CappedTag<float, 16> would hold 4, 8, 12 or 16 at run time).
+#if HWY_HAVE_SCALABLE
+using DF = hn::CappedTag<float, 4>;
+#else
 using DF = hn::CappedTag<float, 16>;
+#endif
 /// Lanes of DF and vectors per 16-channel block.
 inline constexpr size_t kLanes = hn::MaxLanes(DF());
 inline constexpr size_t kVecPerBlock = size_t(kBlock) / kLanes;
