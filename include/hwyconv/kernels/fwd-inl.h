@@ -32,10 +32,11 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// The vector type that holds floats of this target; at most 16 lanes (one channel block). Scalable
-/// targets (SVE, SVE2) use 128-bit vectors: every SVE vector holds 4 floats, so the lane count is a
-/// compile-time constant there too (a CappedTag<float, 16> would hold 4, 8, 12 or 16 at run time).
-#if HWY_HAVE_SCALABLE
+/// The vector type that holds floats of this target; at most 16 lanes (one channel block). The
+/// length-agnostic targets SVE and SVE2 use 128-bit vectors: every SVE vector holds 4 floats, so the
+/// lane count is a compile-time constant there too (a CappedTag<float, 16> would hold 4, 8, 12 or 16
+/// at run time). SVE_256 and SVE2_128 have a known width and keep their full vectors.
+#if HWY_TARGET == HWY_SVE || HWY_TARGET == HWY_SVE2
 using DF = hn::CappedTag<float, 4>;
 #else
 using DF = hn::CappedTag<float, 16>;
