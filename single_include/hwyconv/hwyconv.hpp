@@ -216,9 +216,16 @@ struct RegBlock {
 /// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
 /// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. On targets with 16 registers the
 /// microkernel runs a block as several register-sized sub-blocks (see kernels/fwd-inl.h).
+/// Define HWYCONV_SMALL_BLOCKS for an embedded build with five single-row blocks only (smaller code,
+/// slower on AVX-512 and Arm, where 28-pixel blocks fill the registers). Every main block needs its
+/// single-row (1, RB_Q) form and the powers of two for the remainders of Q.
+#ifdef HWYCONV_SMALL_BLOCKS
+inline constexpr RegBlock kFwdBlocks[] = {{1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1}};
+#else
 inline constexpr RegBlock kFwdBlocks[] = {
     {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
 };
+#endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
 
 /// Index of block (rb_p, rb_q) in kFwdBlocks, or -1.
