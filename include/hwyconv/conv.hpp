@@ -98,12 +98,15 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
   return ops;
 }
 
-/// Replays thread t's part of a kernel stream.
-inline void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin,
-                   int64_t t) {
+/// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
+/// per-image input transform uses it).
+template <class Before = void (*)(const StreamEntry&)>
+void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
+            Before&& before = [](const StreamEntry&) {}) {
   const int64_t b = begin[t], e = begin[t + 1];
   for (int64_t i = b; i < e; ++i) {
     const StreamEntry& en = entries[i];
+    before(en);
     kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
   }
 }
@@ -174,19 +177,15 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   }
   // Each thread owns whole images: it makes an image's working input right before its calls.
   parallel_run(pf, p.threads, [&](int64_t t) {
-    const int64_t b = begin[t], e = begin[t + 1];
     int64_t image = -1;
-    for (int64_t i = b; i < e; ++i) {
-      const StreamEntry& en = entries[i];
-      if (en.out_off / p.out_n != image) {
-        image = en.out_off / p.out_n;
-        for (int stage = 0; stage < input_transform_stages(p); ++stage) {
-          const auto [lo, hi] = input_transform_image_items(p, stage, image);
-          for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
-        }
+    replay(kt, a, entries, begin, t, [&](const StreamEntry& en) {
+      if (en.out_off / p.out_n == image) return;
+      image = en.out_off / p.out_n;
+      for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+        const auto [lo, hi] = input_transform_image_items(p, stage, image);
+        for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
       }
-      kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
-    }
+    });
   });
 }
 
