@@ -909,7 +909,8 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
-    // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel.
+    // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
+    // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
 #endif
@@ -990,7 +991,11 @@ template <size_t kRBP, size_t kRBQ>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(a.wei + l2.w_off, 0, 2);  // locality 2: into L2 (hwy::Prefetch targets L1)
+#else
   hwy::Prefetch(a.wei + l2.w_off);
+#endif
   RunBlock<kRBP, kRBQ>(a, e, l1);
 }
 
@@ -2035,12 +2040,15 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
   return ops;
 }
 
-/// Replays thread t's part of a kernel stream.
-inline void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin,
-                   int64_t t) {
+/// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
+/// per-image input transform uses it).
+template <class Before = void (*)(const StreamEntry&)>
+void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
+            Before&& before = [](const StreamEntry&) {}) {
   const int64_t b = begin[t], e = begin[t + 1];
   for (int64_t i = b; i < e; ++i) {
     const StreamEntry& en = entries[i];
+    before(en);
     kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
   }
 }
@@ -2111,19 +2119,15 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   }
   // Each thread owns whole images: it makes an image's working input right before its calls.
   parallel_run(pf, p.threads, [&](int64_t t) {
-    const int64_t b = begin[t], e = begin[t + 1];
     int64_t image = -1;
-    for (int64_t i = b; i < e; ++i) {
-      const StreamEntry& en = entries[i];
-      if (en.out_off / p.out_n != image) {
-        image = en.out_off / p.out_n;
-        for (int stage = 0; stage < input_transform_stages(p); ++stage) {
-          const auto [lo, hi] = input_transform_image_items(p, stage, image);
-          for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
-        }
+    replay(kt, a, entries, begin, t, [&](const StreamEntry& en) {
+      if (en.out_off / p.out_n == image) return;
+      image = en.out_off / p.out_n;
+      for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+        const auto [lo, hi] = input_transform_image_items(p, stage, image);
+        for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
       }
-      kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
-    }
+    });
   });
 }
 

@@ -114,7 +114,8 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
-    // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel.
+    // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
+    // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
 #endif
@@ -195,7 +196,11 @@ template <size_t kRBP, size_t kRBQ>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(a.wei + l2.w_off, 0, 2);  // locality 2: into L2 (hwy::Prefetch targets L1)
+#else
   hwy::Prefetch(a.wei + l2.w_off);
+#endif
   RunBlock<kRBP, kRBQ>(a, e, l1);
 }
 
