@@ -937,21 +937,23 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   }
 }
 
+/// Sixteen zeros: where a first C chunk loads its accumulators from (see StartSubBlock).
+alignas(64) inline constexpr float kZeroBlock[kBlock] = {};
+
 /// Starts a sub-block: accumulators are zero for the first C chunk, else the stored partial sums.
+/// A first chunk loads every accumulator from kZeroBlock (row and pixel strides 0, so one L1 line)
+/// instead of reading dst: no load waits on memory that is about to be overwritten, and dst's old
+/// content (even NaN) never matters; one loop body serves both cases.
 template <size_t kRBQ, size_t... I>
 HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                               std::index_sequence<I...> seq) {
   using Ix = AccIndex<kRBQ>;
   const DF d;
-  const hn::RebindToUnsigned<DF> du;
-  const float* HWY_RESTRICT out = a.out + e.out_off;
-  const int64_t out_row = a.out_row, out_px = a.out_px;
-  // All-ones keeps the loaded partial sums, zero clears them (bitwise: NaN-safe on any dst content).
-  const auto keep = hn::MaskFromVec(hn::BitCast(
-      d, hn::Set(du, (e.flags & StreamEntry::kFirst) ? 0u : ~0u)));
+  const bool first = (e.flags & StreamEntry::kFirst) != 0;
+  const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
+  const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px;
   SubBlock<kRBQ>(d, a, e, l1, seq,
-                 hn::IfThenElseZero(keep, hn::LoadU(d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px +
-                                                           Ix::Vec(I) * kLanes))...);
+                 hn::LoadU(d, src + Ix::Row(I) * row + Ix::Col(I) * px + Ix::Vec(I) * kLanes)...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
