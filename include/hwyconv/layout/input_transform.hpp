@@ -73,11 +73,13 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
     float* row = dense + (n * Dh + y) * Dw * C;
     std::fill(row, row + Dw * C, 0.0f);
     if (sy < 0 || sy >= d.H) return;
-    for (int64_t x = 0; x < Dw; ++x) {
-      const int64_t sx = x - d.pad_l;
-      if (sx < 0 || sx >= d.W) continue;
-      for (int64_t c = 0; c < C; ++c)
-        row[x * C + c] = src[((n * p.Cb + c / kBlock) * d.H + sy) * d.W * kBlock + sx * kBlock + c % kBlock];
+    for (int64_t cb = 0; cb < p.Cb; ++cb) {
+      const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
+      const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
+      float* to = row + d.pad_l * C + cb * kBlock;
+      const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+      for (int64_t x = 0; x < xs; ++x)
+        for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
     }
     return;
   }
@@ -87,12 +89,17 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
   std::fill(pixel + d.R * run, pixel + folded, 0.0f);
   float* out = work + n * p.in_n + y * p.in_row;
   for (int64_t q = 0; q < p.Q; ++q) {
+    // Plain loops, not memcpy: the runs are short (S*C floats) and a library call per run cost
+    // more than the copy (conv1, N=16: 16 ms -> see the commit).
     for (int64_t r = 0; r < d.R; ++r) {
       const float* from = dense + ((n * Dh + y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
-      if (d.dil_w == 1)
-        std::memcpy(pixel + r * run, from, sizeof(float) * size_t(run));
-      else
-        for (int64_t s = 0; s < d.S; ++s) std::memcpy(pixel + r * run + s * C, from + s * d.dil_w * C, sizeof(float) * size_t(C));
+      float* to = pixel + r * run;
+      if (d.dil_w == 1) {
+        for (int64_t j = 0; j < run; ++j) to[j] = from[j];
+      } else {
+        for (int64_t s = 0; s < d.S; ++s)
+          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+      }
     }
     for (int64_t cb = 0; cb < p.Cr; ++cb) std::memcpy(out + cb * plane + q * kBlock, pixel + cb * kBlock, kPix);
   }

@@ -90,6 +90,9 @@ constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
             p.tap[p.taps].w_off = (r * d.S + s) * kBlock * kBlock;
             ++p.taps;
           }
+      // A phase no tap reaches (1x1 stride 2: three of four) is all zeros: one pass of calls that
+      // reduce over nothing and store zeros, not a pass over every K block.
+      if (p.taps == 0) p.Cr = 1;
       p.in_row = b.Wpad * kBlock;
       p.in_cb = b.Hpad * b.Wpad * kBlock;
       p.in_n = Kb * p.in_cb;
