@@ -12,7 +12,8 @@
 #
 # Each config runs the doctest suite (every per-target test on every target the emulated CPU
 # supports), the single-header test, the W^X test and examples/minimal_layer, and reports the
-# target dynamic dispatch chose. Prints a summary table and "test-arm: N passed, N failed"; exits 1
+# target dynamic dispatch chose. The dynamic build's microkernels are also disassembled for register
+# spills (row "spills"). Prints a summary table and "test-arm: N passed, N failed"; exits 1
 # if anything failed.
 #
 # Installs what it needs when run as root (adds the arm64 architecture for libhwy-dev:arm64);
@@ -179,6 +180,25 @@ no_libhwy() {
     failed=$((failed + 1))
   fi
 }
+
+# spills: the aarch64 object of tests/spill_probe.cpp (every microkernel of every Arm target of the
+# dynamic build: NEON, SVE, SVE2, SVE_256, SVE2_128) disassembled by scripts/check_spills.py (ctest
+# no_spills of the cross build; no emulator): no accumulator on the stack in a hot loop.
+if [ $want_dynamic = 1 ] && [ $dyn_ok = 1 ]; then
+  t0=$SECONDS
+  phase "spills: build hwyconv_spill_probe, ctest no_spills"
+  if cmake --build "$bprefix" -j "$jobs" --target hwyconv_spill_probe >"$logdir/build-spills.log" 2>&1 &&
+     ctest --test-dir "$bprefix" -R '^no_spills$' -V >"$logdir/spills.out" 2>&1; then
+    status=PASS; passed=$((passed + 1))
+  else
+    status=FAIL; failed=$((failed + 1))
+  fi
+  sed 's/^/  /' "$logdir/build-spills.log" | tail -5
+  grep -E 'SPILL|checked' "$logdir/spills.out" | sed 's/^/  /'
+  rows+=("$(printf '%-8s %-33s %-8s %-4s %4ss  %s' spills "(objdump, no emulator)" all "$status" "$((SECONDS - t0))" \
+            "$(grep -h 'checked' "$logdir/spills.out" | tail -1)")")
+  phase "spills: $status"
+fi
 
 sve_args=()
 [ "$sve_subset" -gt 1 ] && sve_args=("--test-case-exclude=fwd: first layer*")

@@ -52,10 +52,20 @@ inline constexpr size_t kVecRegs = 32;
 #else
 inline constexpr size_t kVecRegs = 16;
 #endif
-/// Pixels whose accumulators fit at once: registers less one broadcast and kVecPerBlock weights,
-/// capped at 28 (AVX-512: 28 accumulators + 1 weight + 1 broadcast + 2 spare).
+/// Registers kept free beyond the weights and the broadcast. NEON: 4, because gcc 12 multiplies by
+/// lanes of a loaded input vector (fmla by element) and with 6 pixels (24 accumulators) kept two
+/// accumulators on the stack in the hot loop (scripts/check_spills.py on the aarch64 object).
+#if HWY_TARGET == HWY_NEON
+inline constexpr size_t kSpareRegs = 4;
+#else
+inline constexpr size_t kSpareRegs = 0;
+#endif
+
+/// Pixels whose accumulators fit at once: registers less one broadcast, kVecPerBlock weights and
+/// kSpareRegs, capped at 28 (AVX-512: 28 accumulators + 1 weight + 1 broadcast + 2 spare).
 inline constexpr size_t kMaxPixels = [] {
-  const size_t free_regs = kVecRegs > kVecPerBlock + 1 ? kVecRegs - kVecPerBlock - 1 : 0;
+  const size_t used = kVecPerBlock + 1 + kSpareRegs;
+  const size_t free_regs = kVecRegs > used ? kVecRegs - used : 0;
   const size_t pix = free_regs / kVecPerBlock;
   return pix < 1 ? size_t{1} : (pix > 28 ? size_t{28} : pix);
 }();
