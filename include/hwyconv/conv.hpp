@@ -284,9 +284,14 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.ddst_n = f.out_n;
   a.wei_kb = f.wei_kb;
   a.wei_cb = f.wei_cb;
-  const BwdWKernelFn kernel = kernels().bwd_w[a.mask ? 1 : 0];
+  const KernelTable& kt = kernels();
+  const BwdWKernelFn kernel = kt.bwd_w[a.mask ? 1 : 0];
+  // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
+  // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
+  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
   auto task = [&](int64_t i) {
-    return BwdWTask{i / (f.Cr * f.taps), (i / f.taps) % f.Cr, i % f.taps};
+    const int64_t kb = i / (f.Cr * f.taps) * kbs;
+    return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
   auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
@@ -306,7 +311,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, 0, d.N, b.tasks * t / b.threads, b.tasks * (t + 1) / b.threads);
+      reduce(a, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
@@ -317,7 +322,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, n0, n1, 0, b.tasks);
+        reduce(at, n0, n1, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

@@ -723,9 +723,10 @@ struct BwdWArgs {
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
-/// One weight-update task: the 16 x 16 block (K block kb, C block cb) of tap t.
+/// One weight-update task: the 16 x 16 blocks (K blocks [kb, kb + kbs), C block cb) of tap t.
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
+  int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
 };
 
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
@@ -738,6 +739,7 @@ struct KernelTable {
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
+  int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
 };
 
 }  // namespace hwyconv
@@ -1022,10 +1024,10 @@ HWY_AFTER_NAMESPACE();
 // hwyconv/kernels/bwd_w-inl.h - the weight-update microkernel, per Highway target (toggle guard).
 //
 // One call computes the 16 x 16 (input channel block x output channel block) sub-tensor of dwei for
-// one filter tap, reducing over output pixels (paper SC18, weight update: the input value is
-// broadcast and multiplied with a vector of 16 output-channel gradients). Accumulators: 16 input
-// channels x the vectors of 16 output channels, as a parameter pack (see fwd-inl.h). On targets
-// whose registers cannot hold them all, the input channels run in register-sized groups.
+// one filter tap (two K blocks' on AVX-512), reducing over output pixels (paper SC18, weight update:
+// the input value is broadcast and multiplied with a vector of 16 output-channel gradients).
+// Accumulators: input channels x K blocks x the vectors of 16 output channels, as a parameter pack
+// (see fwd-inl.h), in register-sized groups of input channels.
 
 #if defined(HWYCONV_BWD_W_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef HWYCONV_BWD_W_INL_H_
@@ -1045,8 +1047,15 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// Input channels whose accumulators fit at once (16 on AVX-512 and Arm, 6 on AVX2, 2 on SSE4).
-inline constexpr size_t kBwdWChannels = kMaxPixels < 16 ? kMaxPixels : 16;
+/// K blocks one call updates: 2 where registers allow (AVX-512: 32 registers, one vector per 16
+/// channels), else 1. With two, each broadcast input value feeds two FMAs (one per K block): per
+/// pixel 8 broadcasts + 2 gradient loads for 16 FMAs instead of 16 + 1 (paper SC18, weight update:
+/// register blocking over the output channels).
+inline constexpr size_t kBwdWKbs = kVecPerBlock == 1 && kMaxPixels >= 24 ? 2 : 1;
+
+/// Input channels whose accumulators fit at once (8 per pair of K blocks on AVX-512, 6 on AVX2,
+/// 2 on SSE4, 5 on NEON, 6 on SVE).
+inline constexpr size_t kBwdWChannels = kBwdWKbs == 2 ? 8 : (kMaxPixels < 16 ? kMaxPixels : 16);
 
 /// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
 /// fused on read: the mask is the forward output of the ReLU).
@@ -1057,14 +1066,16 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
   return gv;
 }
 
-/// Accumulates input channels [kC0, kC0 + sizeof...(I) / kVecPerBlock) of one task over the images
-/// [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
-template <size_t kC0, bool kMask, class D, size_t... I>
+/// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
+/// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
+/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels.
+template <size_t kC0, bool kMask, size_t kKbs, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
-  constexpr auto C = [](size_t i) { return kC0 + i / kVecPerBlock; };
+  constexpr auto C = [](size_t i) { return kC0 + i / (kVecPerBlock * kKbs); };
+  constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
-  const int64_t Q = a.Q;
+  const int64_t Q = a.Q, g_kb = a.ddst_kb;
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; ++p) {
       const float* HWY_RESTRICT x = a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + p * a.in_row;
@@ -1072,20 +1083,25 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
       for (int64_t q = 0; q < Q; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * kBlock + C(I)]), Grad<kMask>(d, g, m, q * kBlock + V(I)), acc)), ...);
+        ((acc = hn::MulAdd(hn::Set(d, x[q * kBlock + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+                           acc)),
+         ...);
     }
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
+  const int64_t w_kb = a.wei_kb;
   if (a.accumulate)
-    (hn::StoreU(hn::Add(acc, hn::LoadU(d, w + C(I) * kBlock + V(I))), d, w + C(I) * kBlock + V(I)), ...);
+    (hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
+                w + K(I) * w_kb + C(I) * kBlock + V(I)),
+     ...);
   else
-    (hn::StoreU(acc, d, w + C(I) * kBlock + V(I)), ...);
+    (hn::StoreU(acc, d, w + K(I) * w_kb + C(I) * kBlock + V(I)), ...);
 }
 
-template <size_t kC0, bool kMask, size_t... I>
+template <size_t kC0, bool kMask, size_t kKbs, size_t... I>
 HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...> seq) {
   const DF d;
-  BwdWGroup<kC0, kMask>(d, a, t, seq, ((void)I, hn::Zero(d))...);
+  BwdWGroup<kC0, kMask, kKbs>(d, a, t, seq, ((void)I, hn::Zero(d))...);
 }
 
 /// dbias of one K block: sum of the (masked) gradients over the images and rows of the call.
@@ -1110,20 +1126,29 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
   }
 }
 
-template <size_t kC0, bool kMask>
+template <size_t kC0, bool kMask, size_t kKbs>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
     constexpr size_t kN = size_t(kBlock) - kC0 < kBwdWChannels ? size_t(kBlock) - kC0 : kBwdWChannels;
-    StartBwdWGroup<kC0, kMask>(a, t, std::make_index_sequence<kN * kVecPerBlock>());
-    BwdWGroups<kC0 + kN, kMask>(a, t);
+    StartBwdWGroup<kC0, kMask, kKbs>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
+    BwdWGroups<kC0 + kN, kMask, kKbs>(a, t);
   }
 }
 
-/// The weight-update microkernel (a BwdWKernelFn): task t of a.
+/// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
+/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
 template <bool kMask>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
-  BwdWGroups<0, kMask>(a, t);
-  if (a.dbias && t.cb == 0 && t.t == 0) BwdBias<kMask>(a, t.kb);
+  if constexpr (kBwdWKbs == 2) {
+    if (t.kbs == 2)
+      BwdWGroups<0, kMask, 2>(a, t);
+    else
+      BwdWGroups<0, kMask, 1>(a, t);
+  } else {
+    BwdWGroups<0, kMask, 1>(a, t);
+  }
+  if (a.dbias && t.cb == 0 && t.t == 0)
+    for (int64_t k = 0; k < t.kbs; ++k) BwdBias<kMask>(a, t.kb + k);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -1160,6 +1185,7 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
+  t.bwd_w_kbs = int(kBwdWKbs);
   return t;
 }
 
@@ -2248,9 +2274,14 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.ddst_n = f.out_n;
   a.wei_kb = f.wei_kb;
   a.wei_cb = f.wei_cb;
-  const BwdWKernelFn kernel = kernels().bwd_w[a.mask ? 1 : 0];
+  const KernelTable& kt = kernels();
+  const BwdWKernelFn kernel = kt.bwd_w[a.mask ? 1 : 0];
+  // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
+  // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
+  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
   auto task = [&](int64_t i) {
-    return BwdWTask{i / (f.Cr * f.taps), (i / f.taps) % f.Cr, i % f.taps};
+    const int64_t kb = i / (f.Cr * f.taps) * kbs;
+    return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
   auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
@@ -2270,7 +2301,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, 0, d.N, b.tasks * t / b.threads, b.tasks * (t + 1) / b.threads);
+      reduce(a, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
@@ -2281,7 +2312,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, n0, n1, 0, b.tasks);
+        reduce(at, n0, n1, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

@@ -27,6 +27,7 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
+  t.bwd_w_kbs = int(kBwdWKbs);
   return t;
 }
 

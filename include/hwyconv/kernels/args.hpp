@@ -51,9 +51,10 @@ struct BwdWArgs {
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
-/// One weight-update task: the 16 x 16 block (K block kb, C block cb) of tap t.
+/// One weight-update task: the 16 x 16 blocks (K blocks [kb, kb + kbs), C block cb) of tap t.
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
+  int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
 };
 
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
@@ -66,6 +67,7 @@ struct KernelTable {
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
+  int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
 };
 
 }  // namespace hwyconv
