@@ -32,7 +32,7 @@ std::string describe(const hwyconv::FwdPlan& p) {
                      : p.mode == hwyconv::InputMode::kPhases ? "phases"
                                                              : "fold";
   return std::string(hwyconv::Conv::target()) + " " + mode + " rb" + std::to_string(p.rb().rb_p) + "x" +
-         std::to_string(p.rb().rb_q) + " cc" + std::to_string(p.c_chunk) + " kg" + std::to_string(p.kb_group);
+         std::to_string(p.rb().rb_q) + (p.rb().kbs > 1 ? "x" + std::to_string(p.rb().kbs) + "k" : "") + " cc" + std::to_string(p.c_chunk) + " kg" + std::to_string(p.kb_group);
 }
 
 /// Forward: Conv(desc, {.threads}) then forward(src, wei, bias, dst) with bias, no other post-op.

@@ -105,21 +105,24 @@ void check_stream_invariants(const FwdPlan& p, const RuntimeStream& s) {
   CHECK(s.begin.back() == int64_t(s.entries.size()));
   for (const StreamEntry& e : s.entries) {
     const RegBlock rb = kFwdBlocks[e.block];
-    const int64_t pix0 = e.out_off / kBlock;  // [n][kb][p][q] pixel index
     const int64_t c0 = (e.w_off % p.wei_kb) / p.wei_cb;
-    CHECK(e.kb == (pix0 / (p.P * p.Q)) % p.Kb);
-    for (int64_t i = 0; i < rb.rb_p; ++i)
-      for (int64_t j = 0; j < rb.rb_q; ++j) {
-        const int64_t pix = pix0 + i * p.Q + j;
-        REQUIRE(pix < pixels);
-        CHECK((pix0 % p.Q) + j < p.Q);  // never past the row
-        if (e.flags & StreamEntry::kLast) ++finished[size_t(pix)];
-        if (e.flags & StreamEntry::kFirst) {
-          CHECK(c0 == 0);
-          ++started[size_t(pix)];
+    CHECK(e.kb + rb.kbs <= p.Kb);
+    for (int64_t k = 0; k < rb.kbs; ++k) {  // a block over kbs K blocks covers kb, kb + 1, ...
+      const int64_t pix0 = e.out_off / kBlock + k * p.P * p.Q;  // [n][kb][p][q] pixel index
+      CHECK(e.kb + k == (pix0 / (p.P * p.Q)) % p.Kb);
+      for (int64_t i = 0; i < rb.rb_p; ++i)
+        for (int64_t j = 0; j < rb.rb_q; ++j) {
+          const int64_t pix = pix0 + i * p.Q + j;
+          REQUIRE(pix < pixels);
+          CHECK((pix0 % p.Q) + j < p.Q);  // never past the row
+          if (e.flags & StreamEntry::kLast) ++finished[size_t(pix)];
+          if (e.flags & StreamEntry::kFirst) {
+            CHECK(c0 == 0);
+            ++started[size_t(pix)];
+          }
+          for (int64_t c = c0; c < c0 + e.c_blocks; ++c) ++reduced[size_t(pix * p.Cr + c)];
         }
-        for (int64_t c = c0; c < c0 + e.c_blocks; ++c) ++reduced[size_t(pix * p.Cr + c)];
-      }
+    }
   }
   CHECK(std::count(finished.begin(), finished.end(), 1) == pixels);
   CHECK(std::count(started.begin(), started.end(), 1) == pixels);
@@ -174,14 +177,21 @@ TEST_CASE("StaticConv: compile-time plan and stream equal Conv's, and compute th
 }
 
 TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).rb().rb_q == 28);
+  // 64 -> 64 at 56x56: 14 pixels x 2 K blocks (28 accumulators, 16 loads per 28 FMAs).
+  const RegBlock rb56 = make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).rb();
+  CHECK(rb56.rb_q == 14);
+  CHECK(rb56.kbs == 2);
+  // One K block (K = 16): the 28-pixel single-row block.
+  CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 56, 56, 3, 3, 1, 1)).rb().rb_q == 28);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 1, 1)).mode == InputMode::kDirect);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).mode == InputMode::kPhases);
   // 1x1 stride 2 reads one phase only: a quarter of the input is copied, no FMA is wasted.
   const FwdPlan s2 = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0));
   CHECK(s2.phases == 1);
   CHECK(s2.Hph == 28);
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
+  const RegBlock rb7 = make_fwd_plan(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
+  CHECK(rb7.pixels() * rb7.kbs == 21);
+  CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
   CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3)).Cr == 10);             // 147 -> 160
 }
 

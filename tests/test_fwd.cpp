@@ -110,10 +110,11 @@ TEST_CASE("fwd: seeded random sweep with remainders in every dimension") {
 }
 
 TEST_CASE("fwd: every register block and every remainder of Q and P is exercised") {
-  // Q from 1 to 31 and P from 1 to 9 walk through every block of kFwdBlocks as main or remainder.
+  // Q from 1 to 31 and P from 1 to 9 walk through every block of kFwdBlocks as main or remainder;
+  // K of 1 to 4 K blocks uses the blocks over 2 and 3 K blocks with and without a K block left over.
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   std::vector<ConvDesc> shapes;
-  for (int64_t q = 1; q <= 31; q += 1) shapes.push_back(ConvDesc(1, 17, 18, 1 + q % 9, q, 1, 1));
+  for (int64_t q = 1; q <= 31; q += 1) shapes.push_back(ConvDesc(1, 17, 9 + 16 * (q % 4), 1 + q % 9, q, 1, 1));
   shapes.push_back(ConvDesc(1, 16, 16, 14, 14, 1, 1));
   shapes.push_back(ConvDesc(1, 16, 16, 7, 7, 1, 1));
   shapes.push_back(ConvDesc(1, 16, 16, 6, 7, 1, 1));
@@ -125,7 +126,7 @@ TEST_CASE("fwd: every register block and every remainder of Q and P is exercised
     for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
   }
   for (int b = 0; b < kNumFwdBlocks; ++b) {
-    INFO("block " << kFwdBlocks[b].rb_p << "x" << kFwdBlocks[b].rb_q);
+    INFO("block " << kFwdBlocks[b].rb_p << "x" << kFwdBlocks[b].rb_q << " x" << kFwdBlocks[b].kbs << " K blocks");
     CHECK(used[size_t(b)] == 1);
   }
   for_each_target([&](const std::string&) {

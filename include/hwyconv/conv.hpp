@@ -119,7 +119,9 @@ inline FwdArgs fwd_args(const FwdPlan& p) {
   a.in_row = p.in_row;
   a.in_cb = p.in_cb;
   a.wei_cb = p.wei_cb;
+  a.wei_kb = p.wei_kb;
   a.out_row = p.out_row;
+  a.out_kb = p.out_kb;
   a.out_px = p.out_px;
   return a;
 }

@@ -208,13 +208,17 @@ namespace hwyconv {
 struct RegBlock {
   int rb_p;
   int rb_q;
+  int kbs = 1;  ///< K blocks per call: register blocking over the output channels too
   constexpr int pixels() const { return rb_p * rb_q; }
 };
 
 /// Register blocks compiled for the forward (and, through it, backward-data) microkernel. The first
 /// entries are "main" blocks of up to 28 pixels (28 accumulators + 1 weight + 1 broadcast register
 /// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
-/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. On targets with 16 registers the
+/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. The last ones also block over
+/// K (kbs K blocks per call, as oneDNN's and LIBXSMM's kernels do): 14 pixels x 2 K blocks and
+/// 7 x 3 load one broadcast per pixel and one weight vector per K block, 16 (or 10) loads for 28
+/// (or 21) FMAs instead of 29 for 28; a K block left over runs the kbs 1 block of the same shape. On targets with 16 registers the
 /// microkernel runs a block as several register-sized sub-blocks (see kernels/fwd-inl.h).
 /// Define HWYCONV_SMALL_BLOCKS for an embedded build with five single-row blocks only (smaller code,
 /// slower on AVX-512 and Arm, where 28-pixel blocks fill the registers). Every main block needs its
@@ -224,16 +228,20 @@ inline constexpr RegBlock kFwdBlocks[] = {{1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1
 #else
 inline constexpr RegBlock kFwdBlocks[] = {
     {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
+    {1, 14, 2}, {1, 7, 3},
 };
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
 
-/// Index of block (rb_p, rb_q) in kFwdBlocks, or -1.
-constexpr int find_fwd_block(int rb_p, int rb_q) {
+/// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
+constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   for (int i = 0; i < kNumFwdBlocks; ++i)
-    if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q) return i;
+    if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q && kFwdBlocks[i].kbs == kbs) return i;
   return -1;
 }
+
+/// The one-K-block form of block b (b itself when kbs is 1).
+constexpr int single_kb_block(int b) { return find_fwd_block(kFwdBlocks[b].rb_p, kFwdBlocks[b].rb_q); }
 
 /// Epilogue operations, applied in registers to a finished output block before its only final store,
 /// in this order: + bias[k]; * scale[k] + shift[k]; + residual; max(., 0).
@@ -354,10 +362,15 @@ struct FwdPlan {
 
 namespace plan_detail {
 
-/// Relative cost, in half-cycles of a 2-FMA-port core, of one step (one input channel, one tap) of a
-/// microkernel call with `pixels` accumulators per 16 output channels: an FMA has a latency of 4
-/// cycles, so fewer than 8 independent accumulators leave the ports idle; +1 for the weight load.
-constexpr int64_t step_cost(int64_t pixels) { return (pixels < 8 ? 8 : pixels) + 1; }
+/// Relative cost, in twelfths of a cycle, of one step (one input channel, one tap) of a microkernel
+/// call of `pixels` pixels x `kbs` K blocks on a core with 2 FMA ports: the larger of its FMAs
+/// (pixels * kbs, at least 8 in flight for a 4-cycle latency) and its loads (one broadcast per
+/// pixel, one weight vector per K block), which measured to issue at about 1.5 per cycle on
+/// AVX-512 (the 28-pixel block ran at 72 % of the FMA peak with all data in L1).
+constexpr int64_t step_cost(int64_t pixels, int64_t kbs) {
+  const int64_t fma = 6 * (pixels * kbs < 8 ? 8 : pixels * kbs), loads = 8 * (pixels + kbs);
+  return fma > loads ? fma : loads;
+}
 
 /// Largest rb_p <= rows with a compiled block (rb_p, rb_q). (1, rb_q) exists for every main rb_q.
 constexpr int rows_block(int rows, int rb_q) {
@@ -370,7 +383,7 @@ constexpr int rows_block(int rows, int rb_q) {
 constexpr int cols_block(int64_t cols) {
   int best = -1;
   for (int i = 0; i < kNumFwdBlocks; ++i)
-    if (kFwdBlocks[i].rb_p == 1 && kFwdBlocks[i].rb_q <= cols &&
+    if (kFwdBlocks[i].rb_p == 1 && kFwdBlocks[i].kbs == 1 && kFwdBlocks[i].rb_q <= cols &&
         (best < 0 || kFwdBlocks[i].rb_q > kFwdBlocks[best].rb_q))
       best = i;
   return best;
@@ -400,13 +413,16 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
   }
 }
 
-/// Cost of covering a P x Q output plane with main block `main` (sum of step_cost over calls).
-constexpr int64_t plane_cost(int main, int64_t P, int64_t Q) {
+/// Cost of covering a P x Q output plane of Kb K blocks with main block `main` (sum of step_cost
+/// over calls; K blocks left over by a kbs > 1 block run its one-K-block form).
+constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
   int64_t cost = 0;
   const int rb_p = kFwdBlocks[main].rb_p;
   for (int64_t p = 0; p < P; p += rb_p)
-    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q,
-                   [&](int b, int64_t, int64_t) { cost += step_cost(kFwdBlocks[b].pixels()); });
+    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
+      const int64_t kbs = kFwdBlocks[b].kbs, pix = kFwdBlocks[b].pixels();
+      cost += Kb / kbs * step_cost(pix, kbs) + Kb % kbs * step_cost(pix, 1);
+    });
   return cost;
 }
 
@@ -418,7 +434,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   // Register block: the compiled block with the lowest modelled cost over the output plane.
   int64_t best = -1;
   for (int b = 0; b < kNumFwdBlocks; ++b) {
-    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q);
+    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q, p.Kb);
     if (best < 0 || c < best) {
       best = c;
       p.block = b;
@@ -428,7 +444,8 @@ constexpr void choose_blocking(FwdPlan& p) {
   // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
   // floats) within 256 KiB, a share of L2 on the CPUs we target, in chunks of equal size; the output
   // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
-  const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4;
+  const int64_t kbs = p.rb().kbs;
+  const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
   int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
   p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
@@ -443,7 +460,10 @@ constexpr void choose_blocking(FwdPlan& p) {
   int64_t g = p.in_n * 4 > int64_t{1024} * 1024 ? (int64_t{1024} * 1024) / group_bytes : 1;
   g = g < 1 ? 1 : (g > p.Kb ? p.Kb : g);
   while (g > 1 && p.N * div_up(p.Kb, g) * p.p_groups < 4 * p.threads) g = div_up(g, 2);
-  p.kb_group = g;
+  // A block over kbs K blocks needs groups of whole multiples of kbs (a group's weights: kbs times
+  // those of one K block, per_block above).
+  g = round_up(g, kbs);
+  p.kb_group = g > p.Kb ? p.Kb : g;
   p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
 }
 
@@ -589,8 +609,11 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
       for (int64_t g = g0; g < g1; ++g) {
         const int64_t p0 = g * rb.rb_p;
         const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
-        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int b, int64_t p, int64_t q) {
-          for (int64_t kb = kb0; kb < kb1; ++kb) {
+        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int bk, int64_t p, int64_t q) {
+          // kbs K blocks per call while they last, then the one-K-block form of the block.
+          const int64_t kbs = kFwdBlocks[bk].kbs;
+          for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
+            const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
             e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
@@ -697,6 +720,7 @@ struct FwdArgs {
   const Tap* tap = nullptr;         ///< taps[taps]
   int64_t taps = 0;
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
+  int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
@@ -875,56 +899,63 @@ using VecAt = hn::Vec<D>;
 #define HWYCONV_FWD_UNROLL 4
 #endif
 
-/// Accumulator I of a sub-block kRBQ pixels wide: its pixel row, column, and which vector of the 16
-/// channels it holds.
-template <size_t kRBQ>
+/// Accumulator I of a sub-block kRBQ pixels wide over kKbs K blocks: its pixel row, column, K block
+/// and which vector of the 16 channels it holds. Pixel-major: the K blocks of a pixel are adjacent,
+/// so one broadcast of an input value feeds kKbs FMAs.
+template <size_t kRBQ, size_t kKbs = 1>
 struct AccIndex {
-  static constexpr size_t Row(size_t i) { return (i / kVecPerBlock) / kRBQ; }
-  static constexpr size_t Col(size_t i) { return (i / kVecPerBlock) % kRBQ; }
+  static constexpr size_t Pixel(size_t i) { return i / kVecPerBlock / kKbs; }
+  static constexpr size_t Row(size_t i) { return Pixel(i) / kRBQ; }
+  static constexpr size_t Col(size_t i) { return Pixel(i) % kRBQ; }
+  static constexpr size_t K(size_t i) { return i / kVecPerBlock % kKbs; }
   static constexpr size_t Vec(size_t i) { return i % kVecPerBlock; }
 };
 
 /// Final store of a finished block through epilogue kOps (a compile-time op mask).
-template <size_t kRBQ, unsigned kOps, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, unsigned kOps, class D, size_t... I>
 HWY_INLINE void StoreWithEpilogue(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...>,
                                   VecAt<D, I>... acc) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   float* HWY_RESTRICT out = a.out + e.out_off;
   const float* HWY_RESTRICT res = a.residual + (a.residual ? e.out_off : 0);
-  const int64_t out_row = a.out_row, out_px = a.out_px, ch = int64_t(e.kb) * kBlock;
-  (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::Vec(I) * kLanes),
-                                  res + (a.residual ? Ix::Row(I) * out_row + Ix::Col(I) * out_px +
-                                                          Ix::Vec(I) * kLanes
-                                                    : 0)),
-              d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes),
+  const int64_t out_row = a.out_row, out_px = a.out_px, out_kb = a.out_kb, ch = int64_t(e.kb) * kBlock;
+  auto at = [&](size_t i) {
+    return int64_t(Ix::K(i)) * out_kb + int64_t(Ix::Row(i)) * out_row + int64_t(Ix::Col(i)) * out_px +
+           int64_t(Ix::Vec(i) * kLanes);
+  };
+  (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::K(I) * kBlock + Ix::Vec(I) * kLanes),
+                                  res + (a.residual ? at(I) : 0)),
+              d, out + at(I)),
    ...);
 }
 
 /// Picks the epilogue instantiation a.epilogue (index into kEpilogues) for the final store: one
 /// branch per block, while each epilogue's ops are compile-time constants.
-template <size_t kRBQ, class D, size_t... I, size_t... E>
+template <size_t kRBQ, size_t kKbs, class D, size_t... I, size_t... E>
 HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...> seq,
                             std::index_sequence<E...>, VecAt<D, I>... acc) {
-  (void)((a.epilogue == int(E) ? (StoreWithEpilogue<kRBQ, kEpilogues[E]>(d, a, e, seq, acc...), true)
+  (void)((a.epilogue == int(E) ? (StoreWithEpilogue<kRBQ, kKbs, kEpilogues[E]>(d, a, e, seq, acc...), true)
                                : false) ||
          ...);
 }
 
 /// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
 /// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
-template <size_t kRBQ, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   const float* HWY_RESTRICT in = a.in + e.in_off;
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
-  const int64_t in_row = a.in_row;
+  const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock)
+                                       : void()),
+     ...);
 #endif
     for (int64_t t = 0; t < a.taps; ++t) {
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
@@ -932,7 +963,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
       for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
         ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kBlock + ic]),
-                           hn::LoadU(d, wt + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
+                           hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
     }
@@ -941,11 +972,13 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     next_in += a.in_cb;
   }
   if (e.flags & StreamEntry::kLast) {
-    FinishBlock<kRBQ>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
+    FinishBlock<kRBQ, kKbs>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
   } else {
     float* HWY_RESTRICT out = a.out + e.out_off;
-    const int64_t out_row = a.out_row, out_px = a.out_px;
-    (hn::StoreU(acc, d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes), ...);
+    const int64_t out_row = a.out_row, out_px = a.out_px, out_kb = a.out_kb;
+    (hn::StoreU(acc, d,
+                out + int64_t(Ix::K(I)) * out_kb + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes),
+     ...);
   }
 }
 
@@ -953,19 +986,20 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
 alignas(64) inline constexpr float kZeroBlock[kBlock] = {};
 
 /// Starts a sub-block: accumulators are zero for the first C chunk, else the stored partial sums.
-/// A first chunk loads every accumulator from kZeroBlock (row and pixel strides 0, so one L1 line)
-/// instead of reading dst: no load waits on memory that is about to be overwritten, and dst's old
-/// content (even NaN) never matters; one loop body serves both cases.
-template <size_t kRBQ, size_t... I>
+/// A first chunk loads every accumulator from kZeroBlock (all strides 0, so one L1 line) instead of
+/// reading dst: no load waits on memory that is about to be overwritten, and dst's old content
+/// (even NaN) never matters; one loop body serves both cases.
+template <size_t kRBQ, size_t kKbs, size_t... I>
 HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                               std::index_sequence<I...> seq) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   const DF d;
   const bool first = (e.flags & StreamEntry::kFirst) != 0;
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
-  const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px;
-  SubBlock<kRBQ>(d, a, e, l1, seq,
-                 hn::LoadU(d, src + Ix::Row(I) * row + Ix::Col(I) * px + Ix::Vec(I) * kLanes)...);
+  const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
+  SubBlock<kRBQ, kKbs>(d, a, e, l1, seq,
+                       hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
+                                        Ix::Vec(I) * kLanes)...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
@@ -975,33 +1009,46 @@ HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int
   return e;
 }
 
-/// Runs a kRBP x kRBQ block. When its accumulators fit the target's registers (always on AVX-512 and
-/// Arm) the block is one sub-block. Otherwise (16-register targets) it runs row by row, each row as
-/// a loop over sub-blocks of kMaxPixels columns plus one sub-block for the columns left over: a
-/// run-time loop, so that narrow targets compile two sub-block bodies per variant, not a dozen.
-template <size_t kRBP, size_t kRBQ>
+/// Moves an entry to K block k of its block.
+HWY_INLINE StreamEntry AtKb(const FwdArgs& a, StreamEntry e, int64_t k) {
+  e.w_off += k * a.wei_kb;
+  e.out_off += k * a.out_kb;
+  e.kb += int32_t(k);
+  return e;
+}
+
+/// Runs a kRBP x kRBQ x kKbs block. When its accumulators fit the target's registers (AVX-512 and
+/// Arm for the one-K-block shapes) the block is one sub-block. Otherwise it runs K block by K block,
+/// and (16-register targets) row by row, each row as a loop over sub-blocks of kMaxPixels columns
+/// plus one sub-block for the columns left over: a run-time loop, so that narrow targets compile
+/// two sub-block bodies per variant, not a dozen.
+template <size_t kRBP, size_t kRBQ, size_t kKbs>
 HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1) {
-  if constexpr (kRBP * kRBQ <= kMaxPixels) {
-    StartSubBlock<kRBQ>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
+  if constexpr (kRBP * kRBQ * kKbs <= kMaxPixels) {
+    StartSubBlock<kRBQ, kKbs>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
+  } else if constexpr (kKbs > 1) {
+    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1>(a, AtKb(a, e, int64_t(k)), l1);
+  } else if constexpr (kRBP * kRBQ <= kMaxPixels) {
+    StartSubBlock<kRBQ, 1>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
   } else {
     constexpr size_t kFull = kRBQ / kMaxPixels, kRest = kRBQ % kMaxPixels;
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
-                                           std::make_index_sequence<kMaxPixels * kVecPerBlock>());
+        StartSubBlock<kMaxPixels, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                     std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
-                                      std::make_index_sequence<kRest * kVecPerBlock>());
+        StartSubBlock<kRest, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }
 }
 
-/// The forward microkernel for register block kRBP x kRBQ (a FwdKernelFn).
-template <size_t kRBP, size_t kRBQ>
+/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn).
+template <size_t kRBP, size_t kRBQ, size_t kKbs>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
@@ -1010,7 +1057,7 @@ HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const S
 #else
   hwy::Prefetch(a.wei + l2.w_off);
 #endif
-  RunBlock<kRBP, kRBQ>(a, e, l1);
+  RunBlock<kRBP, kRBQ, kKbs>(a, e, l1);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -1181,7 +1228,9 @@ namespace HWY_NAMESPACE {
 template <size_t... kB>
 constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   KernelTable t{};
-  ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q)>), ...);
+  ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
+                                 size_t(kFwdBlocks[kB].kbs)>),
+   ...);
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
@@ -2109,7 +2158,9 @@ inline FwdArgs fwd_args(const FwdPlan& p) {
   a.in_row = p.in_row;
   a.in_cb = p.in_cb;
   a.wei_cb = p.wei_cb;
+  a.wei_kb = p.wei_kb;
   a.out_row = p.out_row;
+  a.out_kb = p.out_kb;
   a.out_px = p.out_px;
   return a;
 }

@@ -23,7 +23,9 @@ namespace HWY_NAMESPACE {
 template <size_t... kB>
 constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   KernelTable t{};
-  ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q)>), ...);
+  ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
+                                 size_t(kFwdBlocks[kB].kbs)>),
+   ...);
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);

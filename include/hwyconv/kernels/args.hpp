@@ -25,6 +25,7 @@ struct FwdArgs {
   const Tap* tap = nullptr;         ///< taps[taps]
   int64_t taps = 0;
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
+  int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run

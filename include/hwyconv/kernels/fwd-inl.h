@@ -78,56 +78,63 @@ using VecAt = hn::Vec<D>;
 #define HWYCONV_FWD_UNROLL 4
 #endif
 
-/// Accumulator I of a sub-block kRBQ pixels wide: its pixel row, column, and which vector of the 16
-/// channels it holds.
-template <size_t kRBQ>
+/// Accumulator I of a sub-block kRBQ pixels wide over kKbs K blocks: its pixel row, column, K block
+/// and which vector of the 16 channels it holds. Pixel-major: the K blocks of a pixel are adjacent,
+/// so one broadcast of an input value feeds kKbs FMAs.
+template <size_t kRBQ, size_t kKbs = 1>
 struct AccIndex {
-  static constexpr size_t Row(size_t i) { return (i / kVecPerBlock) / kRBQ; }
-  static constexpr size_t Col(size_t i) { return (i / kVecPerBlock) % kRBQ; }
+  static constexpr size_t Pixel(size_t i) { return i / kVecPerBlock / kKbs; }
+  static constexpr size_t Row(size_t i) { return Pixel(i) / kRBQ; }
+  static constexpr size_t Col(size_t i) { return Pixel(i) % kRBQ; }
+  static constexpr size_t K(size_t i) { return i / kVecPerBlock % kKbs; }
   static constexpr size_t Vec(size_t i) { return i % kVecPerBlock; }
 };
 
 /// Final store of a finished block through epilogue kOps (a compile-time op mask).
-template <size_t kRBQ, unsigned kOps, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, unsigned kOps, class D, size_t... I>
 HWY_INLINE void StoreWithEpilogue(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...>,
                                   VecAt<D, I>... acc) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   float* HWY_RESTRICT out = a.out + e.out_off;
   const float* HWY_RESTRICT res = a.residual + (a.residual ? e.out_off : 0);
-  const int64_t out_row = a.out_row, out_px = a.out_px, ch = int64_t(e.kb) * kBlock;
-  (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::Vec(I) * kLanes),
-                                  res + (a.residual ? Ix::Row(I) * out_row + Ix::Col(I) * out_px +
-                                                          Ix::Vec(I) * kLanes
-                                                    : 0)),
-              d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes),
+  const int64_t out_row = a.out_row, out_px = a.out_px, out_kb = a.out_kb, ch = int64_t(e.kb) * kBlock;
+  auto at = [&](size_t i) {
+    return int64_t(Ix::K(i)) * out_kb + int64_t(Ix::Row(i)) * out_row + int64_t(Ix::Col(i)) * out_px +
+           int64_t(Ix::Vec(i) * kLanes);
+  };
+  (hn::StoreU(ApplyEpilogue<kOps>(d, acc, a, ch + int64_t(Ix::K(I) * kBlock + Ix::Vec(I) * kLanes),
+                                  res + (a.residual ? at(I) : 0)),
+              d, out + at(I)),
    ...);
 }
 
 /// Picks the epilogue instantiation a.epilogue (index into kEpilogues) for the final store: one
 /// branch per block, while each epilogue's ops are compile-time constants.
-template <size_t kRBQ, class D, size_t... I, size_t... E>
+template <size_t kRBQ, size_t kKbs, class D, size_t... I, size_t... E>
 HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::index_sequence<I...> seq,
                             std::index_sequence<E...>, VecAt<D, I>... acc) {
-  (void)((a.epilogue == int(E) ? (StoreWithEpilogue<kRBQ, kEpilogues[E]>(d, a, e, seq, acc...), true)
+  (void)((a.epilogue == int(E) ? (StoreWithEpilogue<kRBQ, kKbs, kEpilogues[E]>(d, a, e, seq, acc...), true)
                                : false) ||
          ...);
 }
 
 /// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
 /// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
-template <size_t kRBQ, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   const float* HWY_RESTRICT in = a.in + e.in_off;
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
-  const int64_t in_row = a.in_row;
+  const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    (hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock), ...);
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock)
+                                       : void()),
+     ...);
 #endif
     for (int64_t t = 0; t < a.taps; ++t) {
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
@@ -135,7 +142,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
       for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
         ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kBlock + ic]),
-                           hn::LoadU(d, wt + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
+                           hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
     }
@@ -144,11 +151,13 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     next_in += a.in_cb;
   }
   if (e.flags & StreamEntry::kLast) {
-    FinishBlock<kRBQ>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
+    FinishBlock<kRBQ, kKbs>(d, a, e, seq, std::make_index_sequence<size_t(kNumEpilogues)>(), acc...);
   } else {
     float* HWY_RESTRICT out = a.out + e.out_off;
-    const int64_t out_row = a.out_row, out_px = a.out_px;
-    (hn::StoreU(acc, d, out + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes), ...);
+    const int64_t out_row = a.out_row, out_px = a.out_px, out_kb = a.out_kb;
+    (hn::StoreU(acc, d,
+                out + int64_t(Ix::K(I)) * out_kb + Ix::Row(I) * out_row + Ix::Col(I) * out_px + Ix::Vec(I) * kLanes),
+     ...);
   }
 }
 
@@ -156,19 +165,20 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
 alignas(64) inline constexpr float kZeroBlock[kBlock] = {};
 
 /// Starts a sub-block: accumulators are zero for the first C chunk, else the stored partial sums.
-/// A first chunk loads every accumulator from kZeroBlock (row and pixel strides 0, so one L1 line)
-/// instead of reading dst: no load waits on memory that is about to be overwritten, and dst's old
-/// content (even NaN) never matters; one loop body serves both cases.
-template <size_t kRBQ, size_t... I>
+/// A first chunk loads every accumulator from kZeroBlock (all strides 0, so one L1 line) instead of
+/// reading dst: no load waits on memory that is about to be overwritten, and dst's old content
+/// (even NaN) never matters; one loop body serves both cases.
+template <size_t kRBQ, size_t kKbs, size_t... I>
 HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                               std::index_sequence<I...> seq) {
-  using Ix = AccIndex<kRBQ>;
+  using Ix = AccIndex<kRBQ, kKbs>;
   const DF d;
   const bool first = (e.flags & StreamEntry::kFirst) != 0;
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
-  const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px;
-  SubBlock<kRBQ>(d, a, e, l1, seq,
-                 hn::LoadU(d, src + Ix::Row(I) * row + Ix::Col(I) * px + Ix::Vec(I) * kLanes)...);
+  const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
+  SubBlock<kRBQ, kKbs>(d, a, e, l1, seq,
+                       hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
+                                        Ix::Vec(I) * kLanes)...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
@@ -178,33 +188,46 @@ HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int
   return e;
 }
 
-/// Runs a kRBP x kRBQ block. When its accumulators fit the target's registers (always on AVX-512 and
-/// Arm) the block is one sub-block. Otherwise (16-register targets) it runs row by row, each row as
-/// a loop over sub-blocks of kMaxPixels columns plus one sub-block for the columns left over: a
-/// run-time loop, so that narrow targets compile two sub-block bodies per variant, not a dozen.
-template <size_t kRBP, size_t kRBQ>
+/// Moves an entry to K block k of its block.
+HWY_INLINE StreamEntry AtKb(const FwdArgs& a, StreamEntry e, int64_t k) {
+  e.w_off += k * a.wei_kb;
+  e.out_off += k * a.out_kb;
+  e.kb += int32_t(k);
+  return e;
+}
+
+/// Runs a kRBP x kRBQ x kKbs block. When its accumulators fit the target's registers (AVX-512 and
+/// Arm for the one-K-block shapes) the block is one sub-block. Otherwise it runs K block by K block,
+/// and (16-register targets) row by row, each row as a loop over sub-blocks of kMaxPixels columns
+/// plus one sub-block for the columns left over: a run-time loop, so that narrow targets compile
+/// two sub-block bodies per variant, not a dozen.
+template <size_t kRBP, size_t kRBQ, size_t kKbs>
 HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1) {
-  if constexpr (kRBP * kRBQ <= kMaxPixels) {
-    StartSubBlock<kRBQ>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
+  if constexpr (kRBP * kRBQ * kKbs <= kMaxPixels) {
+    StartSubBlock<kRBQ, kKbs>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
+  } else if constexpr (kKbs > 1) {
+    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1>(a, AtKb(a, e, int64_t(k)), l1);
+  } else if constexpr (kRBP * kRBQ <= kMaxPixels) {
+    StartSubBlock<kRBQ, 1>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
   } else {
     constexpr size_t kFull = kRBQ / kMaxPixels, kRest = kRBQ % kMaxPixels;
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
-                                           std::make_index_sequence<kMaxPixels * kVecPerBlock>());
+        StartSubBlock<kMaxPixels, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                     std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
-                                      std::make_index_sequence<kRest * kVecPerBlock>());
+        StartSubBlock<kRest, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+                                std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }
 }
 
-/// The forward microkernel for register block kRBP x kRBQ (a FwdKernelFn).
-template <size_t kRBP, size_t kRBQ>
+/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn).
+template <size_t kRBP, size_t kRBQ, size_t kKbs>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
@@ -213,7 +236,7 @@ HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const S
 #else
   hwy::Prefetch(a.wei + l2.w_off);
 #endif
-  RunBlock<kRBP, kRBQ>(a, e, l1);
+  RunBlock<kRBP, kRBQ, kKbs>(a, e, l1);
 }
 
 }  // namespace HWY_NAMESPACE

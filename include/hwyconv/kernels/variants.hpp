@@ -16,13 +16,17 @@ namespace hwyconv {
 struct RegBlock {
   int rb_p;
   int rb_q;
+  int kbs = 1;  ///< K blocks per call: register blocking over the output channels too
   constexpr int pixels() const { return rb_p * rb_q; }
 };
 
 /// Register blocks compiled for the forward (and, through it, backward-data) microkernel. The first
 /// entries are "main" blocks of up to 28 pixels (28 accumulators + 1 weight + 1 broadcast register
 /// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
-/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. On targets with 16 registers the
+/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. The last ones also block over
+/// K (kbs K blocks per call, as oneDNN's and LIBXSMM's kernels do): 14 pixels x 2 K blocks and
+/// 7 x 3 load one broadcast per pixel and one weight vector per K block, 16 (or 10) loads for 28
+/// (or 21) FMAs instead of 29 for 28; a K block left over runs the kbs 1 block of the same shape. On targets with 16 registers the
 /// microkernel runs a block as several register-sized sub-blocks (see kernels/fwd-inl.h).
 /// Define HWYCONV_SMALL_BLOCKS for an embedded build with five single-row blocks only (smaller code,
 /// slower on AVX-512 and Arm, where 28-pixel blocks fill the registers). Every main block needs its
@@ -32,16 +36,20 @@ inline constexpr RegBlock kFwdBlocks[] = {{1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1
 #else
 inline constexpr RegBlock kFwdBlocks[] = {
     {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
+    {1, 14, 2}, {1, 7, 3},
 };
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
 
-/// Index of block (rb_p, rb_q) in kFwdBlocks, or -1.
-constexpr int find_fwd_block(int rb_p, int rb_q) {
+/// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
+constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   for (int i = 0; i < kNumFwdBlocks; ++i)
-    if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q) return i;
+    if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q && kFwdBlocks[i].kbs == kbs) return i;
   return -1;
 }
+
+/// The one-K-block form of block b (b itself when kbs is 1).
+constexpr int single_kb_block(int b) { return find_fwd_block(kFwdBlocks[b].rb_p, kFwdBlocks[b].rb_q); }
 
 /// Epilogue operations, applied in registers to a finished output block before its only final store,
 /// in this order: + bias[k]; * scale[k] + shift[k]; + residual; max(., 0).

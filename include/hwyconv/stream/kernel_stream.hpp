@@ -60,8 +60,11 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
       for (int64_t g = g0; g < g1; ++g) {
         const int64_t p0 = g * rb.rb_p;
         const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
-        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int b, int64_t p, int64_t q) {
-          for (int64_t kb = kb0; kb < kb1; ++kb) {
+        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int bk, int64_t p, int64_t q) {
+          // kbs K blocks per call while they last, then the one-K-block form of the block.
+          const int64_t kbs = kFwdBlocks[bk].kbs;
+          for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
+            const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
             e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
