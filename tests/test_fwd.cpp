@@ -96,6 +96,9 @@ TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
   CHECK(Conv(pbs[0]->d).plan().mode == InputMode::kFold);
+  // N = 2: each thread folds rows into its ring right before computing them (FwdPlan::ring_rows).
+  CHECK(Conv(pbs[1]->d).plan().ring_rows > 0);
+  CHECK(Conv(pbs[1]->d, {.threads = 1}).plan().ring_rows > 0);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_forward(*pb);
   });

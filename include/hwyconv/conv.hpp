@@ -177,6 +177,30 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
     parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
     return;
   }
+  if (p.ring_rows > 0) {
+    // Each thread owns whole images: it makes an image's dense copy when the image starts, and
+    // folds the rows of each row group into its ring right before the group's calls.
+    parallel_run(pf, p.threads, [&](int64_t t) {
+      FwdArgs at = a;
+      float* ring = work + t * p.ring_size;
+      float* dense = ring + p.ring_rows * p.in_row;
+      at.in = ring;
+      int64_t image = -1, group = -1;
+      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+        const int64_t n = en.out_off / p.out_n, g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
+        if (n != image) {
+          image = n;
+          group = -1;
+          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
+        }
+        if (g == group) return;
+        group = g;
+        for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
+          fold_output_row(p, dense, ring + (y % p.ring_rows) * p.in_row, y);
+      });
+    });
+    return;
+  }
   // Each thread owns whole images: it makes an image's working input right before its calls.
   parallel_run(pf, p.threads, [&](int64_t t) {
     int64_t image = -1;

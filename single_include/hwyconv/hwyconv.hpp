@@ -354,6 +354,12 @@ struct FwdPlan {
   bool per_image = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
+  /// kFold with per_image, one K group and one C chunk: each thread folds the rows of a row group
+  /// just before the group's calls into a ring of ring_rows rows (in_n is 0 and row p of the
+  /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
+  /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
+  int64_t ring_rows = 0;
+  int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
@@ -469,7 +475,9 @@ constexpr void choose_blocking(FwdPlan& p) {
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
-constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
+/// `ring`: allow the forward-only folded-row ring (see FwdPlan::ring_rows); the weight update,
+/// which reads the whole working input, plans without it.
+constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = true) {
   FwdPlan p{};
   p.desc = d;
   p.threads = threads < 1 ? 1 : threads;
@@ -520,7 +528,11 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   }
   p.in_row = p.Wph * kBlock;
   p.in_cb = p.phases * p.Hph * p.Wph * kBlock;
-  p.in_n = p.Cr * p.in_cb;
+  if (fold) {  // [N][P][Cr][Q][16]: the Cr blocks of one output row together
+    p.in_row = p.Cr * p.Q * kBlock;
+    p.in_cb = p.Q * kBlock;
+  }
+  p.in_n = fold ? p.P * p.in_row : p.Cr * p.in_cb;
   p.wei_cb = p.taps * kBlock * kBlock;
   p.wei_kb = p.Cr * p.wei_cb;
   p.out_row = p.Q * kBlock;
@@ -530,13 +542,19 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   if (fold) {
     p.dense_h = (p.P - 1) * d.stride_h + (d.R - 1) * d.dil_h + 1;
     p.dense_w = (p.Q - 1) * d.stride_w + (d.S - 1) * d.dil_w + 1;
-    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C;
+    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack (layout/input_transform.hpp)
   }
   p.out_px = kBlock;
   p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
   choose_blocking(p);
+  if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
+    p.ring_rows = p.rb().rb_p;
+    p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
+    p.in_n = 0;
+    p.scratch_in = p.threads * p.ring_size;
+  }
   return p;
 }
 
@@ -615,7 +633,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = n * pl.in_n + c0 * pl.in_cb + p * pl.in_row + q * kBlock;
+            e.in_off = n * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
@@ -1692,7 +1710,7 @@ struct BwdWeightsPlan {
 /// Plans backward weights for `d` and `threads`. Constexpr.
 constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
   BwdWeightsPlan b{};
-  b.fwd = make_fwd_plan(d, threads);
+  b.fwd = make_fwd_plan(d, threads, /*ring=*/false);
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
@@ -1831,8 +1849,60 @@ constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan&
   return {n * per, (n + 1) * per};
 }
 
+/// Floats a kFold copy chunk may read past a run of the dense copy (which ends with that much
+/// slack, FwdPlan::scratch_in) and write past it in the pixel buffer.
+inline constexpr int64_t kFoldSlack = 8;
+
+/// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
+/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy): the C
+/// channels of a pixel next to each other, so that the S*C folded channels of one filter row are
+/// one contiguous run.
+inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.dense_w, sy = y - d.pad_t;
+  float* row = dense + y * Dw * C;
+  std::fill(row, row + Dw * C, 0.0f);
+  if (sy < 0 || sy >= d.H) return;
+  for (int64_t cb = 0; cb < p.Cb; ++cb) {
+    const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
+    const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
+    float* to = row + d.pad_l * C + cb * kBlock;
+    const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+    for (int64_t x = 0; x < xs; ++x)
+      for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
+  }
+}
+
+/// kFold, second step: output row y of one image from its dense copy, into `out` (the row's Cr
+/// blocks of Q pixels, in_cb apart): folded channel f = (r*S + s)*C + c of pixel (y, q) is dense
+/// (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c; channels past R*S*C are zero.
+inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.dense_w, folded = p.Cr * kBlock, run = d.S * C;
+  float pixel[kMaxTaps * kBlock + kFoldSlack];
+  for (int64_t q = 0; q < p.Q; ++q) {
+    // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a library
+    // call per short run cost more than the copy). A chunk may run past its run: the next filter
+    // row's run overwrites it, and the tail after the last run is cleared below.
+    for (int64_t r = 0; r < d.R; ++r) {
+      const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+      float* to = pixel + r * run;
+      if (d.dil_w == 1) {
+        for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
+      } else {
+        for (int64_t s = 0; s < d.S; ++s)
+          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+      }
+    }
+    std::fill(pixel + d.R * run, pixel + folded, 0.0f);
+    for (int64_t cb = 0; cb < p.Cr; ++cb)
+      std::memcpy(out + cb * p.in_cb + q * kBlock, pixel + cb * kBlock, sizeof(float) * kBlock);
+  }
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
-/// [N][Cr][phases][Hph][Wph][16] (for kFold followed by the dense copy [N][dense_h][dense_w][C]).
+/// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
+/// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
 /// Every float of the item's part of `work` is written.
 inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
@@ -1862,46 +1932,13 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
     return;
   }
   if (p.mode != InputMode::kFold) return;
-  // kFold. Stage 0: dense[n][y][x][c] = src pixel (y - pad_t, x - pad_l), channel c, or 0: the C
-  // channels of a pixel next to each other, so that the S*C folded channels of one filter row are
-  // one contiguous run. Stage 1: folded channel f = (r*S + s)*C + c of output pixel (y, q) is
-  // dense (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c.
+  const int64_t image = p.dense_h * p.dense_w * d.C;
   float* dense = work + d.N * p.in_n;
-  const int64_t C = d.C, Dh = p.dense_h, Dw = p.dense_w;
   if (stage == 0) {
-    const int64_t n = i / Dh, y = i % Dh, sy = y - d.pad_t;
-    float* row = dense + (n * Dh + y) * Dw * C;
-    std::fill(row, row + Dw * C, 0.0f);
-    if (sy < 0 || sy >= d.H) return;
-    for (int64_t cb = 0; cb < p.Cb; ++cb) {
-      const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
-      const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
-      float* to = row + d.pad_l * C + cb * kBlock;
-      const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
-      for (int64_t x = 0; x < xs; ++x)
-        for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
-    }
-    return;
-  }
-  const int64_t n = i / p.P, y = i % p.P;
-  const int64_t plane = p.Hph * p.Wph * kBlock, folded = p.Cr * kBlock, run = d.S * C;
-  float pixel[kMaxTaps * kBlock];
-  std::fill(pixel + d.R * run, pixel + folded, 0.0f);
-  float* out = work + n * p.in_n + y * p.in_row;
-  for (int64_t q = 0; q < p.Q; ++q) {
-    // Plain loops, not memcpy: the runs are short (S*C floats) and a library call per run cost
-    // more than the copy (conv1, N=16: 16 ms -> see the commit).
-    for (int64_t r = 0; r < d.R; ++r) {
-      const float* from = dense + ((n * Dh + y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
-      float* to = pixel + r * run;
-      if (d.dil_w == 1) {
-        for (int64_t j = 0; j < run; ++j) to[j] = from[j];
-      } else {
-        for (int64_t s = 0; s < d.S; ++s)
-          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
-      }
-    }
-    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memcpy(out + cb * plane + q * kBlock, pixel + cb * kBlock, kPix);
+    fold_dense_row(p, src, dense + i / p.dense_h * image, i / p.dense_h, i % p.dense_h);
+  } else {
+    const int64_t n = i / p.P, y = i % p.P;
+    fold_output_row(p, dense + n * image, work + n * p.in_n + y * p.in_row, y);
   }
 }
 
@@ -2214,6 +2251,30 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
   if (!p.per_image) {
     run_input_transform(pf, p, src.data(), work);
     parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+    return;
+  }
+  if (p.ring_rows > 0) {
+    // Each thread owns whole images: it makes an image's dense copy when the image starts, and
+    // folds the rows of each row group into its ring right before the group's calls.
+    parallel_run(pf, p.threads, [&](int64_t t) {
+      FwdArgs at = a;
+      float* ring = work + t * p.ring_size;
+      float* dense = ring + p.ring_rows * p.in_row;
+      at.in = ring;
+      int64_t image = -1, group = -1;
+      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+        const int64_t n = en.out_off / p.out_n, g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
+        if (n != image) {
+          image = n;
+          group = -1;
+          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
+        }
+        if (g == group) return;
+        group = g;
+        for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
+          fold_output_row(p, dense, ring + (y % p.ring_rows) * p.in_row, y);
+      });
+    });
     return;
   }
   // Each thread owns whole images: it makes an image's working input right before its calls.

@@ -31,8 +31,60 @@ constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan&
   return {n * per, (n + 1) * per};
 }
 
+/// Floats a kFold copy chunk may read past a run of the dense copy (which ends with that much
+/// slack, FwdPlan::scratch_in) and write past it in the pixel buffer.
+inline constexpr int64_t kFoldSlack = 8;
+
+/// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
+/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy): the C
+/// channels of a pixel next to each other, so that the S*C folded channels of one filter row are
+/// one contiguous run.
+inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.dense_w, sy = y - d.pad_t;
+  float* row = dense + y * Dw * C;
+  std::fill(row, row + Dw * C, 0.0f);
+  if (sy < 0 || sy >= d.H) return;
+  for (int64_t cb = 0; cb < p.Cb; ++cb) {
+    const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
+    const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
+    float* to = row + d.pad_l * C + cb * kBlock;
+    const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+    for (int64_t x = 0; x < xs; ++x)
+      for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
+  }
+}
+
+/// kFold, second step: output row y of one image from its dense copy, into `out` (the row's Cr
+/// blocks of Q pixels, in_cb apart): folded channel f = (r*S + s)*C + c of pixel (y, q) is dense
+/// (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c; channels past R*S*C are zero.
+inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.dense_w, folded = p.Cr * kBlock, run = d.S * C;
+  float pixel[kMaxTaps * kBlock + kFoldSlack];
+  for (int64_t q = 0; q < p.Q; ++q) {
+    // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a library
+    // call per short run cost more than the copy). A chunk may run past its run: the next filter
+    // row's run overwrites it, and the tail after the last run is cleared below.
+    for (int64_t r = 0; r < d.R; ++r) {
+      const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+      float* to = pixel + r * run;
+      if (d.dil_w == 1) {
+        for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
+      } else {
+        for (int64_t s = 0; s < d.S; ++s)
+          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+      }
+    }
+    std::fill(pixel + d.R * run, pixel + folded, 0.0f);
+    for (int64_t cb = 0; cb < p.Cr; ++cb)
+      std::memcpy(out + cb * p.in_cb + q * kBlock, pixel + cb * kBlock, sizeof(float) * kBlock);
+  }
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
-/// [N][Cr][phases][Hph][Wph][16] (for kFold followed by the dense copy [N][dense_h][dense_w][C]).
+/// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
+/// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
 /// Every float of the item's part of `work` is written.
 inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
@@ -62,46 +114,13 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
     return;
   }
   if (p.mode != InputMode::kFold) return;
-  // kFold. Stage 0: dense[n][y][x][c] = src pixel (y - pad_t, x - pad_l), channel c, or 0: the C
-  // channels of a pixel next to each other, so that the S*C folded channels of one filter row are
-  // one contiguous run. Stage 1: folded channel f = (r*S + s)*C + c of output pixel (y, q) is
-  // dense (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c.
+  const int64_t image = p.dense_h * p.dense_w * d.C;
   float* dense = work + d.N * p.in_n;
-  const int64_t C = d.C, Dh = p.dense_h, Dw = p.dense_w;
   if (stage == 0) {
-    const int64_t n = i / Dh, y = i % Dh, sy = y - d.pad_t;
-    float* row = dense + (n * Dh + y) * Dw * C;
-    std::fill(row, row + Dw * C, 0.0f);
-    if (sy < 0 || sy >= d.H) return;
-    for (int64_t cb = 0; cb < p.Cb; ++cb) {
-      const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
-      const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
-      float* to = row + d.pad_l * C + cb * kBlock;
-      const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
-      for (int64_t x = 0; x < xs; ++x)
-        for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
-    }
-    return;
-  }
-  const int64_t n = i / p.P, y = i % p.P;
-  const int64_t plane = p.Hph * p.Wph * kBlock, folded = p.Cr * kBlock, run = d.S * C;
-  float pixel[kMaxTaps * kBlock];
-  std::fill(pixel + d.R * run, pixel + folded, 0.0f);
-  float* out = work + n * p.in_n + y * p.in_row;
-  for (int64_t q = 0; q < p.Q; ++q) {
-    // Plain loops, not memcpy: the runs are short (S*C floats) and a library call per run cost
-    // more than the copy (conv1, N=16: 16 ms -> see the commit).
-    for (int64_t r = 0; r < d.R; ++r) {
-      const float* from = dense + ((n * Dh + y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
-      float* to = pixel + r * run;
-      if (d.dil_w == 1) {
-        for (int64_t j = 0; j < run; ++j) to[j] = from[j];
-      } else {
-        for (int64_t s = 0; s < d.S; ++s)
-          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
-      }
-    }
-    for (int64_t cb = 0; cb < p.Cr; ++cb) std::memcpy(out + cb * plane + q * kBlock, pixel + cb * kBlock, kPix);
+    fold_dense_row(p, src, dense + i / p.dense_h * image, i / p.dense_h, i % p.dense_h);
+  } else {
+    const int64_t n = i / p.P, y = i % p.P;
+    fold_output_row(p, dense + n * image, work + n * p.in_n + y * p.in_row, y);
   }
 }
 

@@ -133,7 +133,7 @@ struct BwdWeightsPlan {
 /// Plans backward weights for `d` and `threads`. Constexpr.
 constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
   BwdWeightsPlan b{};
-  b.fwd = make_fwd_plan(d, threads);
+  b.fwd = make_fwd_plan(d, threads, /*ring=*/false);
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;

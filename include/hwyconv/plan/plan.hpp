@@ -73,6 +73,12 @@ struct FwdPlan {
   bool per_image = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
+  /// kFold with per_image, one K group and one C chunk: each thread folds the rows of a row group
+  /// just before the group's calls into a ring of ring_rows rows (in_n is 0 and row p of the
+  /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
+  /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
+  int64_t ring_rows = 0;
+  int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
@@ -188,7 +194,9 @@ constexpr void choose_blocking(FwdPlan& p) {
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
-constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
+/// `ring`: allow the forward-only folded-row ring (see FwdPlan::ring_rows); the weight update,
+/// which reads the whole working input, plans without it.
+constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = true) {
   FwdPlan p{};
   p.desc = d;
   p.threads = threads < 1 ? 1 : threads;
@@ -239,7 +247,11 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   }
   p.in_row = p.Wph * kBlock;
   p.in_cb = p.phases * p.Hph * p.Wph * kBlock;
-  p.in_n = p.Cr * p.in_cb;
+  if (fold) {  // [N][P][Cr][Q][16]: the Cr blocks of one output row together
+    p.in_row = p.Cr * p.Q * kBlock;
+    p.in_cb = p.Q * kBlock;
+  }
+  p.in_n = fold ? p.P * p.in_row : p.Cr * p.in_cb;
   p.wei_cb = p.taps * kBlock * kBlock;
   p.wei_kb = p.Cr * p.wei_cb;
   p.out_row = p.Q * kBlock;
@@ -249,13 +261,19 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1) {
   if (fold) {
     p.dense_h = (p.P - 1) * d.stride_h + (d.R - 1) * d.dil_h + 1;
     p.dense_w = (p.Q - 1) * d.stride_w + (d.S - 1) * d.dil_w + 1;
-    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C;
+    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack (layout/input_transform.hpp)
   }
   p.out_px = kBlock;
   p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
   choose_blocking(p);
+  if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
+    p.ring_rows = p.rb().rb_p;
+    p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
+    p.in_n = 0;
+    p.scratch_in = p.threads * p.ring_size;
+  }
   return p;
 }
 
