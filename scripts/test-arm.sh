@@ -8,7 +8,7 @@
 #   sve512    dynamic dispatch                        a64fx                              SVE (512-bit)
 #   sve256    dynamic dispatch                        max,sve-default-vector-length=32   SVE_256 (SVE2 CPU)
 #   static    HWYCONV_STATIC_DISPATCH, -march=armv8.2-a, no libhwy linked   neoverse-n1  NEON
-#   riscv64   (opt-in) static dispatch, g++-riscv64-linux-gnu, qemu-riscv64 rv64      SCALAR
+#   riscv64   static dispatch, g++-riscv64-linux-gnu, qemu-riscv64 rv64               SCALAR
 #
 # Each config runs the doctest suite (every per-target test on every target the emulated CPU
 # supports), the single-header test, the W^X test and examples/minimal_layer, and reports the
@@ -20,8 +20,7 @@
 # otherwise prints the apt-get line and exits 0 with a SKIP message.
 #
 # Environment:
-#   HWYCONV_ARM_CONFIGS  configs to run, comma-separated (default: neon,sve512,sve256,static;
-#                        riscv64 is opt-in)
+#   HWYCONV_ARM_CONFIGS  configs to run, comma-separated (default: neon,sve512,sve256,static,riscv64)
 #   HWYCONV_ARM_SUBSET   SVE configs test every Nth shape of the ResNet-50 and random sweeps
 #                        (HWYCONV_TEST_SUBSET, default 8) and skip the full-size 224x224 first-layer
 #                        case: qemu runs SVE code more than 10x slower than NEON code. 1 = all shapes
@@ -31,7 +30,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$SECONDS
-configs=${HWYCONV_ARM_CONFIGS:-neon,sve512,sve256,static}
+configs=${HWYCONV_ARM_CONFIGS:-neon,sve512,sve256,static,riscv64}
 sve_subset=${HWYCONV_ARM_SUBSET:-8}
 jobs=${JOBS:-1}
 bprefix=${HWYCONV_ARM_BUILD:-build-arm64}
