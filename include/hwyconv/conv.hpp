@@ -288,13 +288,13 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   scratch.resize(size_t(b.scratch) + 64);
   float* work = scratch.data();
   const int64_t copy_size = b.dwei_size + f.Kb * kBlock;
-  float* copies = work + f.scratch_in;
+  float* copies = work + b.work_in;
   const int64_t n_copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
   const bool folded = f.mode == InputMode::kFold;
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  run_input_transform(pf, f, src.data(), work);
+  if (!folded) run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;
@@ -320,9 +320,14 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+  // kFold: thread t first folds the block's rows into its ring (its own copy of the dense image).
+  auto reduce = [&](BwdWArgs at, int64_t t, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
     bool first = true;
-    for (int64_t n = n0; n < n1; ++n)
+    float* ring = work + t * b.ring_size;
+    float* dense = ring + b.rows * f.in_row;
+    for (int64_t n = n0; n < n1; ++n) {
+      if (folded)
+        for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
       for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
         at.n0 = n;
         at.n1 = n + 1;
@@ -330,14 +335,21 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
         at.p1 = std::min(f.P, p0 + b.rows);
         at.accumulate = !first;
         first = false;
+        if (folded) {
+          for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
+          at.in = ring;
+          at.in_n = 0;
+          at.in_p0 = p0;
+        }
         for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
       }
+    }
   };
   if (n_copies == 0) {
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+      reduce(a, t, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
@@ -348,7 +360,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, n0, n1, 0, tasks);
+        reduce(at, t, n0, n1, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

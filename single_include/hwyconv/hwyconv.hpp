@@ -762,6 +762,7 @@ struct BwdWArgs {
   int64_t wei_kb = 0, wei_cb = 0;
   int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
+  int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
@@ -1144,7 +1145,8 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; ++p) {
-      const float* HWY_RESTRICT x = a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + p * a.in_row;
+      const float* HWY_RESTRICT x =
+          a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
@@ -1708,6 +1710,11 @@ struct BwdWeightsPlan {
   int64_t tasks = 0;   ///< Kb * Cr * taps
   int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
+  /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
+  /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
+  /// (conv1 at N=16: 128 MiB). Floats per thread; 0 for the other modes.
+  int64_t ring_size = 0;
+  int64_t work_in = 0;    ///< floats of working input: fwd.scratch_in, or threads * ring_size
   int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
 };
 
@@ -1737,7 +1744,9 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
                    : BwdWeightsPlan::Strategy::kTasks;
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
   const bool folded = b.fwd.mode == InputMode::kFold;
-  b.scratch = b.fwd.scratch_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
+  b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
+  b.work_in = folded ? b.threads * b.ring_size : b.fwd.scratch_in;
+  b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
               b.fwd.Kb * kBlock;
   return b;
 }
@@ -2410,13 +2419,13 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   scratch.resize(size_t(b.scratch) + 64);
   float* work = scratch.data();
   const int64_t copy_size = b.dwei_size + f.Kb * kBlock;
-  float* copies = work + f.scratch_in;
+  float* copies = work + b.work_in;
   const int64_t n_copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
   const bool folded = f.mode == InputMode::kFold;
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  run_input_transform(pf, f, src.data(), work);
+  if (!folded) run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;
@@ -2442,9 +2451,14 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  auto reduce = [&](BwdWArgs at, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+  // kFold: thread t first folds the block's rows into its ring (its own copy of the dense image).
+  auto reduce = [&](BwdWArgs at, int64_t t, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
     bool first = true;
-    for (int64_t n = n0; n < n1; ++n)
+    float* ring = work + t * b.ring_size;
+    float* dense = ring + b.rows * f.in_row;
+    for (int64_t n = n0; n < n1; ++n) {
+      if (folded)
+        for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
       for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
         at.n0 = n;
         at.n1 = n + 1;
@@ -2452,14 +2466,21 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
         at.p1 = std::min(f.P, p0 + b.rows);
         at.accumulate = !first;
         first = false;
+        if (folded) {
+          for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
+          at.in = ring;
+          at.in_n = 0;
+          at.in_p0 = p0;
+        }
         for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
       }
+    }
   };
   if (n_copies == 0) {
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+      reduce(a, t, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
@@ -2470,7 +2491,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       if (n0 == n1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, n0, n1, 0, tasks);
+        reduce(at, t, n0, n1, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

@@ -49,6 +49,7 @@ struct BwdWArgs {
   int64_t wei_kb = 0, wei_cb = 0;
   int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
+  int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 

@@ -128,6 +128,11 @@ struct BwdWeightsPlan {
   int64_t tasks = 0;   ///< Kb * Cr * taps
   int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
+  /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
+  /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
+  /// (conv1 at N=16: 128 MiB). Floats per thread; 0 for the other modes.
+  int64_t ring_size = 0;
+  int64_t work_in = 0;    ///< floats of working input: fwd.scratch_in, or threads * ring_size
   int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
 };
 
@@ -157,7 +162,9 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
                    : BwdWeightsPlan::Strategy::kTasks;
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
   const bool folded = b.fwd.mode == InputMode::kFold;
-  b.scratch = b.fwd.scratch_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
+  b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
+  b.work_in = folded ? b.threads * b.ring_size : b.fwd.scratch_in;
+  b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
               b.fwd.Kb * kBlock;
   return b;
 }
