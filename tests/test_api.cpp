@@ -193,6 +193,9 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK(rb7.pixels() * rb7.kbs == 21);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
   CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3)).Cr == 10);             // 147 -> 160
+  // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
+  CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
+  CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
 }
 
 }  // namespace hwyconv::test

@@ -202,6 +202,21 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
     });
     return;
   }
+  if (p.thread_image) {
+    // Each thread owns whole images and makes each one's phase images in its own buffer right
+    // before the image's calls.
+    parallel_run(pf, p.threads, [&](int64_t t) {
+      FwdArgs at = a;
+      at.in = work + t * p.in_n;
+      int64_t image = -1;
+      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+        if (en.out_off / p.out_n == image) return;
+        image = en.out_off / p.out_n;
+        for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), work + t * p.in_n, image, cb);
+      });
+    });
+    return;
+  }
   // Each thread owns whole images: it makes an image's working input right before its calls.
   parallel_run(pf, p.threads, [&](int64_t t) {
     int64_t image = -1;

@@ -359,6 +359,10 @@ struct FwdPlan {
   /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
   /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
   int64_t ring_rows = 0;
+  /// kPhases with per_image: each thread makes every image's working input in the same buffer (one
+  /// image, work + thread * in_n; the stream's offsets have no image term), so the copy writes lines
+  /// already in cache instead of fetching fresh ones from memory for every image.
+  bool thread_image = false;
   int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
@@ -549,6 +553,10 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
   choose_blocking(p);
+  if (ring && p.mode == InputMode::kPhases && p.per_image) {
+    p.thread_image = true;
+    p.scratch_in = p.threads * p.in_n;
+  }
   if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
     p.ring_rows = p.rb().rb_p;
     p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
@@ -633,7 +641,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = n * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * kBlock;
+            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
@@ -1920,6 +1928,33 @@ inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, in
   }
 }
 
+/// kPhases: the phase images of C block cb of image n, into `image` (that image's working input,
+/// [Cr][phases][Hph][Wph][16]): zero where the padding is.
+inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t n, int64_t cb) {
+  const ConvDesc& d = p.desc;
+  constexpr size_t kPix = sizeof(float) * kBlock;
+  const float* s = src + (n * p.Cb + cb) * d.H * d.W * kBlock;
+  float* w = image + cb * p.in_cb;
+  for (int64_t ph = 0; ph < p.phases; ++ph) {
+    for (int64_t y = 0; y < p.Hph; ++y) {
+      float* row = w + (ph * p.Hph + y) * p.Wph * kBlock;
+      const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
+      if (sy < 0 || sy >= d.H) {
+        std::memset(row, 0, size_t(p.Wph) * kPix);
+        continue;
+      }
+      const float* srow = s + sy * d.W * kBlock;
+      for (int64_t x = 0; x < p.Wph; ++x) {
+        const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
+        if (sx < 0 || sx >= d.W)
+          std::memset(row + x * kBlock, 0, kPix);
+        else
+          std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
+      }
+    }
+  }
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
 /// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
@@ -1928,27 +1963,7 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
   const ConvDesc& d = p.desc;
   constexpr size_t kPix = sizeof(float) * kBlock;
   if (p.mode == InputMode::kPhases) {
-    const int64_t n = i / p.Cb, cb = i % p.Cb;
-    const float* s = src + (n * p.Cb + cb) * d.H * d.W * kBlock;
-    float* w = work + n * p.in_n + cb * p.in_cb;
-    for (int64_t ph = 0; ph < p.phases; ++ph) {
-      for (int64_t y = 0; y < p.Hph; ++y) {
-        float* row = w + (ph * p.Hph + y) * p.Wph * kBlock;
-        const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
-        if (sy < 0 || sy >= d.H) {
-          std::memset(row, 0, size_t(p.Wph) * kPix);
-          continue;
-        }
-        const float* srow = s + sy * d.W * kBlock;
-        for (int64_t x = 0; x < p.Wph; ++x) {
-          const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
-          if (sx < 0 || sx >= d.W)
-            std::memset(row + x * kBlock, 0, kPix);
-          else
-            std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
-        }
-      }
-    }
+    phase_copy(p, src, work + i / p.Cb * p.in_n, i / p.Cb, i % p.Cb);
     return;
   }
   if (p.mode != InputMode::kFold) return;
@@ -2329,6 +2344,21 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
         group = g;
         for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
           fold_output_row(p, dense, ring + (y % p.ring_rows) * p.in_row, y);
+      });
+    });
+    return;
+  }
+  if (p.thread_image) {
+    // Each thread owns whole images and makes each one's phase images in its own buffer right
+    // before the image's calls.
+    parallel_run(pf, p.threads, [&](int64_t t) {
+      FwdArgs at = a;
+      at.in = work + t * p.in_n;
+      int64_t image = -1;
+      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+        if (en.out_off / p.out_n == image) return;
+        image = en.out_off / p.out_n;
+        for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), work + t * p.in_n, image, cb);
       });
     });
     return;

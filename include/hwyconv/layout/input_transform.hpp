@@ -82,6 +82,33 @@ inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, in
   }
 }
 
+/// kPhases: the phase images of C block cb of image n, into `image` (that image's working input,
+/// [Cr][phases][Hph][Wph][16]): zero where the padding is.
+inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t n, int64_t cb) {
+  const ConvDesc& d = p.desc;
+  constexpr size_t kPix = sizeof(float) * kBlock;
+  const float* s = src + (n * p.Cb + cb) * d.H * d.W * kBlock;
+  float* w = image + cb * p.in_cb;
+  for (int64_t ph = 0; ph < p.phases; ++ph) {
+    for (int64_t y = 0; y < p.Hph; ++y) {
+      float* row = w + (ph * p.Hph + y) * p.Wph * kBlock;
+      const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
+      if (sy < 0 || sy >= d.H) {
+        std::memset(row, 0, size_t(p.Wph) * kPix);
+        continue;
+      }
+      const float* srow = s + sy * d.W * kBlock;
+      for (int64_t x = 0; x < p.Wph; ++x) {
+        const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
+        if (sx < 0 || sx >= d.W)
+          std::memset(row + x * kBlock, 0, kPix);
+        else
+          std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
+      }
+    }
+  }
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
 /// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
@@ -90,27 +117,7 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
   const ConvDesc& d = p.desc;
   constexpr size_t kPix = sizeof(float) * kBlock;
   if (p.mode == InputMode::kPhases) {
-    const int64_t n = i / p.Cb, cb = i % p.Cb;
-    const float* s = src + (n * p.Cb + cb) * d.H * d.W * kBlock;
-    float* w = work + n * p.in_n + cb * p.in_cb;
-    for (int64_t ph = 0; ph < p.phases; ++ph) {
-      for (int64_t y = 0; y < p.Hph; ++y) {
-        float* row = w + (ph * p.Hph + y) * p.Wph * kBlock;
-        const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
-        if (sy < 0 || sy >= d.H) {
-          std::memset(row, 0, size_t(p.Wph) * kPix);
-          continue;
-        }
-        const float* srow = s + sy * d.W * kBlock;
-        for (int64_t x = 0; x < p.Wph; ++x) {
-          const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
-          if (sx < 0 || sx >= d.W)
-            std::memset(row + x * kBlock, 0, kPix);
-          else
-            std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
-        }
-      }
-    }
+    phase_copy(p, src, work + i / p.Cb * p.in_n, i / p.Cb, i % p.Cb);
     return;
   }
   if (p.mode != InputMode::kFold) return;

@@ -78,6 +78,10 @@ struct FwdPlan {
   /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
   /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
   int64_t ring_rows = 0;
+  /// kPhases with per_image: each thread makes every image's working input in the same buffer (one
+  /// image, work + thread * in_n; the stream's offsets have no image term), so the copy writes lines
+  /// already in cache instead of fetching fresh ones from memory for every image.
+  bool thread_image = false;
   int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
@@ -268,6 +272,10 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
   choose_blocking(p);
+  if (ring && p.mode == InputMode::kPhases && p.per_image) {
+    p.thread_image = true;
+    p.scratch_in = p.threads * p.in_n;
+  }
   if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
     p.ring_rows = p.rb().rb_p;
     p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
