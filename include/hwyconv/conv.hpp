@@ -322,7 +322,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  if (!folded) run_input_transform(pf, f, src.data(), work);
+  if (!folded && !b.thread_image) run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;
@@ -356,6 +356,12 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     for (int64_t n = n0; n < n1; ++n) {
       if (folded)
         for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+      if (b.thread_image) {  // this thread's buffer holds image n only
+        float* image = work + t * f.in_n;
+        for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), image, n, cb);
+        at.in = image;
+        at.in_n = 0;
+      }
       for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
         at.n0 = n;
         at.n1 = n + 1;

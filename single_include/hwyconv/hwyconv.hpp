@@ -1722,7 +1722,12 @@ struct BwdWeightsPlan {
   /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
   /// (conv1 at N=16: 128 MiB). Floats per thread; 0 for the other modes.
   int64_t ring_size = 0;
-  int64_t work_in = 0;    ///< floats of working input: fwd.scratch_in, or threads * ring_size
+  /// kPhases when each thread owns whole images (minibatch split, or one thread): each thread makes
+  /// an image's phase images in its own buffer right before reducing over it, instead of all N
+  /// images first (their copy would go through memory).
+  bool thread_image = false;
+  int64_t work_in = 0;    ///< floats of working input: fwd.scratch_in, threads * ring_size (kFold)
+                          ///< or threads * fwd.in_n (thread_image)
   int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
 };
 
@@ -1753,7 +1758,9 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
   const bool folded = b.fwd.mode == InputMode::kFold;
   b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
-  b.work_in = folded ? b.threads * b.ring_size : b.fwd.scratch_in;
+  b.thread_image = b.fwd.mode == InputMode::kPhases &&
+                   (b.strategy == BwdWeightsPlan::Strategy::kMinibatch || b.threads == 1);
+  b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);
   b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
               b.fwd.Kb * kBlock;
   return b;
@@ -2468,7 +2475,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
   float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
 
-  if (!folded) run_input_transform(pf, f, src.data(), work);
+  if (!folded && !b.thread_image) run_input_transform(pf, f, src.data(), work);
 
   BwdWArgs a;
   a.in = f.mode == InputMode::kDirect ? src.data() : work;
@@ -2502,6 +2509,12 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     for (int64_t n = n0; n < n1; ++n) {
       if (folded)
         for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+      if (b.thread_image) {  // this thread's buffer holds image n only
+        float* image = work + t * f.in_n;
+        for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), image, n, cb);
+        at.in = image;
+        at.in_n = 0;
+      }
       for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
         at.n0 = n;
         at.n1 = n + 1;
