@@ -2331,55 +2331,39 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
     parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
     return;
   }
-  if (p.ring_rows > 0) {
-    // Each thread owns whole images: it makes an image's dense copy when the image starts, and
-    // folds the rows of each row group into its ring right before the group's calls.
-    parallel_run(pf, p.threads, [&](int64_t t) {
-      FwdArgs at = a;
-      float* ring = work + t * p.ring_size;
-      float* dense = ring + p.ring_rows * p.in_row;
-      at.in = ring;
-      int64_t image = -1, group = -1;
-      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
-        const int64_t n = en.out_off / p.out_n, g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
-        if (n != image) {
-          image = n;
-          group = -1;
-          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
-        }
-        if (g == group) return;
-        group = g;
-        for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
-          fold_output_row(p, dense, ring + (y % p.ring_rows) * p.in_row, y);
-      });
-    });
-    return;
-  }
-  if (p.thread_image) {
-    // Each thread owns whole images and makes each one's phase images in its own buffer right
-    // before the image's calls.
-    parallel_run(pf, p.threads, [&](int64_t t) {
-      FwdArgs at = a;
-      at.in = work + t * p.in_n;
-      int64_t image = -1;
-      replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
-        if (en.out_off / p.out_n == image) return;
-        image = en.out_off / p.out_n;
-        for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), work + t * p.in_n, image, cb);
-      });
-    });
-    return;
-  }
-  // Each thread owns whole images: it makes an image's working input right before its calls.
+  // Threads own whole images and make what an image's calls read right before them: in the thread's
+  // own buffer, a ring of folded rows (ring_rows, made per row group from the image's dense copy)
+  // or one image's phase images (thread_image); otherwise the image's part of the working input.
+  const bool own = p.ring_rows > 0 || p.thread_image;
+  const int64_t own_size = p.ring_rows > 0 ? p.ring_size : p.in_n;
   parallel_run(pf, p.threads, [&](int64_t t) {
-    int64_t image = -1;
-    replay(kt, a, entries, begin, t, [&](const StreamEntry& en) {
-      if (en.out_off / p.out_n == image) return;
-      image = en.out_off / p.out_n;
-      for (int stage = 0; stage < input_transform_stages(p); ++stage) {
-        const auto [lo, hi] = input_transform_image_items(p, stage, image);
-        for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
+    FwdArgs at = a;
+    float* buf = work + t * own_size;
+    if (own) at.in = buf;
+    float* dense = buf + p.ring_rows * p.in_row;  // ring_rows > 0 only
+    int64_t image = -1, group = -1;
+    replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+      const int64_t n = en.out_off / p.out_n;
+      if (n != image) {
+        image = n;
+        group = -1;
+        if (p.ring_rows > 0) {
+          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
+        } else if (p.thread_image) {
+          for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), buf, n, cb);
+        } else {
+          for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+            const auto [lo, hi] = input_transform_image_items(p, stage, n);
+            for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
+          }
+        }
       }
+      if (p.ring_rows == 0) return;
+      const int64_t g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
+      if (g == group) return;
+      group = g;
+      for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
+        fold_output_row(p, dense, buf + (y % p.ring_rows) * p.in_row, y);
     });
   });
 }
