@@ -196,6 +196,11 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
   CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
   CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
+  // Large weights, few pixels (res5: 9 MiB, 7x7): the images run inside the K groups.
+  CHECK(make_fwd_plan(ConvDesc(16, 512, 512, 7, 7, 3, 3, 1, 1)).images_inner);
+  CHECK(!make_fwd_plan(ConvDesc(1, 512, 512, 7, 7, 3, 3, 1, 1)).images_inner);    // one image
+  CHECK(!make_fwd_plan(ConvDesc(16, 256, 256, 14, 14, 3, 3, 1, 1)).images_inner);  // 196 pixels
+  CHECK(!make_fwd_plan(ConvDesc(16, 64, 64, 7, 7, 3, 3, 1, 1)).images_inner);      // 144 KiB
 }
 
 }  // namespace hwyconv::test

@@ -194,8 +194,12 @@ TEST_CASE("bwd: finite-difference check of dsrc, dwei and dbias for L = sum(dst 
 TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
   // 3x3 with N = 1: the task split, bitwise independent of the thread count.
   // 1x1 16 -> 16 with N = 4: one task, so 2 and 3 threads split the minibatch (private copies).
-  for (const ConvDesc& d : {ConvDesc(1, 40, 36, 11, 9, 3, 3, 2, 1), ConvDesc(4, 16, 16, 9, 9, 1, 1)}) {
+  // 260 <- 230 3x3 at 9x8, N = 3: 2 MiB of weights, backward data runs the images inside the K
+  // groups (FwdPlan::images_inner).
+  for (const ConvDesc& d : {ConvDesc(1, 40, 36, 11, 9, 3, 3, 2, 1), ConvDesc(4, 16, 16, 9, 9, 1, 1),
+                            ConvDesc(3, 260, 230, 9, 8, 3, 3, 1, 1)}) {
     const BwdProblem pb(d, 17);
+    if (d.C == 260) REQUIRE(make_bwd_data_plan(d, 2).phase[0].images_inner);
     std::vector<float> first_dsrc, first_dwei;
     for (int threads : {1, 2, 3}) {
       INFO(describe(d) << " threads " << threads);

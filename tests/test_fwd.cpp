@@ -174,6 +174,17 @@ TEST_CASE("fwd: fused epilogues (bias, scale/shift, residual, ReLU) in every com
   });
 }
 
+TEST_CASE("fwd: images inside the K groups (large weights, few pixels) on every target and thread count") {
+  // 2 MiB of weights against 5x4 outputs: FwdPlan::images_inner, a loop nest the layer tests (N = 1)
+  // never take. Strided and padded so the working input is a copy for all images.
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(3, 260, 230, 9, 8, 3, 3, 2, 1)}, 41, cache);
+  REQUIRE(Conv(pbs[0]->d).plan().images_inner);
+  for_each_target([&](const std::string&) {
+    for (int threads : {1, 2, 3}) check_forward(*pbs[0], threads);
+  });
+}
+
 TEST_CASE("fwd: results are bitwise independent of the thread count and of the parallel-for") {
   const FwdProblem pb(ConvDesc(3, 35, 40, 13, 17, 3, 3, 1, 1), 9);
   std::vector<float> first;

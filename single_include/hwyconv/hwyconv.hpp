@@ -352,6 +352,11 @@ struct FwdPlan {
   /// then still in L2), instead of one pass over all images first. When N >= threads and the
   /// working input is a copy.
   bool per_image = false;
+  /// Loop nest with the images inside the K groups (K group, image, C chunk, ...) instead of
+  /// outside: when the weights are large and an image has few pixels (ResNet-50 res5: 4-9 MiB of
+  /// weights against 7x7 outputs, about 25 FLOP per weight byte per image), a K group's weights stay
+  /// in L2 across all N images instead of all weights streaming from memory once per image.
+  bool images_inner = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
   /// kFold with per_image, one K group and one C chunk: each thread folds the rows of a row group
@@ -456,7 +461,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
   const int64_t kbs = p.rb().kbs;
   const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
-  int64_t chunk = (int64_t{256} * 1024) / per_block;
+    int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
   p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
   // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
@@ -475,6 +480,9 @@ constexpr void choose_blocking(FwdPlan& p) {
   g = round_up(g, kbs);
   p.kb_group = g > p.Kb ? p.Kb : g;
   p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
+  const int64_t wei_bytes = p.Kb * p.wei_kb * 4;
+  p.images_inner = p.N > 1 && p.P * p.Q < 128 && wei_bytes > int64_t{1024} * 1024;
+  if (p.images_inner) p.per_image = false;
 }
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
@@ -612,7 +620,8 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group. Work is split
+/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
+/// outside the images with FwdPlan::images_inner). Work is split
 /// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
 /// thread and is reduced in the same order whatever the thread count, so results are bitwise
 /// independent of the number of threads.
@@ -625,7 +634,8 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
   const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
-    const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
+    const int64_t n = pl.images_inner ? (it / groups) % pl.N : it / (kgroups * groups);
+    const int64_t kg = pl.images_inner ? it / (pl.N * groups) : (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
     const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
     for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {

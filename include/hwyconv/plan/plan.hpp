@@ -71,6 +71,11 @@ struct FwdPlan {
   /// then still in L2), instead of one pass over all images first. When N >= threads and the
   /// working input is a copy.
   bool per_image = false;
+  /// Loop nest with the images inside the K groups (K group, image, C chunk, ...) instead of
+  /// outside: when the weights are large and an image has few pixels (ResNet-50 res5: 4-9 MiB of
+  /// weights against 7x7 outputs, about 25 FLOP per weight byte per image), a K group's weights stay
+  /// in L2 across all N images instead of all weights streaming from memory once per image.
+  bool images_inner = false;
 
   int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
   /// kFold with per_image, one K group and one C chunk: each thread folds the rows of a row group
@@ -175,7 +180,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
   const int64_t kbs = p.rb().kbs;
   const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
-  int64_t chunk = (int64_t{256} * 1024) / per_block;
+    int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
   p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
   // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
@@ -194,6 +199,9 @@ constexpr void choose_blocking(FwdPlan& p) {
   g = round_up(g, kbs);
   p.kb_group = g > p.Kb ? p.Kb : g;
   p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
+  const int64_t wei_bytes = p.Kb * p.wei_kb * 4;
+  p.images_inner = p.N > 1 && p.P * p.Q < 128 && wei_bytes > int64_t{1024} * 1024;
+  if (p.images_inner) p.per_image = false;
 }
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws

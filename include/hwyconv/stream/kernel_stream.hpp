@@ -37,7 +37,8 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group. Work is split
+/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
+/// outside the images with FwdPlan::images_inner). Work is split
 /// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
 /// thread and is reduced in the same order whatever the thread count, so results are bitwise
 /// independent of the number of threads.
@@ -50,7 +51,8 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
   const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
   const RegBlock rb = pl.rb();
   for (int64_t it = begin; it < end;) {
-    const int64_t n = it / (kgroups * groups), kg = (it / groups) % kgroups, g0 = it % groups;
+    const int64_t n = pl.images_inner ? (it / groups) % pl.N : it / (kgroups * groups);
+    const int64_t kg = pl.images_inner ? it / (pl.N * groups) : (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
     const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
     for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {
