@@ -91,6 +91,8 @@ std::vector<ConvDesc> training_shapes() {
       ConvDesc(2, 32, 48, 15, 13, 3, 3, 2, 1), ConvDesc(1, 3, 64, 45, 45, 7, 7, 2, 3),
       ConvDesc(1, 20, 24, 17, 19, 5, 5, 3, 2), ConvDesc(1, 17, 19, 12, 11, 3, 3, 1, 2).with_dilation(2, 2),
       ConvDesc(2, 21, 18, 10, 9, 4, 2, 1, 0).with_stride(2, 1).with_pad(3, 1, 0, 0),
+      // K blocks 7 and 5: weight-update calls of 4 K blocks followed by one of 3 and of 1.
+      ConvDesc(1, 40, 112, 9, 9, 3, 3, 1, 1), ConvDesc(2, 24, 80, 8, 8, 1, 1),
   };
 }
 

@@ -26,16 +26,30 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// K blocks one call updates: 3 where registers allow (AVX-512: 32 registers, one vector per 16
-/// channels; 24 accumulators), else 1. Each broadcast input value feeds one FMA per K block: per
-/// pixel and group of 8 input channels, 8 broadcasts + 3 gradient loads for 24 FMAs instead of
-/// 16 + 1 for 16 (paper SC18, weight update: register blocking over the output channels). Measured
-/// at N=16, one thread, geomean of ResNet-50: ratio to oneDNN 0.72 with 1, 0.82 with 2, 0.85 with 3.
-inline constexpr size_t kBwdWKbs = kVecPerBlock == 1 && kMaxPixels >= 24 ? 3 : 1;
+/// K blocks one call updates: 4 where registers allow (AVX-512: 32 registers, one vector per 16
+/// channels), else 1. Each broadcast input value feeds one FMA per K block: per pixel and group of
+/// 6 input channels, 6 broadcasts + 4 gradient loads for 24 FMAs (paper SC18, weight update:
+/// register blocking over the output channels). Measured at N=16, one thread, geomean of ResNet-50:
+/// ratio to oneDNN 0.72 with 1 K block, 0.82 with 2, 0.85 with 3 (8 channels); with 4 (6 channels)
+/// every ResNet K (a multiple of 64) splits into whole groups, where 3 left a group of 1 K block.
+#ifndef HWYCONV_BWD_W_KBS
+#define HWYCONV_BWD_W_KBS 4
+#endif
+inline constexpr size_t kBwdWKbs = kVecPerBlock == 1 && kMaxPixels >= 24 ? HWYCONV_BWD_W_KBS : 1;
 
-/// Input channels whose accumulators fit at once (8 per 3 K blocks on AVX-512, 6 on AVX2,
-/// 2 on SSE4, 5 on NEON, 6 on SVE).
-inline constexpr size_t kBwdWChannels = kBwdWKbs > 1 ? 8 : (kMaxPixels < 16 ? kMaxPixels : 16);
+/// Input channels whose accumulators fit at once for kKbs K blocks: 24 accumulators on AVX-512
+/// (6 channels x 4 K blocks, 8 x 3, 12 x 2, 16 x 1), else the forward kernel's pixel budget
+/// (6 on AVX2, 2 on SSE4, 5 on NEON, 6 on SVE).
+template <size_t kKbs>
+inline constexpr size_t kBwdWChannels =
+    kBwdWKbs > 1 ? (24 / kKbs < 16 ? 24 / kKbs : 16) : (kMaxPixels < 16 ? kMaxPixels : 16);
+
+/// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of src and 3 K blocks of
+/// ddst are 32 KiB.
+#ifndef HWYCONV_BWD_W_PIECE
+#define HWYCONV_BWD_W_PIECE 128
+#endif
+inline constexpr int64_t kBwdWPiecePixels = HWYCONV_BWD_W_PIECE;
 
 /// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
 /// fused on read: the mask is the forward output of the ReLU).
@@ -110,7 +124,8 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
 template <size_t kC0, bool kMask, size_t kKbs>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
-    constexpr size_t kN = size_t(kBlock) - kC0 < kBwdWChannels ? size_t(kBlock) - kC0 : kBwdWChannels;
+    constexpr size_t kCh = kBwdWChannels<kKbs>;
+    constexpr size_t kN = size_t(kBlock) - kC0 < kCh ? size_t(kBlock) - kC0 : kCh;
     StartBwdWGroup<kC0, kMask, kKbs>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
     BwdWGroups<kC0 + kN, kMask, kKbs>(a, t);
   }
@@ -120,15 +135,31 @@ HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
 /// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
 template <bool kMask>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
-  if constexpr (kBwdWKbs == 3) {
-    if (t.kbs == 3)
-      BwdWGroups<0, kMask, 3>(a, t);
-    else if (t.kbs == 2)
-      BwdWGroups<0, kMask, 2>(a, t);
-    else
-      BwdWGroups<0, kMask, 1>(a, t);
-  } else {
-    BwdWGroups<0, kMask, 1>(a, t);
+  // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
+  // piece running all channel groups: the second group re-reads the piece's src and ddst lines from
+  // L1 instead of L2, for one load and one store of each accumulator per piece.
+  const int64_t rows = a.Q >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / a.Q;
+  BwdWArgs piece = a;
+  for (int64_t n = a.n0; n < a.n1; ++n) {
+    for (int64_t p = a.p0; p < a.p1; p += rows) {
+      piece.n0 = n;
+      piece.n1 = n + 1;
+      piece.p0 = p;
+      piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
+      if constexpr (kBwdWKbs > 1) {
+        if (t.kbs == 4 && kBwdWKbs >= 4)
+          BwdWGroups<0, kMask, (kBwdWKbs >= 4 ? 4 : 1)>(piece, t);
+        else if (t.kbs == 3)
+          BwdWGroups<0, kMask, 3>(piece, t);
+        else if (t.kbs == 2)
+          BwdWGroups<0, kMask, 2>(piece, t);
+        else
+          BwdWGroups<0, kMask, 1>(piece, t);
+      } else {
+        BwdWGroups<0, kMask, 1>(piece, t);
+      }
+      piece.accumulate = true;
+    }
   }
   if (a.dbias && t.cb == 0 && t.t == 0)
     for (int64_t k = 0; k < t.kbs; ++k) BwdBias<kMask>(a, t.kb + k);
