@@ -61,52 +61,64 @@ inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int
 inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, int64_t y) {
   const ConvDesc& d = p.desc;
   const int64_t C = d.C, Dw = p.dense_w, folded = p.Cr * kBlock, run = d.S * C;
-  float pixel[kMaxTaps * kBlock + kFoldSlack];
-  for (int64_t q = 0; q < p.Q; ++q) {
-    // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a library
-    // call per short run cost more than the copy). A chunk may run past its run: the next filter
-    // row's run overwrites it, and the tail after the last run is cleared below.
-    for (int64_t r = 0; r < d.R; ++r) {
-      const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
-      float* to = pixel + r * run;
-      if (d.dil_w == 1) {
-        for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
-      } else {
-        for (int64_t s = 0; s < d.S; ++s)
-          for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+  // Pixels are gathered kFoldBatch at a time into `pixels`, then written out block by block: the
+  // reads of a pixel's blocks come long after its (unaligned, overlapping) stores, which a read
+  // right behind them would wait on (store forwarding fails across differently sized stores).
+  constexpr int64_t kFoldBatch = 8;
+  float pixels[kFoldBatch][kMaxTaps * kBlock + kFoldSlack];
+  for (int64_t q0 = 0; q0 < p.Q; q0 += kFoldBatch) {
+    const int64_t nq = p.Q - q0 < kFoldBatch ? p.Q - q0 : kFoldBatch;
+    for (int64_t i = 0; i < nq; ++i) {
+      float* pixel = pixels[i];
+      const int64_t q = q0 + i;
+      // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a
+      // library call per short run cost more than the copy). A chunk may run past its run: the
+      // next filter row's run overwrites it, and the tail after the last run is cleared below.
+      for (int64_t r = 0; r < d.R; ++r) {
+        const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+        float* to = pixel + r * run;
+        if (d.dil_w == 1) {
+          for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
+        } else {
+          for (int64_t s = 0; s < d.S; ++s)
+            for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+        }
       }
+      std::fill(pixel + d.R * run, pixel + folded, 0.0f);
     }
-    std::fill(pixel + d.R * run, pixel + folded, 0.0f);
     for (int64_t cb = 0; cb < p.Cr; ++cb)
-      std::memcpy(out + cb * p.in_cb + q * kBlock, pixel + cb * kBlock, sizeof(float) * kBlock);
+      for (int64_t i = 0; i < nq; ++i)
+        std::memcpy(out + cb * p.in_cb + (q0 + i) * kBlock, pixels[i] + cb * kBlock, sizeof(float) * kBlock);
+  }
+}
+
+/// kPhases: row y of phase ph (Wph pixels x 16 channels at `row`) from C block `block` of one image
+/// of src ([H][W][16]): zero where the padding is.
+inline void phase_row(const FwdPlan& p, const float* block, float* row, int64_t ph, int64_t y) {
+  const ConvDesc& d = p.desc;
+  constexpr size_t kPix = sizeof(float) * kBlock;
+  const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
+  if (sy < 0 || sy >= d.H) {
+    std::memset(row, 0, size_t(p.Wph) * kPix);
+    return;
+  }
+  const float* srow = block + sy * d.W * kBlock;
+  for (int64_t x = 0; x < p.Wph; ++x) {
+    const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
+    if (sx < 0 || sx >= d.W)
+      std::memset(row + x * kBlock, 0, kPix);
+    else
+      std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
   }
 }
 
 /// kPhases: the phase images of C block cb of image n, into `image` (that image's working input,
-/// [Cr][phases][Hph][Wph][16]): zero where the padding is.
+/// [Cr][phases][Hph][Wph][16]).
 inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t n, int64_t cb) {
-  const ConvDesc& d = p.desc;
-  constexpr size_t kPix = sizeof(float) * kBlock;
-  const float* s = src + (n * p.Cb + cb) * d.H * d.W * kBlock;
-  float* w = image + cb * p.in_cb;
-  for (int64_t ph = 0; ph < p.phases; ++ph) {
-    for (int64_t y = 0; y < p.Hph; ++y) {
-      float* row = w + (ph * p.Hph + y) * p.Wph * kBlock;
-      const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
-      if (sy < 0 || sy >= d.H) {
-        std::memset(row, 0, size_t(p.Wph) * kPix);
-        continue;
-      }
-      const float* srow = s + sy * d.W * kBlock;
-      for (int64_t x = 0; x < p.Wph; ++x) {
-        const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
-        if (sx < 0 || sx >= d.W)
-          std::memset(row + x * kBlock, 0, kPix);
-        else
-          std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
-      }
-    }
-  }
+  const float* block = src + (n * p.Cb + cb) * p.desc.H * p.desc.W * kBlock;
+  for (int64_t ph = 0; ph < p.phases; ++ph)
+    for (int64_t y = 0; y < p.Hph; ++y)
+      phase_row(p, block, image + cb * p.in_cb + (ph * p.Hph + y) * p.Wph * kBlock, ph, y);
 }
 
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
@@ -115,7 +127,6 @@ inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t
 /// Every float of the item's part of `work` is written.
 inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
-  constexpr size_t kPix = sizeof(float) * kBlock;
   if (p.mode == InputMode::kPhases) {
     phase_copy(p, src, work + i / p.Cb * p.in_n, i / p.Cb, i % p.Cb);
     return;
