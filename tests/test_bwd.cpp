@@ -194,14 +194,25 @@ TEST_CASE("bwd: finite-difference check of dsrc, dwei and dbias for L = sum(dst 
 }
 
 TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
+  struct Case {
+    ConvDesc d;
+    bool split;  // weight update splits the pixels (minibatch or row blocks) at 2 and 3 threads
+  };
   // 3x3 with N = 1: the task split, bitwise independent of the thread count.
   // 1x1 16 -> 16 with N = 4: one task, so 2 and 3 threads split the minibatch (private copies).
   // 260 <- 230 3x3 at 9x8, N = 3: 2 MiB of weights, backward data runs the images inside the K
-  // groups (FwdPlan::images_inner).
-  for (const ConvDesc& d : {ConvDesc(1, 40, 36, 11, 9, 3, 3, 2, 1), ConvDesc(4, 16, 16, 9, 9, 1, 1),
-                            ConvDesc(3, 260, 230, 9, 8, 3, 3, 1, 1)}) {
+  // groups (FwdPlan::images_inner). N = 1 with one task, and the folded first layer at N = 1: the
+  // threads split blocks of rows (BwdWeightsPlan::row_split).
+  const Case cases[] = {{ConvDesc(1, 40, 36, 11, 9, 3, 3, 2, 1), false},
+                        {ConvDesc(4, 16, 16, 9, 9, 1, 1), true},
+                        {ConvDesc(3, 260, 230, 9, 8, 3, 3, 1, 1), false},
+                        {ConvDesc(1, 16, 20, 13, 11, 1, 1), true},
+                        {ConvDesc(1, 3, 20, 30, 28, 7, 7, 2, 3), true}};
+  for (const Case& c : cases) {
+    const ConvDesc& d = c.d;
     const BwdProblem pb(d, 17);
     if (d.C == 260) REQUIRE(make_bwd_data_plan(d, 2).phase[0].images_inner);
+    if (d.N == 1 && c.split) REQUIRE(make_bwd_weights_plan(d, 2).row_split);
     std::vector<float> first_dsrc, first_dwei;
     for (int threads : {1, 2, 3}) {
       INFO(describe(d) << " threads " << threads);
@@ -217,9 +228,9 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
         continue;
       }
       CHECK(dsrc == first_dsrc);
-      const bool split_n = make_bwd_weights_plan(d, threads).strategy == BwdWeightsPlan::Strategy::kMinibatch;
-      CHECK(split_n == (d.R == 1));
-      if (!split_n) CHECK(dwei == first_dwei);  // else: within tolerance (checked by check_backward)
+      const bool split = make_bwd_weights_plan(d, threads).strategy == BwdWeightsPlan::Strategy::kMinibatch;
+      CHECK(split == c.split);
+      if (!split) CHECK(dwei == first_dwei);  // else: within tolerance (checked by check_backward)
     }
   }
 }

@@ -332,53 +332,59 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  // kFold: thread t first folds the block's rows into its ring (its own copy of the dense image).
-  auto reduce = [&](BwdWArgs at, int64_t t, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+  // Items [i0, i1) of (image, row block); kFold: thread t first folds the block's rows into its ring
+  // (its own copy of the dense image).
+  const int64_t row_blocks = div_up(f.P, b.rows);
+  auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
     bool first = true;
     float* ring = work + t * b.ring_size;
     float* dense = ring + b.rows * f.in_row;
-    for (int64_t n = n0; n < n1; ++n) {
-      if (folded)
-        for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
-      if (b.thread_image) {  // this thread's buffer holds image n only
-        float* image = work + t * f.in_n;
-        for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), image, n, cb);
-        at.in = image;
-        at.in_n = 0;
-      }
-      for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
-        at.n0 = n;
-        at.n1 = n + 1;
-        at.p0 = p0;
-        at.p1 = std::min(f.P, p0 + b.rows);
-        at.accumulate = !first;
-        first = false;
-        if (folded) {
-          for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
-          at.in = ring;
+    for (int64_t i = i0, image = -1; i < i1; ++i) {
+      const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
+      if (n != image) {
+        image = n;
+        if (folded)
+          for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+        if (b.thread_image) {  // this thread's buffer holds image n only
+          float* img = work + t * f.in_n;
+          for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), img, n, cb);
+          at.in = img;
           at.in_n = 0;
-          at.in_p0 = p0;
         }
-        for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
       }
+      at.n0 = n;
+      at.n1 = n + 1;
+      at.p0 = p0;
+      at.p1 = std::min(f.P, p0 + b.rows);
+      at.accumulate = !first;
+      first = false;
+      if (folded) {
+        for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
+        at.in = ring;
+        at.in_n = 0;
+        at.in_p0 = p0;
+      }
+      for (int64_t k = task0; k < task1; ++k) kernel(at, task(k));
     }
   };
   if (n_copies == 0) {
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, t, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+      reduce(a, t, 0, d.N * row_blocks, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = copies + t * copy_size;
       at.dbias = at.dwei + b.dwei_size;
-      const int64_t n0 = d.N * t / b.threads, n1 = d.N * (t + 1) / b.threads;
-      if (n0 == n1)
+      // Whole images per thread, or (row_split) whole row blocks.
+      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
+      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
+      if (i0 == i1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, t, n0, n1, 0, tasks);
+        reduce(at, t, i0 * per, i1 * per, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

@@ -1756,6 +1756,9 @@ struct BwdWeightsPlan {
   FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer)
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
+  /// kMinibatch with fewer images than threads: the items split among threads are (image, block of
+  /// `rows` rows), not images.
+  bool row_split = false;
   int64_t tasks = 0;   ///< Kb * Cr * taps
   int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
@@ -1786,21 +1789,29 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
   const int64_t row_bytes = (b.fwd.Kb * b.fwd.Q + b.fwd.Cr * b.fwd.phases * b.fwd.Wph) * kBlock * 4;
   b.rows = (int64_t{1024} * 1024) / row_bytes;
   b.rows = b.rows < 1 ? 1 : (b.rows > b.fwd.P ? b.fwd.P : b.rows);
-  // Enough tasks to balance (at least 4 per thread), or too few images to split: tasks.
   // Minibatch split when there are too few tasks to balance (fewer than 4 per thread), or when every
   // thread can own whole images and the private copies are small (dwei within 2 MiB): each thread
   // then reads only its own images' src and ddst instead of both threads streaming all of them
   // (N = 16, 2 threads: geomean 223 -> 253 GFLOP/s, scaling 1.77x -> 1.98x; with larger dwei, as
   // 2048 -> 512 1x1, the reduction of the copies cost more than it saved). Else the task split.
+  // With fewer images than threads the split is over blocks of rows (row_split): when tasks are too
+  // few, and for kFold, where a task split had every thread fold every row (conv1, N = 1, 2 threads:
+  // 1.44x of one thread).
   const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
-  b.strategy = b.threads > 1 && d.N >= 2 && (few_tasks || (d.N >= b.threads && small_dwei))
+  const bool folded = b.fwd.mode == InputMode::kFold;
+  b.row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
+  b.strategy = b.threads > 1 && (b.row_split || (d.N >= b.threads && (few_tasks || small_dwei)))
                    ? BwdWeightsPlan::Strategy::kMinibatch
                    : BwdWeightsPlan::Strategy::kTasks;
+  if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
+    const int64_t blocks = div_up(b.fwd.P, b.rows) * d.N;
+    const int64_t per_image = div_up(round_up(blocks, b.threads), d.N);
+    b.rows = div_up(b.fwd.P, per_image);
+  }
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  const bool folded = b.fwd.mode == InputMode::kFold;
   b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
   b.thread_image = b.fwd.mode == InputMode::kPhases &&
-                   (b.strategy == BwdWeightsPlan::Strategy::kMinibatch || b.threads == 1);
+                   ((b.strategy == BwdWeightsPlan::Strategy::kMinibatch && !b.row_split) || b.threads == 1);
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);
   b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
               b.fwd.Kb * kBlock;
@@ -2537,53 +2548,59 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
     return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  // kFold: thread t first folds the block's rows into its ring (its own copy of the dense image).
-  auto reduce = [&](BwdWArgs at, int64_t t, int64_t n0, int64_t n1, int64_t task0, int64_t task1) {
+  // Items [i0, i1) of (image, row block); kFold: thread t first folds the block's rows into its ring
+  // (its own copy of the dense image).
+  const int64_t row_blocks = div_up(f.P, b.rows);
+  auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
     bool first = true;
     float* ring = work + t * b.ring_size;
     float* dense = ring + b.rows * f.in_row;
-    for (int64_t n = n0; n < n1; ++n) {
-      if (folded)
-        for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
-      if (b.thread_image) {  // this thread's buffer holds image n only
-        float* image = work + t * f.in_n;
-        for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), image, n, cb);
-        at.in = image;
-        at.in_n = 0;
-      }
-      for (int64_t p0 = 0; p0 < f.P; p0 += b.rows) {
-        at.n0 = n;
-        at.n1 = n + 1;
-        at.p0 = p0;
-        at.p1 = std::min(f.P, p0 + b.rows);
-        at.accumulate = !first;
-        first = false;
-        if (folded) {
-          for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
-          at.in = ring;
+    for (int64_t i = i0, image = -1; i < i1; ++i) {
+      const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
+      if (n != image) {
+        image = n;
+        if (folded)
+          for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+        if (b.thread_image) {  // this thread's buffer holds image n only
+          float* img = work + t * f.in_n;
+          for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), img, n, cb);
+          at.in = img;
           at.in_n = 0;
-          at.in_p0 = p0;
         }
-        for (int64_t i = task0; i < task1; ++i) kernel(at, task(i));
       }
+      at.n0 = n;
+      at.n1 = n + 1;
+      at.p0 = p0;
+      at.p1 = std::min(f.P, p0 + b.rows);
+      at.accumulate = !first;
+      first = false;
+      if (folded) {
+        for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
+        at.in = ring;
+        at.in_n = 0;
+        at.in_p0 = p0;
+      }
+      for (int64_t k = task0; k < task1; ++k) kernel(at, task(k));
     }
   };
   if (n_copies == 0) {
     a.dwei = final_dwei;
     a.dbias = final_dbias;
     parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, t, 0, d.N, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+      reduce(a, t, 0, d.N * row_blocks, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
   } else {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = copies + t * copy_size;
       at.dbias = at.dwei + b.dwei_size;
-      const int64_t n0 = d.N * t / b.threads, n1 = d.N * (t + 1) / b.threads;
-      if (n0 == n1)
+      // Whole images per thread, or (row_split) whole row blocks.
+      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
+      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
+      if (i0 == i1)
         std::fill(at.dwei, at.dwei + copy_size, 0.0f);
       else
-        reduce(at, t, n0, n1, 0, tasks);
+        reduce(at, t, i0 * per, i1 * per, 0, tasks);
     });
     // Reduction of the private copies, in thread order (the same for every run).
     const int64_t chunk = 4096;

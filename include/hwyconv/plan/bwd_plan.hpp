@@ -125,6 +125,9 @@ struct BwdWeightsPlan {
   FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer)
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
+  /// kMinibatch with fewer images than threads: the items split among threads are (image, block of
+  /// `rows` rows), not images.
+  bool row_split = false;
   int64_t tasks = 0;   ///< Kb * Cr * taps
   int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
@@ -155,21 +158,29 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
   const int64_t row_bytes = (b.fwd.Kb * b.fwd.Q + b.fwd.Cr * b.fwd.phases * b.fwd.Wph) * kBlock * 4;
   b.rows = (int64_t{1024} * 1024) / row_bytes;
   b.rows = b.rows < 1 ? 1 : (b.rows > b.fwd.P ? b.fwd.P : b.rows);
-  // Enough tasks to balance (at least 4 per thread), or too few images to split: tasks.
   // Minibatch split when there are too few tasks to balance (fewer than 4 per thread), or when every
   // thread can own whole images and the private copies are small (dwei within 2 MiB): each thread
   // then reads only its own images' src and ddst instead of both threads streaming all of them
   // (N = 16, 2 threads: geomean 223 -> 253 GFLOP/s, scaling 1.77x -> 1.98x; with larger dwei, as
   // 2048 -> 512 1x1, the reduction of the copies cost more than it saved). Else the task split.
+  // With fewer images than threads the split is over blocks of rows (row_split): when tasks are too
+  // few, and for kFold, where a task split had every thread fold every row (conv1, N = 1, 2 threads:
+  // 1.44x of one thread).
   const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
-  b.strategy = b.threads > 1 && d.N >= 2 && (few_tasks || (d.N >= b.threads && small_dwei))
+  const bool folded = b.fwd.mode == InputMode::kFold;
+  b.row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
+  b.strategy = b.threads > 1 && (b.row_split || (d.N >= b.threads && (few_tasks || small_dwei)))
                    ? BwdWeightsPlan::Strategy::kMinibatch
                    : BwdWeightsPlan::Strategy::kTasks;
+  if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
+    const int64_t blocks = div_up(b.fwd.P, b.rows) * d.N;
+    const int64_t per_image = div_up(round_up(blocks, b.threads), d.N);
+    b.rows = div_up(b.fwd.P, per_image);
+  }
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  const bool folded = b.fwd.mode == InputMode::kFold;
   b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
   b.thread_image = b.fwd.mode == InputMode::kPhases &&
-                   (b.strategy == BwdWeightsPlan::Strategy::kMinibatch || b.threads == 1);
+                   ((b.strategy == BwdWeightsPlan::Strategy::kMinibatch && !b.row_split) || b.threads == 1);
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);
   b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
               b.fwd.Kb * kBlock;
