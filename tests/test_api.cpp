@@ -185,10 +185,15 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 56, 56, 3, 3, 1, 1)).rb().rb_q == 28);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 1, 1)).mode == InputMode::kDirect);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).mode == InputMode::kPhases);
-  // 1x1 stride 2 reads one phase only: a quarter of the input is copied, no FMA is wasted.
+  // 1x1 stride 2: the microkernels read every other pixel of src in place (no copy, no FMA wasted);
+  // the weight update (no ring) reads one phase, a quarter of the input, copied.
   const FwdPlan s2 = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0));
-  CHECK(s2.phases == 1);
-  CHECK(s2.Hph == 28);
+  CHECK(s2.mode == InputMode::kDirect);
+  CHECK(s2.in_px == 2);
+  const FwdPlan s2w = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0), 1, /*ring=*/false);
+  CHECK(s2w.phases == 1);
+  CHECK(s2w.Hph == 28);
+  CHECK(s2w.in_px == 1);
   const RegBlock rb7 = make_fwd_plan(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
   CHECK(rb7.pixels() * rb7.kbs == 21);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7

@@ -174,6 +174,30 @@ TEST_CASE("fwd: fused epilogues (bias, scale/shift, residual, ReLU) in every com
   });
 }
 
+TEST_CASE("fwd: 1x1 stride 2 read in place (every stride-2 block, K blocks left over) on every target") {
+  // Q = 28 and 14 (1x14 x 2 K blocks, 5 K blocks: one left over), N = 2, odd H and W; Q = 13 and
+  // Q = 7 have no stride-2 blocks and keep the phase copy.
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(2, 40, 80, 56, 55, 1, 1, 2, 0), ConvDesc(1, 24, 70, 27, 28, 1, 1, 2, 0),
+                              ConvDesc(2, 33, 64, 13, 14, 1, 1, 2, 0), ConvDesc(1, 20, 30, 25, 25, 1, 1, 2, 0)},
+                             51, cache);
+  std::vector<int> used(kNumFwdBlocks, 0);
+  for (const auto& pb : pbs) {
+    const Conv conv(pb->d);
+    CHECK(conv.plan().in_px == (conv.plan().Q % 14 == 0 ? 2 : 1));
+    if (conv.plan().in_px == 2)
+      for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
+  }
+  for (const RegBlock& r : kStride2Blocks) {
+    INFO("stride-2 block " << r.rb_p << "x" << r.rb_q << " x" << r.kbs << " K blocks");
+    CHECK(used[size_t(find_fwd_block(r.rb_p, r.rb_q, r.kbs))] == 1);
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs)
+      for (int threads : {1, 2}) check_forward(*pb, threads);
+  });
+}
+
 TEST_CASE("fwd: images inside the K groups (large weights, few pixels) on every target and thread count") {
   // 2 MiB of weights against 5x4 outputs: FwdPlan::images_inner, a loop nest the layer tests (N = 1)
   // never take. Strided and padded so the working input is a copy for all images.

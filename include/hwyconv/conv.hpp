@@ -102,13 +102,13 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
 /// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
 /// per-image input transform uses it).
 template <class Before = void (*)(const StreamEntry&)>
-void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
+void replay(const FwdKernelFn* fns, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
             Before&& before = [](const StreamEntry&) {}) {
   const int64_t b = begin[t], e = begin[t + 1];
   for (int64_t i = b; i < e; ++i) {
     const StreamEntry& en = entries[i];
     before(en);
-    kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+    fns[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
   }
 }
 
@@ -173,9 +173,10 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
   const KernelTable& kt = kernels();
+  const FwdKernelFn* fns = p.in_px == 2 ? kt.fwd_s2 : kt.fwd;
   if (!p.per_image) {
     run_input_transform(pf, p, src.data(), work);
-    parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+    parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
     return;
   }
   // Threads own whole images and make what an image's calls read right before them: in the thread's
@@ -189,7 +190,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
     if (own) at.in = buf;
     float* dense = buf + p.ring_rows * p.in_row;  // ring_rows > 0 only
     int64_t image = -1, group = -1;
-    replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+    replay(fns, at, entries, begin, t, [&](const StreamEntry& en) {
       const int64_t n = en.out_off / p.out_n;
       if (n != image) {
         image = n;
@@ -274,7 +275,7 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
       a.out = dsrc.data();
       a.epilogue = find_epilogue(kEpiNone);
       const RuntimeStream& st = bs.phase[size_t(ph)];
-      replay(kt, a, st.entries.data(), st.begin.data(), t);
+      replay(kt.fwd, a, st.entries.data(), st.begin.data(), t);
     }
   });
 }

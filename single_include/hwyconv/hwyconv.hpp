@@ -233,11 +233,30 @@ inline constexpr RegBlock kFwdBlocks[] = {
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
 
+/// Blocks also compiled with input pixels two blocks apart, for 1x1 stride-2 layers that read src
+/// in place (FwdPlan::in_px): the 14-pixel K-blocked block and its one-K-block form (ResNet-50's
+/// 1x1 stride-2 layers at 56x56 and 28x28; at 14x14 the images run inside the K groups, which
+/// re-read the input, and keep the phase copy). A plan takes that path only when its blocks are all
+/// in this list. Each block adds about 11 KiB per target to the binary.
+#ifdef HWYCONV_SMALL_BLOCKS
+inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
+#else
+inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
+#endif
+inline constexpr int kNumStride2Blocks = int(sizeof(kStride2Blocks) / sizeof(kStride2Blocks[0]));
+
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   for (int i = 0; i < kNumFwdBlocks; ++i)
     if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q && kFwdBlocks[i].kbs == kbs) return i;
   return -1;
+}
+
+/// Whether block b is compiled with a pixel stride of 2 (kStride2Blocks).
+constexpr bool has_stride2(int b) {
+  for (const RegBlock& r : kStride2Blocks)
+    if (r.rb_p == kFwdBlocks[b].rb_p && r.rb_q == kFwdBlocks[b].rb_q && r.kbs == kFwdBlocks[b].kbs) return true;
+  return false;
 }
 
 /// The one-K-block form of block b (b itself when kbs is 1).
@@ -341,6 +360,8 @@ struct FwdPlan {
   std::array<Tap, kMaxTaps> tap{};
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0;
+  int64_t in_px = 1;        ///< blocks between input pixels of a row: 2 reads every other pixel of
+                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan)
   int64_t out_px = kBlock;  ///< floats between output pixels of a row (stride_w*16 in bwd_d phases)
   int64_t out_base = 0;     ///< offset of output pixel (0, 0) (the phase's first pixel in bwd_d)
 
@@ -439,6 +460,18 @@ constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
       cost += Kb / kbs * step_cost(pix, kbs) + Kb % kbs * step_cost(pix, 1);
     });
   return cost;
+}
+
+/// Whether every call covering a P x Q plane of Kb K blocks with main block `main` has a
+/// stride-2 form (kStride2Blocks), including the one-K-block form for K blocks left over.
+constexpr bool stride2_plane(int main, int64_t P, int64_t Q, int64_t Kb) {
+  bool ok = true;
+  const int rb_p = kFwdBlocks[main].rb_p;
+  for (int64_t p = 0; p < P; p += rb_p)
+    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
+      ok = ok && has_stride2(b) && (Kb % kFwdBlocks[b].kbs == 0 || has_stride2(single_kb_block(b)));
+    });
+  return ok;
 }
 
 }  // namespace plan_detail
@@ -561,6 +594,24 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
 
   choose_blocking(p);
+  // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
+  // other row (in_px = 2), instead of a phase copy made before the FMAs, when every block of the
+  // plane has a stride-2 form and all K blocks can run on each pixel block while its input lines
+  // are in L1 (one K group: weights within 512 KiB and enough row groups for the threads). The
+  // strided reads from memory then overlap the FMAs (N = 16: res3a_branch2a 7.3 -> 5.9 ms); with
+  // several K groups each would read src again, from memory (res4a_branch1 20.9 -> 23.0 ms).
+  if (ring && p.mode == InputMode::kPhases && taps == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded &&
+      !p.images_inner && p.Kb * p.wei_kb * 4 <= int64_t{512} * 1024 && p.N * p.p_groups >= 4 * p.threads &&
+      plan_detail::stride2_plane(p.block, p.P, p.Q, p.Kb)) {
+    p.mode = InputMode::kDirect;
+    p.in_px = 2;
+    p.in_row = d.stride_h * d.W * kBlock;
+    p.in_cb = d.H * d.W * kBlock;
+    p.in_n = p.Cb * p.in_cb;
+    p.scratch_in = 0;
+    p.per_image = false;
+    p.kb_group = p.Kb;
+  }
   if (ring && p.mode == InputMode::kPhases && p.per_image) {
     p.thread_image = true;
     p.scratch_in = p.threads * p.in_n;
@@ -651,7 +702,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * kBlock;
+            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
@@ -797,6 +848,7 @@ using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 /// epilogue of kEpilogues (chosen by FwdArgs::epilogue once per block).
 struct KernelTable {
   FwdKernelFn fwd[kNumFwdBlocks];
+  FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
@@ -978,7 +1030,7 @@ HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::in
 
 /// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
 /// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
-template <size_t kRBQ, size_t kKbs, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
   using Ix = AccIndex<kRBQ, kKbs>;
@@ -990,7 +1042,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock)
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
                                        : void()),
      ...);
 #endif
@@ -999,7 +1051,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
       for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kBlock + ic]),
+        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock + ic]),
                            hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
@@ -1026,7 +1078,7 @@ alignas(64) inline constexpr float kZeroBlock[kBlock] = {};
 /// A first chunk loads every accumulator from kZeroBlock (all strides 0, so one L1 line) instead of
 /// reading dst: no load waits on memory that is about to be overwritten, and dst's old content
 /// (even NaN) never matters; one loop body serves both cases.
-template <size_t kRBQ, size_t kKbs, size_t... I>
+template <size_t kRBQ, size_t kKbs, size_t kPx, size_t... I>
 HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                               std::index_sequence<I...> seq) {
   using Ix = AccIndex<kRBQ, kKbs>;
@@ -1034,14 +1086,16 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
   const bool first = (e.flags & StreamEntry::kFirst) != 0;
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
   const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
-  SubBlock<kRBQ, kKbs>(d, a, e, l1, seq,
+  SubBlock<kRBQ, kKbs, kPx>(d, a, e, l1, seq,
                        hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
                                         Ix::Vec(I) * kLanes)...);
 }
 
-/// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
+/// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
+/// kPx blocks apart).
+template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * kBlock;
+  e.in_off += row * a.in_row + col * int64_t(kPx) * kBlock;
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -1059,33 +1113,34 @@ HWY_INLINE StreamEntry AtKb(const FwdArgs& a, StreamEntry e, int64_t k) {
 /// and (16-register targets) row by row, each row as a loop over sub-blocks of kMaxPixels columns
 /// plus one sub-block for the columns left over: a run-time loop, so that narrow targets compile
 /// two sub-block bodies per variant, not a dozen.
-template <size_t kRBP, size_t kRBQ, size_t kKbs>
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx>
 HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1) {
   if constexpr (kRBP * kRBQ * kKbs <= kMaxPixels) {
-    StartSubBlock<kRBQ, kKbs>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
+    StartSubBlock<kRBQ, kKbs, kPx>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
   } else if constexpr (kKbs > 1) {
-    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1>(a, AtKb(a, e, int64_t(k)), l1);
+    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1, kPx>(a, AtKb(a, e, int64_t(k)), l1);
   } else if constexpr (kRBP * kRBQ <= kMaxPixels) {
-    StartSubBlock<kRBQ, 1>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
+    StartSubBlock<kRBQ, 1, kPx>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
   } else {
     constexpr size_t kFull = kRBQ / kMaxPixels, kRest = kRBQ % kMaxPixels;
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
                                      std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
                                 std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }
 }
 
-/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn).
-template <size_t kRBP, size_t kRBQ, size_t kKbs>
+/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
+/// input pixels kPx blocks apart (2: the in-place 1x1 stride-2 path, see FwdPlan::in_px).
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = 1>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
@@ -1094,7 +1149,7 @@ HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const S
 #else
   hwy::Prefetch(a.wei + l2.w_off);
 #endif
-  RunBlock<kRBP, kRBQ, kKbs>(a, e, l1);
+  RunBlock<kRBP, kRBQ, kKbs, kPx>(a, e, l1);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -1297,12 +1352,21 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
+template <size_t... kJ>
+constexpr void MakeStride2(KernelTable& t, std::index_sequence<kJ...>) {
+  ((t.fwd_s2[find_fwd_block(kStride2Blocks[kJ].rb_p, kStride2Blocks[kJ].rb_q, kStride2Blocks[kJ].kbs)] =
+        &FwdMicrokernel<size_t(kStride2Blocks[kJ].rb_p), size_t(kStride2Blocks[kJ].rb_q),
+                        size_t(kStride2Blocks[kJ].kbs), 2>),
+   ...);
+}
+
 template <size_t... kB>
 constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   KernelTable t{};
   ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
+  MakeStride2(t, std::make_index_sequence<size_t(kNumStride2Blocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
@@ -2318,13 +2382,13 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
 /// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
 /// per-image input transform uses it).
 template <class Before = void (*)(const StreamEntry&)>
-void replay(const KernelTable& kt, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
+void replay(const FwdKernelFn* fns, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
             Before&& before = [](const StreamEntry&) {}) {
   const int64_t b = begin[t], e = begin[t + 1];
   for (int64_t i = b; i < e; ++i) {
     const StreamEntry& en = entries[i];
     before(en);
-    kt.fwd[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+    fns[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
   }
 }
 
@@ -2389,9 +2453,10 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
   const KernelTable& kt = kernels();
+  const FwdKernelFn* fns = p.in_px == 2 ? kt.fwd_s2 : kt.fwd;
   if (!p.per_image) {
     run_input_transform(pf, p, src.data(), work);
-    parallel_run(pf, p.threads, [&](int64_t t) { replay(kt, a, entries, begin, t); });
+    parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
     return;
   }
   // Threads own whole images and make what an image's calls read right before them: in the thread's
@@ -2405,7 +2470,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
     if (own) at.in = buf;
     float* dense = buf + p.ring_rows * p.in_row;  // ring_rows > 0 only
     int64_t image = -1, group = -1;
-    replay(kt, at, entries, begin, t, [&](const StreamEntry& en) {
+    replay(fns, at, entries, begin, t, [&](const StreamEntry& en) {
       const int64_t n = en.out_off / p.out_n;
       if (n != image) {
         image = n;
@@ -2490,7 +2555,7 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
       a.out = dsrc.data();
       a.epilogue = find_epilogue(kEpiNone);
       const RuntimeStream& st = bs.phase[size_t(ph)];
-      replay(kt, a, st.entries.data(), st.begin.data(), t);
+      replay(kt.fwd, a, st.entries.data(), st.begin.data(), t);
     }
   });
 }

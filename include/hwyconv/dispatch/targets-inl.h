@@ -20,12 +20,21 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
+template <size_t... kJ>
+constexpr void MakeStride2(KernelTable& t, std::index_sequence<kJ...>) {
+  ((t.fwd_s2[find_fwd_block(kStride2Blocks[kJ].rb_p, kStride2Blocks[kJ].rb_q, kStride2Blocks[kJ].kbs)] =
+        &FwdMicrokernel<size_t(kStride2Blocks[kJ].rb_p), size_t(kStride2Blocks[kJ].rb_q),
+                        size_t(kStride2Blocks[kJ].kbs), 2>),
+   ...);
+}
+
 template <size_t... kB>
 constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   KernelTable t{};
   ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
+  MakeStride2(t, std::make_index_sequence<size_t(kNumStride2Blocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);

@@ -66,6 +66,7 @@ using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 /// epilogue of kEpilogues (chosen by FwdArgs::epilogue once per block).
 struct KernelTable {
   FwdKernelFn fwd[kNumFwdBlocks];
+  FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)

@@ -120,7 +120,7 @@ HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::in
 
 /// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
 /// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
-template <size_t kRBQ, size_t kKbs, class D, size_t... I>
+template <size_t kRBQ, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
   using Ix = AccIndex<kRBQ, kKbs>;
@@ -132,7 +132,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kBlock)
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
                                        : void()),
      ...);
 #endif
@@ -141,7 +141,7 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
       for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kBlock + ic]),
+        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock + ic]),
                            hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
@@ -168,7 +168,7 @@ alignas(64) inline constexpr float kZeroBlock[kBlock] = {};
 /// A first chunk loads every accumulator from kZeroBlock (all strides 0, so one L1 line) instead of
 /// reading dst: no load waits on memory that is about to be overwritten, and dst's old content
 /// (even NaN) never matters; one loop body serves both cases.
-template <size_t kRBQ, size_t kKbs, size_t... I>
+template <size_t kRBQ, size_t kKbs, size_t kPx, size_t... I>
 HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                               std::index_sequence<I...> seq) {
   using Ix = AccIndex<kRBQ, kKbs>;
@@ -176,14 +176,16 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
   const bool first = (e.flags & StreamEntry::kFirst) != 0;
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
   const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
-  SubBlock<kRBQ, kKbs>(d, a, e, l1, seq,
+  SubBlock<kRBQ, kKbs, kPx>(d, a, e, l1, seq,
                        hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
                                         Ix::Vec(I) * kLanes)...);
 }
 
-/// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block.
+/// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
+/// kPx blocks apart).
+template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * kBlock;
+  e.in_off += row * a.in_row + col * int64_t(kPx) * kBlock;
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -201,33 +203,34 @@ HWY_INLINE StreamEntry AtKb(const FwdArgs& a, StreamEntry e, int64_t k) {
 /// and (16-register targets) row by row, each row as a loop over sub-blocks of kMaxPixels columns
 /// plus one sub-block for the columns left over: a run-time loop, so that narrow targets compile
 /// two sub-block bodies per variant, not a dozen.
-template <size_t kRBP, size_t kRBQ, size_t kKbs>
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx>
 HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1) {
   if constexpr (kRBP * kRBQ * kKbs <= kMaxPixels) {
-    StartSubBlock<kRBQ, kKbs>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
+    StartSubBlock<kRBQ, kKbs, kPx>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kKbs * kVecPerBlock>());
   } else if constexpr (kKbs > 1) {
-    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1>(a, AtKb(a, e, int64_t(k)), l1);
+    for (size_t k = 0; k < kKbs; ++k) RunBlock<kRBP, kRBQ, 1, kPx>(a, AtKb(a, e, int64_t(k)), l1);
   } else if constexpr (kRBP * kRBQ <= kMaxPixels) {
-    StartSubBlock<kRBQ, 1>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
+    StartSubBlock<kRBQ, 1, kPx>(a, e, l1, std::make_index_sequence<kRBP * kRBQ * kVecPerBlock>());
   } else {
     constexpr size_t kFull = kRBQ / kMaxPixels, kRest = kRBQ % kMaxPixels;
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
                                      std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest, 1>(a, AtPixel(a, e, int64_t(row), col), AtPixel(a, l1, int64_t(row), col),
+        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
                                 std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }
 }
 
-/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn).
-template <size_t kRBP, size_t kRBQ, size_t kKbs>
+/// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
+/// input pixels kPx blocks apart (2: the in-place 1x1 stride-2 path, see FwdPlan::in_px).
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = 1>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
@@ -236,7 +239,7 @@ HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const S
 #else
   hwy::Prefetch(a.wei + l2.w_off);
 #endif
-  RunBlock<kRBP, kRBQ, kKbs>(a, e, l1);
+  RunBlock<kRBP, kRBQ, kKbs, kPx>(a, e, l1);
 }
 
 }  // namespace HWY_NAMESPACE

@@ -41,11 +41,30 @@ inline constexpr RegBlock kFwdBlocks[] = {
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
 
+/// Blocks also compiled with input pixels two blocks apart, for 1x1 stride-2 layers that read src
+/// in place (FwdPlan::in_px): the 14-pixel K-blocked block and its one-K-block form (ResNet-50's
+/// 1x1 stride-2 layers at 56x56 and 28x28; at 14x14 the images run inside the K groups, which
+/// re-read the input, and keep the phase copy). A plan takes that path only when its blocks are all
+/// in this list. Each block adds about 11 KiB per target to the binary.
+#ifdef HWYCONV_SMALL_BLOCKS
+inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
+#else
+inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
+#endif
+inline constexpr int kNumStride2Blocks = int(sizeof(kStride2Blocks) / sizeof(kStride2Blocks[0]));
+
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   for (int i = 0; i < kNumFwdBlocks; ++i)
     if (kFwdBlocks[i].rb_p == rb_p && kFwdBlocks[i].rb_q == rb_q && kFwdBlocks[i].kbs == kbs) return i;
   return -1;
+}
+
+/// Whether block b is compiled with a pixel stride of 2 (kStride2Blocks).
+constexpr bool has_stride2(int b) {
+  for (const RegBlock& r : kStride2Blocks)
+    if (r.rb_p == kFwdBlocks[b].rb_p && r.rb_q == kFwdBlocks[b].rb_q && r.kbs == kFwdBlocks[b].kbs) return true;
+  return false;
 }
 
 /// The one-K-block form of block b (b itself when kbs is 1).
