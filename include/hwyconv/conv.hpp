@@ -196,9 +196,9 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
         image = n;
         group = -1;
         if (p.ring_rows > 0) {
-          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
+          fold_dense_image(p, src.data(), dense, n);
         } else if (p.thread_image) {
-          for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), buf, n, cb);
+          phase_copy_image(p, src.data(), buf, n);
         } else {
           for (int stage = 0; stage < input_transform_stages(p); ++stage) {
             const auto [lo, hi] = input_transform_image_items(p, stage, n);
@@ -344,11 +344,10 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
       if (n != image) {
         image = n;
-        if (folded)
-          for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+        if (folded) fold_dense_image(f, src.data(), dense, n);
         if (b.thread_image) {  // this thread's buffer holds image n only
           float* img = work + t * f.in_n;
-          for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), img, n, cb);
+          phase_copy_image(f, src.data(), img, n);
           at.in = img;
           at.in_n = 0;
         }

@@ -494,7 +494,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
   const int64_t kbs = p.rb().kbs;
   const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
-    int64_t chunk = (int64_t{256} * 1024) / per_block;
+  int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
   p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
   // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
@@ -520,8 +520,9 @@ constexpr void choose_blocking(FwdPlan& p) {
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
-/// `ring`: allow the forward-only folded-row ring (see FwdPlan::ring_rows); the weight update,
-/// which reads the whole working input, plans without it.
+/// `ring`: allow the forward-only arrangements of the working input (the folded-row ring,
+/// FwdPlan::ring_rows; per-thread phase images, thread_image; the in-place stride-2 read, in_px); the
+/// weight update, which reads the whole working input in its own layout, plans without them.
 constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = true) {
   FwdPlan p{};
   p.desc = d;
@@ -672,8 +673,7 @@ struct StreamEntry {
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
 /// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
-/// outside the images with FwdPlan::images_inner). Work is split
-/// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
+/// outside the images with FwdPlan::images_inner). Work is split as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
 /// thread and is reduced in the same order whatever the thread count, so results are bitwise
 /// independent of the number of threads.
 template <class Emit>
@@ -702,7 +702,8 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
+            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
+                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
@@ -1042,8 +1043,9 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
-                                       : void()),
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
+          : void()),
      ...);
 #endif
     for (int64_t t = 0; t < a.taps; ++t) {
@@ -1087,8 +1089,8 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
   const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
   SubBlock<kRBQ, kKbs, kPx>(d, a, e, l1, seq,
-                       hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
-                                        Ix::Vec(I) * kLanes)...);
+                            hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
+                                             Ix::Vec(I) * kLanes)...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
@@ -1126,13 +1128,15 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
-                                     std::make_index_sequence<kMaxPixels * kVecPerBlock>());
+        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col),
+                                          AtPixel<kPx>(a, l1, int64_t(row), col),
+                                          std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
-                                std::make_index_sequence<kRest * kVecPerBlock>());
+        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col),
+                                     AtPixel<kPx>(a, l1, int64_t(row), col),
+                                     std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }
@@ -1163,7 +1167,7 @@ HWY_AFTER_NAMESPACE();
 // hwyconv/kernels/bwd_w-inl.h - the weight-update microkernel, per Highway target (toggle guard).
 //
 // One call computes the 16 x 16 (input channel block x output channel block) sub-tensor of dwei for
-// one filter tap (three K blocks' on AVX-512), reducing over output pixels (paper SC18, weight update:
+// one filter tap (four K blocks' on AVX-512), reducing over output pixels (paper SC18, weight update:
 // the input value is broadcast and multiplied with a vector of 16 output-channel gradients).
 // Accumulators: input channels x K blocks x the vectors of 16 output channels, as a parameter pack
 // (see fwd-inl.h), in register-sized groups of input channels.
@@ -1204,8 +1208,8 @@ template <size_t kKbs>
 inline constexpr size_t kBwdWChannels =
     kBwdWKbs > 1 ? (24 / kKbs < 16 ? 24 / kKbs : 16) : (kMaxPixels < 16 ? kMaxPixels : 16);
 
-/// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of src and 3 K blocks of
-/// ddst are 32 KiB.
+/// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of one C block of src and
+/// 4 K blocks of ddst are 40 KiB.
 #ifndef HWYCONV_BWD_W_PIECE
 #define HWYCONV_BWD_W_PIECE 128
 #endif
@@ -1291,6 +1295,18 @@ HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   }
 }
 
+/// The channel groups of task t over one piece of pixels, for the task's t.kbs K blocks (kK is the
+/// largest instantiated count: kBwdWKbs, then down to 1).
+template <bool kMask, size_t kK = kBwdWKbs>
+HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
+  if constexpr (kK > 1) {
+    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK>(a, t);
+    BwdWPiece<kMask, kK - 1>(a, t);
+  } else {
+    BwdWGroups<0, kMask, 1>(a, t);
+  }
+}
+
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
 /// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
 template <bool kMask>
@@ -1306,18 +1322,7 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
       piece.n1 = n + 1;
       piece.p0 = p;
       piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      if constexpr (kBwdWKbs > 1) {
-        if (t.kbs == 4 && kBwdWKbs >= 4)
-          BwdWGroups<0, kMask, (kBwdWKbs >= 4 ? 4 : 1)>(piece, t);
-        else if (t.kbs == 3)
-          BwdWGroups<0, kMask, 3>(piece, t);
-        else if (t.kbs == 2)
-          BwdWGroups<0, kMask, 2>(piece, t);
-        else
-          BwdWGroups<0, kMask, 1>(piece, t);
-      } else {
-        BwdWGroups<0, kMask, 1>(piece, t);
-      }
+      BwdWPiece<kMask>(piece, t);
       piece.accumulate = true;
     }
   }
@@ -2090,6 +2095,16 @@ inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t
       phase_row(p, block, image + cb * p.in_cb + (ph * p.Hph + y) * p.Wph * kBlock, ph, y);
 }
 
+/// kFold: the whole dense copy of image n (fold_dense_row for every row) into `dense`.
+inline void fold_dense_image(const FwdPlan& p, const float* src, float* dense, int64_t n) {
+  for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src, dense, n, y);
+}
+
+/// kPhases: every C block's phase images of image n into `image` (one image's working input).
+inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, int64_t n) {
+  for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src, image, n, cb);
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
 /// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
@@ -2476,9 +2491,9 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
         image = n;
         group = -1;
         if (p.ring_rows > 0) {
-          for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src.data(), dense, n, y);
+          fold_dense_image(p, src.data(), dense, n);
         } else if (p.thread_image) {
-          for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src.data(), buf, n, cb);
+          phase_copy_image(p, src.data(), buf, n);
         } else {
           for (int stage = 0; stage < input_transform_stages(p); ++stage) {
             const auto [lo, hi] = input_transform_image_items(p, stage, n);
@@ -2624,11 +2639,10 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
       if (n != image) {
         image = n;
-        if (folded)
-          for (int64_t y = 0; y < f.dense_h; ++y) fold_dense_row(f, src.data(), dense, n, y);
+        if (folded) fold_dense_image(f, src.data(), dense, n);
         if (b.thread_image) {  // this thread's buffer holds image n only
           float* img = work + t * f.in_n;
-          for (int64_t cb = 0; cb < f.Cb; ++cb) phase_copy(f, src.data(), img, n, cb);
+          phase_copy_image(f, src.data(), img, n);
           at.in = img;
           at.in_n = 0;
         }

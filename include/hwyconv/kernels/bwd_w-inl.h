@@ -1,7 +1,7 @@
 // hwyconv/kernels/bwd_w-inl.h - the weight-update microkernel, per Highway target (toggle guard).
 //
 // One call computes the 16 x 16 (input channel block x output channel block) sub-tensor of dwei for
-// one filter tap (three K blocks' on AVX-512), reducing over output pixels (paper SC18, weight update:
+// one filter tap (four K blocks' on AVX-512), reducing over output pixels (paper SC18, weight update:
 // the input value is broadcast and multiplied with a vector of 16 output-channel gradients).
 // Accumulators: input channels x K blocks x the vectors of 16 output channels, as a parameter pack
 // (see fwd-inl.h), in register-sized groups of input channels.
@@ -44,8 +44,8 @@ template <size_t kKbs>
 inline constexpr size_t kBwdWChannels =
     kBwdWKbs > 1 ? (24 / kKbs < 16 ? 24 / kKbs : 16) : (kMaxPixels < 16 ? kMaxPixels : 16);
 
-/// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of src and 3 K blocks of
-/// ddst are 32 KiB.
+/// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of one C block of src and
+/// 4 K blocks of ddst are 40 KiB.
 #ifndef HWYCONV_BWD_W_PIECE
 #define HWYCONV_BWD_W_PIECE 128
 #endif
@@ -131,6 +131,18 @@ HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   }
 }
 
+/// The channel groups of task t over one piece of pixels, for the task's t.kbs K blocks (kK is the
+/// largest instantiated count: kBwdWKbs, then down to 1).
+template <bool kMask, size_t kK = kBwdWKbs>
+HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
+  if constexpr (kK > 1) {
+    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK>(a, t);
+    BwdWPiece<kMask, kK - 1>(a, t);
+  } else {
+    BwdWGroups<0, kMask, 1>(a, t);
+  }
+}
+
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
 /// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
 template <bool kMask>
@@ -146,18 +158,7 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
       piece.n1 = n + 1;
       piece.p0 = p;
       piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      if constexpr (kBwdWKbs > 1) {
-        if (t.kbs == 4 && kBwdWKbs >= 4)
-          BwdWGroups<0, kMask, (kBwdWKbs >= 4 ? 4 : 1)>(piece, t);
-        else if (t.kbs == 3)
-          BwdWGroups<0, kMask, 3>(piece, t);
-        else if (t.kbs == 2)
-          BwdWGroups<0, kMask, 2>(piece, t);
-        else
-          BwdWGroups<0, kMask, 1>(piece, t);
-      } else {
-        BwdWGroups<0, kMask, 1>(piece, t);
-      }
+      BwdWPiece<kMask>(piece, t);
       piece.accumulate = true;
     }
   }

@@ -132,8 +132,9 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
-    ((Ix::K(I) == 0 && Ix::Vec(I) == 0 ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
-                                       : void()),
+    ((Ix::K(I) == 0 && Ix::Vec(I) == 0
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
+          : void()),
      ...);
 #endif
     for (int64_t t = 0; t < a.taps; ++t) {
@@ -177,8 +178,8 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT src = first ? kZeroBlock : a.out + e.out_off;
   const int64_t row = first ? 0 : a.out_row, px = first ? 0 : a.out_px, kb = first ? 0 : a.out_kb;
   SubBlock<kRBQ, kKbs, kPx>(d, a, e, l1, seq,
-                       hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
-                                        Ix::Vec(I) * kLanes)...);
+                            hn::LoadU(d, src + int64_t(Ix::K(I)) * kb + Ix::Row(I) * row + Ix::Col(I) * px +
+                                             Ix::Vec(I) * kLanes)...);
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
@@ -216,13 +217,15 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
     for (size_t row = 0; row < kRBP; ++row) {
       for (size_t j = 0; j < kFull; ++j) {
         const int64_t col = int64_t(j * kMaxPixels);
-        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
-                                     std::make_index_sequence<kMaxPixels * kVecPerBlock>());
+        StartSubBlock<kMaxPixels, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col),
+                                          AtPixel<kPx>(a, l1, int64_t(row), col),
+                                          std::make_index_sequence<kMaxPixels * kVecPerBlock>());
       }
       if constexpr (kRest > 0) {
         const int64_t col = int64_t(kFull * kMaxPixels);
-        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col), AtPixel<kPx>(a, l1, int64_t(row), col),
-                                std::make_index_sequence<kRest * kVecPerBlock>());
+        StartSubBlock<kRest, 1, kPx>(a, AtPixel<kPx>(a, e, int64_t(row), col),
+                                     AtPixel<kPx>(a, l1, int64_t(row), col),
+                                     std::make_index_sequence<kRest * kVecPerBlock>());
       }
     }
   }

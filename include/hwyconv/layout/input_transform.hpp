@@ -121,6 +121,16 @@ inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t
       phase_row(p, block, image + cb * p.in_cb + (ph * p.Hph + y) * p.Wph * kBlock, ph, y);
 }
 
+/// kFold: the whole dense copy of image n (fold_dense_row for every row) into `dense`.
+inline void fold_dense_image(const FwdPlan& p, const float* src, float* dense, int64_t n) {
+  for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src, dense, n, y);
+}
+
+/// kPhases: every C block's phase images of image n into `image` (one image's working input).
+inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, int64_t n) {
+  for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src, image, n, cb);
+}
+
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
 /// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).

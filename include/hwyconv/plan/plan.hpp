@@ -194,7 +194,7 @@ constexpr void choose_blocking(FwdPlan& p) {
   // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
   const int64_t kbs = p.rb().kbs;
   const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
-    int64_t chunk = (int64_t{256} * 1024) / per_block;
+  int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
   p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
   // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
@@ -220,8 +220,9 @@ constexpr void choose_blocking(FwdPlan& p) {
 
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
-/// `ring`: allow the forward-only folded-row ring (see FwdPlan::ring_rows); the weight update,
-/// which reads the whole working input, plans without it.
+/// `ring`: allow the forward-only arrangements of the working input (the folded-row ring,
+/// FwdPlan::ring_rows; per-thread phase images, thread_image; the in-place stride-2 read, in_px); the
+/// weight update, which reads the whole working input in its own layout, plans without them.
 constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = true) {
   FwdPlan p{};
   p.desc = d;

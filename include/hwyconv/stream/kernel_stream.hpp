@@ -38,8 +38,7 @@ struct StreamEntry {
 
 /// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
 /// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
-/// outside the images with FwdPlan::images_inner). Work is split
-/// as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
+/// outside the images with FwdPlan::images_inner). Work is split as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
 /// thread and is reduced in the same order whatever the thread count, so results are bitwise
 /// independent of the number of threads.
 template <class Emit>
@@ -68,7 +67,8 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb + (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
+            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
+                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
