@@ -30,6 +30,7 @@ hwyconv::ConvDesc desc_of(const Layer& l, int64_t mb) {
 std::string describe(const hwyconv::FwdPlan& p) {
   const char* mode = p.mode == hwyconv::InputMode::kDirect ? "direct"
                      : p.mode == hwyconv::InputMode::kPhases ? "phases"
+                     : p.fold_in_place                      ? "fold-in-place"
                                                              : "fold";
   return std::string(hwyconv::Conv::target()) + " " + mode + " rb" + std::to_string(p.rb().rb_p) + "x" +
          std::to_string(p.rb().rb_q) + (p.rb().kbs > 1 ? "x" + std::to_string(p.rb().kbs) + "k" : "") + " cc" + std::to_string(p.c_chunk) + " kg" + std::to_string(p.kb_group);

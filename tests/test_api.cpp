@@ -189,15 +189,20 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   // the weight update (no ring) reads one phase, a quarter of the input, copied.
   const FwdPlan s2 = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0));
   CHECK(s2.mode == InputMode::kDirect);
-  CHECK(s2.in_px == 2);
+  CHECK(s2.in_px == 2 * kBlock);
   const FwdPlan s2w = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0), 1, /*ring=*/false);
   CHECK(s2w.phases == 1);
   CHECK(s2w.Hph == 28);
-  CHECK(s2w.in_px == 1);
+  CHECK(s2w.in_px == kBlock);
   const RegBlock rb7 = make_fwd_plan(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
   CHECK(rb7.pixels() * rb7.kbs == 21);
   CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
-  CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3)).Cr == 10);             // 147 -> 160
+  // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks) as the weight update sees them; the
+  // forward reads the 7 runs of 21 folded channels in place (one tap per filter row).
+  const FwdPlan c1 = make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3));
+  CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), 1, /*ring=*/false).Cr == 10);
+  CHECK((c1.fold_in_place && c1.Cr == 1 && c1.taps == 7 && c1.tap_channels == 21 && c1.in_px == 6));
+  CHECK(c1.wei_kb == 160 * kBlock);
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
   CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
   CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);

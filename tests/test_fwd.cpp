@@ -96,11 +96,36 @@ TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
   CHECK(Conv(pbs[0]->d).plan().mode == InputMode::kFold);
-  // N = 2: each thread folds rows into its ring right before computing them (FwdPlan::ring_rows).
+  // Q = 112: the folded channels are read in place from the dense copy (FwdPlan::fold_in_place).
+  CHECK(Conv(pbs[0]->d).plan().fold_in_place);
+  // Q = 16 has no block of that form: N = 2, each thread folds rows into its ring right before
+  // computing them (FwdPlan::ring_rows).
+  CHECK(!Conv(pbs[1]->d).plan().fold_in_place);
   CHECK(Conv(pbs[1]->d).plan().ring_rows > 0);
   CHECK(Conv(pbs[1]->d, {.threads = 1}).plan().ring_rows > 0);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_forward(*pb);
+  });
+}
+
+TEST_CASE("fwd: folded channels read in place (C * stride_w = 6) on every target and thread count") {
+  // Q = 28: 1x14 x 2 K blocks, and K = 40 leaves one K block to the 1x14 form; N = 2 makes each
+  // thread copy its image into its own buffer (thread_image), N = 1 copies every image first.
+  // Asymmetric padding, a stride of 1 over rows (in_row of one dense row), C = 6 at stride 1.
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(2, 3, 40, 55, 56, 7, 7, 2, 0).with_pad(3, 2, 2, 3),
+                              ConvDesc(1, 3, 32, 20, 55, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
+                              ConvDesc(2, 6, 16, 9, 16, 3, 3, 1, 0)},
+                             61, cache);
+  for (const auto& pb : pbs) {
+    INFO(describe(pb->d));
+    const Conv conv(pb->d, {.threads = 2});
+    CHECK(conv.plan().fold_in_place);
+    CHECK(conv.plan().thread_image == (pb->d.N == 2));
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs)
+      for (int threads : {1, 2}) check_forward(*pb, threads);
   });
 }
 
@@ -184,8 +209,8 @@ TEST_CASE("fwd: 1x1 stride 2 read in place (every stride-2 block, K blocks left 
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {
     const Conv conv(pb->d);
-    CHECK(conv.plan().in_px == (conv.plan().Q % 14 == 0 ? 2 : 1));
-    if (conv.plan().in_px == 2)
+    CHECK(conv.plan().in_px == (conv.plan().Q % 14 == 0 ? 2 : 1) * kBlock);
+    if (conv.plan().in_px == 2 * kBlock)
       for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
   }
   for (const RegBlock& r : kStride2Blocks) {

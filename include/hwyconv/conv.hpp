@@ -124,6 +124,7 @@ inline FwdArgs fwd_args(const FwdPlan& p) {
   a.out_row = p.out_row;
   a.out_kb = p.out_kb;
   a.out_px = p.out_px;
+  a.tap_channels = p.tap_channels;
   return a;
 }
 
@@ -173,7 +174,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
   const KernelTable& kt = kernels();
-  const FwdKernelFn* fns = p.in_px == 2 ? kt.fwd_s2 : kt.fwd;
+  const FwdKernelFn* fns = p.fold_in_place ? kt.fwd_dense : (p.in_px == 2 * kBlock ? kt.fwd_s2 : kt.fwd);
   if (!p.per_image) {
     run_input_transform(pf, p, src.data(), work);
     parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
@@ -198,7 +199,10 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
         if (p.ring_rows > 0) {
           fold_dense_image(p, src.data(), dense, n);
         } else if (p.thread_image) {
-          phase_copy_image(p, src.data(), buf, n);
+          if (p.fold_in_place)
+            fold_dense_image(p, src.data(), buf, n);
+          else
+            phase_copy_image(p, src.data(), buf, n);
         } else {
           for (int stage = 0; stage < input_transform_stages(p); ++stage) {
             const auto [lo, hi] = input_transform_image_items(p, stage, n);

@@ -243,7 +243,17 @@ inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
 #else
 inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
 #endif
-inline constexpr int kNumStride2Blocks = int(sizeof(kStride2Blocks) / sizeof(kStride2Blocks[0]));
+
+/// Blocks also compiled for reading the folded channels of the first layer in place (FwdPlan::
+/// fold_in_place): input pixels kDensePx floats apart in the dense H x W x C copy of an image, where
+/// the S*C folded channels of one filter row are the S*C floats from the pixel's first column on.
+/// kDensePx = stride_w * C = 6: C = 3 at stride 2 (ImageNet's 7x7 first layer, Q = 112).
+inline constexpr int64_t kDensePx = 6;
+#ifdef HWYCONV_SMALL_BLOCKS
+inline constexpr RegBlock kDenseBlocks[] = {{1, 16}, {1, 8}};
+#else
+inline constexpr RegBlock kDenseBlocks[] = {{1, 14, 2}, {1, 14}};
+#endif
 
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
@@ -252,9 +262,10 @@ constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   return -1;
 }
 
-/// Whether block b is compiled with a pixel stride of 2 (kStride2Blocks).
-constexpr bool has_stride2(int b) {
-  for (const RegBlock& r : kStride2Blocks)
+/// Whether block b of kFwdBlocks is in `list` (kStride2Blocks, kDenseBlocks): compiled in that form.
+template <size_t kN>
+constexpr bool block_in(const RegBlock (&list)[kN], int b) {
+  for (const RegBlock& r : list)
     if (r.rb_p == kFwdBlocks[b].rb_p && r.rb_q == kFwdBlocks[b].rb_q && r.kbs == kFwdBlocks[b].kbs) return true;
   return false;
 }
@@ -360,8 +371,10 @@ struct FwdPlan {
   std::array<Tap, kMaxTaps> tap{};
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0;
-  int64_t in_px = 1;        ///< blocks between input pixels of a row: 2 reads every other pixel of
-                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan)
+  int64_t in_px = kBlock;   ///< floats between input pixels of a row: 32 reads every other pixel of
+                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan);
+                            ///< kDensePx with fold_in_place
+  int64_t tap_channels = kBlock;  ///< channels one tap reduces per C block: 16, or S*C (fold_in_place)
   int64_t out_px = kBlock;  ///< floats between output pixels of a row (stride_w*16 in bwd_d phases)
   int64_t out_base = 0;     ///< offset of output pixel (0, 0) (the phase's first pixel in bwd_d)
 
@@ -385,11 +398,17 @@ struct FwdPlan {
   /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
   /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
   int64_t ring_rows = 0;
-  /// kPhases with per_image: each thread makes every image's working input in the same buffer (one
-  /// image, work + thread * in_n; the stream's offsets have no image term), so the copy writes lines
-  /// already in cache instead of fetching fresh ones from memory for every image.
+  /// kPhases (and fold_in_place) with per_image: each thread makes every image's working input in
+  /// the same buffer (one image, work + thread * in_n; the stream's offsets have no image term), so
+  /// the copy writes lines already in cache instead of fetching fresh ones from memory per image.
   bool thread_image = false;
   int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
+  /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
+  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels in_px = kDensePx floats
+  /// apart; the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never
+  /// written and no FMA is spent on the padding of R*S*C up to 16 (conv1: 147 of 160). The working
+  /// input is the dense copies ([N][in_n], or one per thread with thread_image).
+  bool fold_in_place = false;
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
@@ -462,16 +481,34 @@ constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
   return cost;
 }
 
-/// Whether every call covering a P x Q plane of Kb K blocks with main block `main` has a
-/// stride-2 form (kStride2Blocks), including the one-K-block form for K blocks left over.
-constexpr bool stride2_plane(int main, int64_t P, int64_t Q, int64_t Kb) {
+/// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
+/// the form `list` (kStride2Blocks, kDenseBlocks), including the one-K-block form for K blocks left
+/// over.
+template <size_t kN>
+constexpr bool plane_in(const RegBlock (&list)[kN], int main, int64_t P, int64_t Q, int64_t Kb) {
   bool ok = true;
   const int rb_p = kFwdBlocks[main].rb_p;
   for (int64_t p = 0; p < P; p += rb_p)
     for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
-      ok = ok && has_stride2(b) && (Kb % kFwdBlocks[b].kbs == 0 || has_stride2(single_kb_block(b)));
+      ok = ok && block_in(list, b) && (Kb % kFwdBlocks[b].kbs == 0 || block_in(list, single_kb_block(b)));
     });
   return ok;
+}
+
+/// The main block with the lowest plane_cost over a P x Q plane of Kb K blocks; with `dense`, among
+/// those whose every call has a dense-row form (kDenseBlocks), -1 if none has.
+constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, bool dense) {
+  int64_t best = -1;
+  int block = -1;
+  for (int b = 0; b < kNumFwdBlocks; ++b) {
+    if (dense && !plane_in(kDenseBlocks, b, P, Q, Kb)) continue;
+    const int64_t c = plane_cost(b, P, Q, Kb);
+    if (best < 0 || c < best) {
+      best = c;
+      block = b;
+    }
+  }
+  return block;
 }
 
 }  // namespace plan_detail
@@ -479,15 +516,9 @@ constexpr bool stride2_plane(int main, int64_t P, int64_t Q, int64_t Kb) {
 /// Chooses the register block (lowest modelled cost over the P x Q output plane), the row groups
 /// split among threads, and the C chunk, for a plan whose geometry (P, Q, Cr, taps, strides) is set.
 constexpr void choose_blocking(FwdPlan& p) {
-  // Register block: the compiled block with the lowest modelled cost over the output plane.
-  int64_t best = -1;
-  for (int b = 0; b < kNumFwdBlocks; ++b) {
-    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q, p.Kb);
-    if (best < 0 || c < best) {
-      best = c;
-      p.block = b;
-    }
-  }
+  // Register block: the compiled block with the lowest modelled cost over the output plane (among
+  // those with a dense-row form for fold_in_place).
+  p.block = plan_detail::cheapest_block(p.P, p.Q, p.Kb, p.fold_in_place);
   p.p_groups = div_up(p.P, p.rb().rb_p);
   // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
   // floats) within 256 KiB, a share of L2 on the CPUs we target, in chunks of equal size; the output
@@ -593,6 +624,21 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.out_px = kBlock;
   p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
+  // The first layer with C * stride_w = kDensePx: the folded channels are read in place (see
+  // fold_in_place) when some block covers the plane in that form (the blocking then picks one).
+  if (ring && fold && d.dil_w == 1 && d.stride_w * d.C == kDensePx &&
+      plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0) {
+    p.fold_in_place = true;
+    p.taps = d.R;
+    p.tap_channels = d.S * d.C;
+    for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
+    p.Cr = 1;
+    p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
+    p.in_row = d.stride_h * p.dense_w * d.C;
+    p.in_px = kDensePx;
+    p.in_cb = 0;
+    p.in_n = p.dense_h * p.dense_w * d.C;
+  }
 
   choose_blocking(p);
   // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
@@ -603,9 +649,9 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   // several K groups each would read src again, from memory (res4a_branch1 20.9 -> 23.0 ms).
   if (ring && p.mode == InputMode::kPhases && taps == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded &&
       !p.images_inner && p.Kb * p.wei_kb * 4 <= int64_t{512} * 1024 && p.N * p.p_groups >= 4 * p.threads &&
-      plan_detail::stride2_plane(p.block, p.P, p.Q, p.Kb)) {
+      plan_detail::plane_in(kStride2Blocks, p.block, p.P, p.Q, p.Kb)) {
     p.mode = InputMode::kDirect;
-    p.in_px = 2;
+    p.in_px = 2 * kBlock;
     p.in_row = d.stride_h * d.W * kBlock;
     p.in_cb = d.H * d.W * kBlock;
     p.in_n = p.Cb * p.in_cb;
@@ -617,7 +663,14 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
     p.thread_image = true;
     p.scratch_in = p.threads * p.in_n;
   }
-  if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
+  if (p.fold_in_place) {
+    // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
+    // block while its input rows are in L1.
+    p.kb_group = p.Kb;
+    p.thread_image = p.per_image;
+    p.scratch_in = (p.per_image ? p.threads : d.N) * p.in_n;
+  }
+  if (ring && fold && !p.fold_in_place && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
     p.ring_rows = p.rb().rb_p;
     p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
     p.in_n = 0;
@@ -703,7 +756,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
             e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
-                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
+                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
@@ -810,6 +863,7 @@ struct FwdArgs {
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
   int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
+  int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -850,6 +904,7 @@ using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 struct KernelTable {
   FwdKernelFn fwd[kNumFwdBlocks];
   FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
+  FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
@@ -1039,12 +1094,15 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
+  // Channels per tap: a 16-channel block, or (dense rows, kPx not a multiple of 16) the S*C folded
+  // channels of one filter row.
+  const size_t channels = kPx % size_t(kBlock) == 0 ? size_t(kBlock) : size_t(a.tap_channels);
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     ((Ix::K(I) == 0 && Ix::Vec(I) == 0
-          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx)
           : void()),
      ...);
 #endif
@@ -1052,8 +1110,8 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
-      for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock + ic]),
+      for (size_t ic = 0; ic < channels; ++ic) {
+        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx + ic]),
                            hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
@@ -1094,10 +1152,10 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
-/// kPx blocks apart).
+/// kPx floats apart).
 template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * int64_t(kPx) * kBlock;
+  e.in_off += row * a.in_row + col * int64_t(kPx);
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -1143,8 +1201,9 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
 }
 
 /// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
-/// input pixels kPx blocks apart (2: the in-place 1x1 stride-2 path, see FwdPlan::in_px).
-template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = 1>
+/// input pixels kPx floats apart (FwdPlan::in_px: 16; 32 for the in-place 1x1 stride-2 path;
+/// kDensePx for the folded first layer read in place, with a.tap_channels channels per tap).
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).
@@ -1348,6 +1407,7 @@ HWY_AFTER_NAMESPACE();
 #define HWYCONV_TARGETS_INL_H_
 #endif
 
+#include <iterator>
 #include <utility>
 
 #include <hwy/highway.h>
@@ -1357,11 +1417,12 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
-template <size_t... kJ>
-constexpr void MakeStride2(KernelTable& t, std::index_sequence<kJ...>) {
-  ((t.fwd_s2[find_fwd_block(kStride2Blocks[kJ].rb_p, kStride2Blocks[kJ].rb_q, kStride2Blocks[kJ].kbs)] =
-        &FwdMicrokernel<size_t(kStride2Blocks[kJ].rb_p), size_t(kStride2Blocks[kJ].rb_q),
-                        size_t(kStride2Blocks[kJ].kbs), 2>),
+/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled with input
+/// pixels kPx floats apart.
+template <const auto& kList, size_t kPx, size_t... kJ>
+constexpr void MakeForm(FwdKernelFn* fns, std::index_sequence<kJ...>) {
+  ((fns[find_fwd_block(kList[kJ].rb_p, kList[kJ].rb_q, kList[kJ].kbs)] =
+        &FwdMicrokernel<size_t(kList[kJ].rb_p), size_t(kList[kJ].rb_q), size_t(kList[kJ].kbs), kPx>),
    ...);
 }
 
@@ -1371,7 +1432,8 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
-  MakeStride2(t, std::make_index_sequence<size_t(kNumStride2Blocks)>());
+  MakeForm<kStride2Blocks, 2 * size_t(kBlock)>(t.fwd_s2, std::make_index_sequence<std::size(kStride2Blocks)>());
+  MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);
@@ -1986,9 +2048,9 @@ inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
 namespace hwyconv {
 
 /// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
-/// for kFold (a dense copy, then the folding), 0 for kDirect.
+/// for kFold (a dense copy, then the folding; only the dense copy with fold_in_place), 0 for kDirect.
 constexpr int input_transform_stages(const FwdPlan& p) {
-  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? 2 : 0);
+  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? (p.fold_in_place ? 1 : 2) : 0);
 }
 
 /// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
@@ -2107,7 +2169,8 @@ inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, i
 
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
-/// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
+/// [N][dense_h][dense_w][C]; fold_in_place: the dense copies only). Not for a plan with ring_rows
+/// (see run_forward).
 /// Every float of the item's part of `work` is written.
 inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
@@ -2116,8 +2179,9 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
     return;
   }
   if (p.mode != InputMode::kFold) return;
-  const int64_t image = p.dense_h * p.dense_w * d.C;
-  float* dense = work + d.N * p.in_n;
+  // The dense copies follow the folded rows, or are the working input itself (fold_in_place).
+  const int64_t image = p.fold_in_place ? p.in_n : p.dense_h * p.dense_w * d.C;
+  float* dense = p.fold_in_place ? work : work + d.N * p.in_n;
   if (stage == 0) {
     fold_dense_row(p, src, dense + i / p.dense_h * image, i / p.dense_h, i % p.dense_h);
   } else {
@@ -2126,8 +2190,9 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
   }
 }
 
-/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][Cr][1][1][16 i][16 o] with input
-/// channel f = (r*S + s)*C + c (kFold only); padded slots are zero.
+/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][wei_kb / 16][16 o] with input
+/// channel f = (r*S + s)*C + c (kFold only: Cr blocks of 16 x 16, or with fold_in_place R*S*C rows
+/// read R runs of S*C); padded slots are zero.
 inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
   const ConvDesc& d = p.desc;
   std::fill(folded, folded + p.scratch_wei, 0.0f);
@@ -2138,7 +2203,7 @@ inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
           const int64_t f = (r * d.S + s) * d.C + c;
           const float* from =
               wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
-          float* to = folded + (kb * p.Cr + f / kBlock) * kBlock * kBlock + (f % kBlock) * kBlock;
+          float* to = folded + kb * p.wei_kb + f * kBlock;
           std::memcpy(to, from, sizeof(float) * kBlock);
         }
 }
@@ -2419,6 +2484,7 @@ inline FwdArgs fwd_args(const FwdPlan& p) {
   a.out_row = p.out_row;
   a.out_kb = p.out_kb;
   a.out_px = p.out_px;
+  a.tap_channels = p.tap_channels;
   return a;
 }
 
@@ -2468,7 +2534,7 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
 
   if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
   const KernelTable& kt = kernels();
-  const FwdKernelFn* fns = p.in_px == 2 ? kt.fwd_s2 : kt.fwd;
+  const FwdKernelFn* fns = p.fold_in_place ? kt.fwd_dense : (p.in_px == 2 * kBlock ? kt.fwd_s2 : kt.fwd);
   if (!p.per_image) {
     run_input_transform(pf, p, src.data(), work);
     parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
@@ -2493,7 +2559,10 @@ inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int6
         if (p.ring_rows > 0) {
           fold_dense_image(p, src.data(), dense, n);
         } else if (p.thread_image) {
-          phase_copy_image(p, src.data(), buf, n);
+          if (p.fold_in_place)
+            fold_dense_image(p, src.data(), buf, n);
+          else
+            phase_copy_image(p, src.data(), buf, n);
         } else {
           for (int stage = 0; stage < input_transform_stages(p); ++stage) {
             const auto [lo, hi] = input_transform_image_items(p, stage, n);

@@ -8,6 +8,7 @@
 #define HWYCONV_TARGETS_INL_H_
 #endif
 
+#include <iterator>
 #include <utility>
 
 #include <hwy/highway.h>
@@ -20,11 +21,12 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
-template <size_t... kJ>
-constexpr void MakeStride2(KernelTable& t, std::index_sequence<kJ...>) {
-  ((t.fwd_s2[find_fwd_block(kStride2Blocks[kJ].rb_p, kStride2Blocks[kJ].rb_q, kStride2Blocks[kJ].kbs)] =
-        &FwdMicrokernel<size_t(kStride2Blocks[kJ].rb_p), size_t(kStride2Blocks[kJ].rb_q),
-                        size_t(kStride2Blocks[kJ].kbs), 2>),
+/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled with input
+/// pixels kPx floats apart.
+template <const auto& kList, size_t kPx, size_t... kJ>
+constexpr void MakeForm(FwdKernelFn* fns, std::index_sequence<kJ...>) {
+  ((fns[find_fwd_block(kList[kJ].rb_p, kList[kJ].rb_q, kList[kJ].kbs)] =
+        &FwdMicrokernel<size_t(kList[kJ].rb_p), size_t(kList[kJ].rb_q), size_t(kList[kJ].kbs), kPx>),
    ...);
 }
 
@@ -34,7 +36,8 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   ((t.fwd[kB] = &FwdMicrokernel<size_t(kFwdBlocks[kB].rb_p), size_t(kFwdBlocks[kB].rb_q),
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
-  MakeStride2(t, std::make_index_sequence<size_t(kNumStride2Blocks)>());
+  MakeForm<kStride2Blocks, 2 * size_t(kBlock)>(t.fwd_s2, std::make_index_sequence<std::size(kStride2Blocks)>());
+  MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.max_pixels = int(kMaxPixels);

@@ -27,6 +27,7 @@ struct FwdArgs {
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
   int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
+  int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -67,6 +68,7 @@ using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 struct KernelTable {
   FwdKernelFn fwd[kNumFwdBlocks];
   FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
+  FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)

@@ -128,12 +128,15 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
+  // Channels per tap: a 16-channel block, or (dense rows, kPx not a multiple of 16) the S*C folded
+  // channels of one filter row.
+  const size_t channels = kPx % size_t(kBlock) == 0 ? size_t(kBlock) : size_t(a.tap_channels);
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     ((Ix::K(I) == 0 && Ix::Vec(I) == 0
-          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock)
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx)
           : void()),
      ...);
 #endif
@@ -141,8 +144,8 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
       const float* HWY_RESTRICT x = in + a.tap[t].in_off;
       const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
       HWY_UNROLL(HWYCONV_FWD_UNROLL)
-      for (size_t ic = 0; ic < size_t(kBlock); ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx * kBlock + ic]),
+      for (size_t ic = 0; ic < channels; ++ic) {
+        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx + ic]),
                            hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
          ...);
       }
@@ -183,10 +186,10 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
-/// kPx blocks apart).
+/// kPx floats apart).
 template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * int64_t(kPx) * kBlock;
+  e.in_off += row * a.in_row + col * int64_t(kPx);
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -232,8 +235,9 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
 }
 
 /// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
-/// input pixels kPx blocks apart (2: the in-place 1x1 stride-2 path, see FwdPlan::in_px).
-template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = 1>
+/// input pixels kPx floats apart (FwdPlan::in_px: 16; 32 for the in-place 1x1 stride-2 path;
+/// kDensePx for the folded first layer read in place, with a.tap_channels channels per tap).
+template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
   // L2 prefetch of the weights of a call further ahead (they change when K block or C chunk does).

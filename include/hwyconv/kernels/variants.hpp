@@ -51,7 +51,17 @@ inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
 #else
 inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
 #endif
-inline constexpr int kNumStride2Blocks = int(sizeof(kStride2Blocks) / sizeof(kStride2Blocks[0]));
+
+/// Blocks also compiled for reading the folded channels of the first layer in place (FwdPlan::
+/// fold_in_place): input pixels kDensePx floats apart in the dense H x W x C copy of an image, where
+/// the S*C folded channels of one filter row are the S*C floats from the pixel's first column on.
+/// kDensePx = stride_w * C = 6: C = 3 at stride 2 (ImageNet's 7x7 first layer, Q = 112).
+inline constexpr int64_t kDensePx = 6;
+#ifdef HWYCONV_SMALL_BLOCKS
+inline constexpr RegBlock kDenseBlocks[] = {{1, 16}, {1, 8}};
+#else
+inline constexpr RegBlock kDenseBlocks[] = {{1, 14, 2}, {1, 14}};
+#endif
 
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
@@ -60,9 +70,10 @@ constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
   return -1;
 }
 
-/// Whether block b is compiled with a pixel stride of 2 (kStride2Blocks).
-constexpr bool has_stride2(int b) {
-  for (const RegBlock& r : kStride2Blocks)
+/// Whether block b of kFwdBlocks is in `list` (kStride2Blocks, kDenseBlocks): compiled in that form.
+template <size_t kN>
+constexpr bool block_in(const RegBlock (&list)[kN], int b) {
+  for (const RegBlock& r : list)
     if (r.rb_p == kFwdBlocks[b].rb_p && r.rb_q == kFwdBlocks[b].rb_q && r.kbs == kFwdBlocks[b].kbs) return true;
   return false;
 }

@@ -12,9 +12,9 @@
 namespace hwyconv {
 
 /// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
-/// for kFold (a dense copy, then the folding), 0 for kDirect.
+/// for kFold (a dense copy, then the folding; only the dense copy with fold_in_place), 0 for kDirect.
 constexpr int input_transform_stages(const FwdPlan& p) {
-  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? 2 : 0);
+  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? (p.fold_in_place ? 1 : 2) : 0);
 }
 
 /// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
@@ -133,7 +133,8 @@ inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, i
 
 /// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
 /// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
-/// [N][dense_h][dense_w][C]). Not for a plan with ring_rows (see run_forward).
+/// [N][dense_h][dense_w][C]; fold_in_place: the dense copies only). Not for a plan with ring_rows
+/// (see run_forward).
 /// Every float of the item's part of `work` is written.
 inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
   const ConvDesc& d = p.desc;
@@ -142,8 +143,9 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
     return;
   }
   if (p.mode != InputMode::kFold) return;
-  const int64_t image = p.dense_h * p.dense_w * d.C;
-  float* dense = work + d.N * p.in_n;
+  // The dense copies follow the folded rows, or are the working input itself (fold_in_place).
+  const int64_t image = p.fold_in_place ? p.in_n : p.dense_h * p.dense_w * d.C;
+  float* dense = p.fold_in_place ? work : work + d.N * p.in_n;
   if (stage == 0) {
     fold_dense_row(p, src, dense + i / p.dense_h * image, i / p.dense_h, i % p.dense_h);
   } else {
@@ -152,8 +154,9 @@ inline void transform_input(const FwdPlan& p, const float* src, float* work, int
   }
 }
 
-/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][Cr][1][1][16 i][16 o] with input
-/// channel f = (r*S + s)*C + c (kFold only); padded slots are zero.
+/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][wei_kb / 16][16 o] with input
+/// channel f = (r*S + s)*C + c (kFold only: Cr blocks of 16 x 16, or with fold_in_place R*S*C rows
+/// read R runs of S*C); padded slots are zero.
 inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
   const ConvDesc& d = p.desc;
   std::fill(folded, folded + p.scratch_wei, 0.0f);
@@ -164,7 +167,7 @@ inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
           const int64_t f = (r * d.S + s) * d.C + c;
           const float* from =
               wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
-          float* to = folded + (kb * p.Cr + f / kBlock) * kBlock * kBlock + (f % kBlock) * kBlock;
+          float* to = folded + kb * p.wei_kb + f * kBlock;
           std::memcpy(to, from, sizeof(float) * kBlock);
         }
 }

@@ -60,8 +60,10 @@ struct FwdPlan {
   std::array<Tap, kMaxTaps> tap{};
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0;
-  int64_t in_px = 1;        ///< blocks between input pixels of a row: 2 reads every other pixel of
-                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan)
+  int64_t in_px = kBlock;   ///< floats between input pixels of a row: 32 reads every other pixel of
+                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan);
+                            ///< kDensePx with fold_in_place
+  int64_t tap_channels = kBlock;  ///< channels one tap reduces per C block: 16, or S*C (fold_in_place)
   int64_t out_px = kBlock;  ///< floats between output pixels of a row (stride_w*16 in bwd_d phases)
   int64_t out_base = 0;     ///< offset of output pixel (0, 0) (the phase's first pixel in bwd_d)
 
@@ -85,11 +87,17 @@ struct FwdPlan {
   /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
   /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
   int64_t ring_rows = 0;
-  /// kPhases with per_image: each thread makes every image's working input in the same buffer (one
-  /// image, work + thread * in_n; the stream's offsets have no image term), so the copy writes lines
-  /// already in cache instead of fetching fresh ones from memory for every image.
+  /// kPhases (and fold_in_place) with per_image: each thread makes every image's working input in
+  /// the same buffer (one image, work + thread * in_n; the stream's offsets have no image term), so
+  /// the copy writes lines already in cache instead of fetching fresh ones from memory per image.
   bool thread_image = false;
   int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
+  /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
+  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels in_px = kDensePx floats
+  /// apart; the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never
+  /// written and no FMA is spent on the padding of R*S*C up to 16 (conv1: 147 of 160). The working
+  /// input is the dense copies ([N][in_n], or one per thread with thread_image).
+  bool fold_in_place = false;
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
@@ -162,16 +170,34 @@ constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
   return cost;
 }
 
-/// Whether every call covering a P x Q plane of Kb K blocks with main block `main` has a
-/// stride-2 form (kStride2Blocks), including the one-K-block form for K blocks left over.
-constexpr bool stride2_plane(int main, int64_t P, int64_t Q, int64_t Kb) {
+/// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
+/// the form `list` (kStride2Blocks, kDenseBlocks), including the one-K-block form for K blocks left
+/// over.
+template <size_t kN>
+constexpr bool plane_in(const RegBlock (&list)[kN], int main, int64_t P, int64_t Q, int64_t Kb) {
   bool ok = true;
   const int rb_p = kFwdBlocks[main].rb_p;
   for (int64_t p = 0; p < P; p += rb_p)
     for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
-      ok = ok && has_stride2(b) && (Kb % kFwdBlocks[b].kbs == 0 || has_stride2(single_kb_block(b)));
+      ok = ok && block_in(list, b) && (Kb % kFwdBlocks[b].kbs == 0 || block_in(list, single_kb_block(b)));
     });
   return ok;
+}
+
+/// The main block with the lowest plane_cost over a P x Q plane of Kb K blocks; with `dense`, among
+/// those whose every call has a dense-row form (kDenseBlocks), -1 if none has.
+constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, bool dense) {
+  int64_t best = -1;
+  int block = -1;
+  for (int b = 0; b < kNumFwdBlocks; ++b) {
+    if (dense && !plane_in(kDenseBlocks, b, P, Q, Kb)) continue;
+    const int64_t c = plane_cost(b, P, Q, Kb);
+    if (best < 0 || c < best) {
+      best = c;
+      block = b;
+    }
+  }
+  return block;
 }
 
 }  // namespace plan_detail
@@ -179,15 +205,9 @@ constexpr bool stride2_plane(int main, int64_t P, int64_t Q, int64_t Kb) {
 /// Chooses the register block (lowest modelled cost over the P x Q output plane), the row groups
 /// split among threads, and the C chunk, for a plan whose geometry (P, Q, Cr, taps, strides) is set.
 constexpr void choose_blocking(FwdPlan& p) {
-  // Register block: the compiled block with the lowest modelled cost over the output plane.
-  int64_t best = -1;
-  for (int b = 0; b < kNumFwdBlocks; ++b) {
-    const int64_t c = plan_detail::plane_cost(b, p.P, p.Q, p.Kb);
-    if (best < 0 || c < best) {
-      best = c;
-      p.block = b;
-    }
-  }
+  // Register block: the compiled block with the lowest modelled cost over the output plane (among
+  // those with a dense-row form for fold_in_place).
+  p.block = plan_detail::cheapest_block(p.P, p.Q, p.Kb, p.fold_in_place);
   p.p_groups = div_up(p.P, p.rb().rb_p);
   // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
   // floats) within 256 KiB, a share of L2 on the CPUs we target, in chunks of equal size; the output
@@ -293,6 +313,21 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.out_px = kBlock;
   p.out_base = 0;
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
+  // The first layer with C * stride_w = kDensePx: the folded channels are read in place (see
+  // fold_in_place) when some block covers the plane in that form (the blocking then picks one).
+  if (ring && fold && d.dil_w == 1 && d.stride_w * d.C == kDensePx &&
+      plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0) {
+    p.fold_in_place = true;
+    p.taps = d.R;
+    p.tap_channels = d.S * d.C;
+    for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
+    p.Cr = 1;
+    p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
+    p.in_row = d.stride_h * p.dense_w * d.C;
+    p.in_px = kDensePx;
+    p.in_cb = 0;
+    p.in_n = p.dense_h * p.dense_w * d.C;
+  }
 
   choose_blocking(p);
   // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
@@ -303,9 +338,9 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   // several K groups each would read src again, from memory (res4a_branch1 20.9 -> 23.0 ms).
   if (ring && p.mode == InputMode::kPhases && taps == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded &&
       !p.images_inner && p.Kb * p.wei_kb * 4 <= int64_t{512} * 1024 && p.N * p.p_groups >= 4 * p.threads &&
-      plan_detail::stride2_plane(p.block, p.P, p.Q, p.Kb)) {
+      plan_detail::plane_in(kStride2Blocks, p.block, p.P, p.Q, p.Kb)) {
     p.mode = InputMode::kDirect;
-    p.in_px = 2;
+    p.in_px = 2 * kBlock;
     p.in_row = d.stride_h * d.W * kBlock;
     p.in_cb = d.H * d.W * kBlock;
     p.in_n = p.Cb * p.in_cb;
@@ -317,7 +352,14 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
     p.thread_image = true;
     p.scratch_in = p.threads * p.in_n;
   }
-  if (ring && fold && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
+  if (p.fold_in_place) {
+    // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
+    // block while its input rows are in L1.
+    p.kb_group = p.Kb;
+    p.thread_image = p.per_image;
+    p.scratch_in = (p.per_image ? p.threads : d.N) * p.in_n;
+  }
+  if (ring && fold && !p.fold_in_place && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
     p.ring_rows = p.rb().rb_p;
     p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
     p.in_n = 0;

@@ -68,7 +68,7 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
             const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
             e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
-                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px * kBlock;
+                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px;
             e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
             e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
             e.kb = int32_t(kb);
