@@ -203,6 +203,12 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), 1, /*ring=*/false).Cr == 10);
   CHECK((c1.fold_in_place && c1.Cr == 1 && c1.taps == 7 && c1.tap_channels == 21 && c1.in_px == 6));
   CHECK(c1.wei_kb == 160 * kBlock);
+  // The weight update reads them in place too, as 2 blocks (16 + 5) of each row's 21 channels;
+  // C = 3 at stride 1 (3 floats between pixels) keeps the folded rows.
+  const FwdPlan w1 = make_bwd_weights_plan(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3)).fwd;
+  CHECK((w1.fold_in_place && w1.Cr == 2 && w1.taps == 7 && w1.in_cb == kBlock && w1.wei_kb == 160 * kBlock));
+  CHECK(!make_bwd_weights_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fwd.fold_in_place);
+  CHECK(!make_fwd_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fold_in_place);
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
   CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
   CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);

@@ -93,6 +93,10 @@ std::vector<ConvDesc> training_shapes() {
       ConvDesc(2, 21, 18, 10, 9, 4, 2, 1, 0).with_stride(2, 1).with_pad(3, 1, 0, 0),
       // K blocks 7 and 5: weight-update calls of 4 K blocks followed by one of 3 and of 1.
       ConvDesc(1, 40, 112, 9, 9, 3, 3, 1, 1), ConvDesc(2, 24, 80, 8, 8, 1, 1),
+      // Folded channels read in place by the weight update (C * stride_w = 6): 3 K blocks (channel
+      // groups that read past a filter row's run), rows at stride 1, C = 6 at stride 1.
+      ConvDesc(2, 3, 40, 23, 30, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
+      ConvDesc(1, 6, 20, 9, 12, 3, 3, 1, 1),
   };
 }
 
@@ -236,7 +240,11 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
 }
 
 TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
-  const ConvDesc d = ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1);
+  // Phase images, and the first layer's folded channels read in place (the other weight-update
+  // microkernel).
+  for (const ConvDesc& d : {ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1), ConvDesc(2, 3, 20, 17, 16, 7, 7, 2, 3)}) {
+  INFO(describe(d));
+  if (d.C == 3) REQUIRE(make_bwd_weights_plan(d, 2).fwd.fold_in_place);
   const BwdProblem pb(d, 23);
   std::mt19937 g(8);
   const std::vector<float> mask = random_floats(int64_t(pb.bddst.size()), g);  // > 0 about half the time
@@ -255,6 +263,7 @@ TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
     CHECK(wa == wb);
     CHECK(ba == bb);
   });
+  }
 }
 
 TEST_CASE("bwd: bad buffers are named and nothing is written") {

@@ -327,8 +327,9 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.ddst_n = f.out_n;
   a.wei_kb = f.wei_kb;
   a.wei_cb = f.wei_cb;
+  a.tap_channels = f.tap_channels;
   const KernelTable& kt = kernels();
-  const BwdWKernelFn kernel = kt.bwd_w[a.mask ? 1 : 0];
+  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
   // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
   // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
   const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
@@ -343,7 +344,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
     bool first = true;
     float* ring = work + t * b.ring_size;
-    float* dense = ring + b.rows * f.in_row;
+    float* dense = ring + (f.fold_in_place ? 0 : b.rows * f.in_row);
     for (int64_t i = i0, image = -1; i < i1; ++i) {
       const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
       if (n != image) {
@@ -362,7 +363,10 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       at.p1 = std::min(f.P, p0 + b.rows);
       at.accumulate = !first;
       first = false;
-      if (folded) {
+      if (folded && f.fold_in_place) {  // the tasks read the dense copy in place
+        at.in = dense;
+        at.in_n = 0;
+      } else if (folded) {
         for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
         at.in = ring;
         at.in_n = 0;

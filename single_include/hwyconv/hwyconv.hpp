@@ -549,6 +549,29 @@ constexpr void choose_blocking(FwdPlan& p) {
   if (p.images_inner) p.per_image = false;
 }
 
+/// Whether a kFold plan can read its folded channels in place: the S*C channels of a filter row
+/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
+constexpr bool fold_in_place_fits(const FwdPlan& p) {
+  return p.mode == InputMode::kFold && p.desc.dil_w == 1 && p.desc.stride_w * p.desc.C == kDensePx;
+}
+
+/// Turns a kFold plan's geometry into the in-place one (FwdPlan::fold_in_place): one tap per filter
+/// row r, reading the S*C floats from the pixel's first column of the image's dense copy, with the
+/// folded weights (wei_kb unchanged, channel f = (r*S + s)*C + c at f*16).
+constexpr void set_fold_in_place(FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  p.fold_in_place = true;
+  p.taps = d.R;
+  p.tap_channels = d.S * d.C;
+  for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
+  p.Cr = 1;
+  p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
+  p.in_row = d.stride_h * p.dense_w * d.C;
+  p.in_px = kDensePx;
+  p.in_cb = 0;
+  p.in_n = p.dense_h * p.dense_w * d.C;
+}
+
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
 /// `ring`: allow the forward-only arrangements of the working input (the folded-row ring,
@@ -626,19 +649,8 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
   // The first layer with C * stride_w = kDensePx: the folded channels are read in place (see
   // fold_in_place) when some block covers the plane in that form (the blocking then picks one).
-  if (ring && fold && d.dil_w == 1 && d.stride_w * d.C == kDensePx &&
-      plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0) {
-    p.fold_in_place = true;
-    p.taps = d.R;
-    p.tap_channels = d.S * d.C;
-    for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
-    p.Cr = 1;
-    p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
-    p.in_row = d.stride_h * p.dense_w * d.C;
-    p.in_px = kDensePx;
-    p.in_cb = 0;
-    p.in_n = p.dense_h * p.dense_w * d.C;
-  }
+  if (ring && fold_in_place_fits(p) && plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0)
+    set_fold_in_place(p);
 
   choose_blocking(p);
   // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
@@ -887,6 +899,7 @@ struct BwdWArgs {
   int64_t n0 = 0, n1 = 0;       ///< images reduced over by this call
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
+  int64_t tap_channels = 0;     ///< in place (FwdPlan::fold_in_place): the S*C channels of a tap
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
@@ -906,6 +919,7 @@ struct KernelTable {
   FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
+  BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
@@ -1262,10 +1276,12 @@ inline constexpr size_t kBwdWKbs = kVecPerBlock == 1 && kMaxPixels >= 24 ? HWYCO
 
 /// Input channels whose accumulators fit at once for kKbs K blocks: 24 accumulators on AVX-512
 /// (6 channels x 4 K blocks, 8 x 3, 12 x 2, 16 x 1), else the forward kernel's pixel budget
-/// (6 on AVX2, 2 on SSE4, 5 on NEON, 6 on SVE).
-template <size_t kKbs>
+/// (6 on AVX2, 2 on SSE4, 5 on NEON, 6 on SVE). kTight: 20 on AVX-512, for the ReLU-masked kernel
+/// reading dense rows, where gcc 12 kept one of 24 accumulators on the stack (check_spills.py).
+template <size_t kKbs, bool kTight = false>
 inline constexpr size_t kBwdWChannels =
-    kBwdWKbs > 1 ? (24 / kKbs < 16 ? 24 / kKbs : 16) : (kMaxPixels < 16 ? kMaxPixels : 16);
+    kBwdWKbs > 1 ? ((kTight ? 20 : 24) / kKbs < 16 ? (kTight ? 20 : 24) / kKbs : 16)
+                 : (kMaxPixels < 16 ? kMaxPixels : 16);
 
 /// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of one C block of src and
 /// 4 K blocks of ddst are 40 KiB.
@@ -1285,8 +1301,10 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
-/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels.
-template <size_t kC0, bool kMask, size_t kKbs, class D, size_t... I>
+/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. Input
+/// pixels kPx floats apart: 16 (blocked), or kDensePx (a filter row's folded channels read in place,
+/// where channels at or past a.tap_channels belong to the next filter row and are not stored).
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
   constexpr auto C = [](size_t i) { return kC0 + i / (kVecPerBlock * kKbs); };
@@ -1301,25 +1319,35 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
       for (int64_t q = 0; q < Q; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * kBlock + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+        ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
     }
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
   const int64_t w_kb = a.wei_kb;
-  if (a.accumulate)
+  if constexpr (kPx % size_t(kBlock) != 0) {
+    const int64_t channels = a.tap_channels - t.cb * kBlock;
+    if (a.accumulate)
+      ((int64_t(C(I)) < channels ? hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
+                                              w + K(I) * w_kb + C(I) * kBlock + V(I))
+                                 : void()),
+       ...);
+    else
+      ((int64_t(C(I)) < channels ? hn::StoreU(acc, d, w + K(I) * w_kb + C(I) * kBlock + V(I)) : void()), ...);
+  } else if (a.accumulate) {
     (hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
                 w + K(I) * w_kb + C(I) * kBlock + V(I)),
      ...);
-  else
+  } else {
     (hn::StoreU(acc, d, w + K(I) * w_kb + C(I) * kBlock + V(I)), ...);
+  }
 }
 
-template <size_t kC0, bool kMask, size_t kKbs, size_t... I>
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, size_t... I>
 HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...> seq) {
   const DF d;
-  BwdWGroup<kC0, kMask, kKbs>(d, a, t, seq, ((void)I, hn::Zero(d))...);
+  BwdWGroup<kC0, kMask, kKbs, kPx>(d, a, t, seq, ((void)I, hn::Zero(d))...);
 }
 
 /// dbias of one K block: sum of the (masked) gradients over the images and rows of the call.
@@ -1344,31 +1372,35 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
   }
 }
 
-template <size_t kC0, bool kMask, size_t kKbs>
+/// The channel groups of a task, from channel kC0 on (in place: none past the filter row's run).
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
-    constexpr size_t kCh = kBwdWChannels<kKbs>;
+    if constexpr (kPx % size_t(kBlock) != 0)
+      if (int64_t(kC0) >= a.tap_channels - t.cb * kBlock) return;
+    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx % size_t(kBlock) != 0>;
     constexpr size_t kN = size_t(kBlock) - kC0 < kCh ? size_t(kBlock) - kC0 : kCh;
-    StartBwdWGroup<kC0, kMask, kKbs>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
-    BwdWGroups<kC0 + kN, kMask, kKbs>(a, t);
+    StartBwdWGroup<kC0, kMask, kKbs, kPx>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
+    BwdWGroups<kC0 + kN, kMask, kKbs, kPx>(a, t);
   }
 }
 
 /// The channel groups of task t over one piece of pixels, for the task's t.kbs K blocks (kK is the
 /// largest instantiated count: kBwdWKbs, then down to 1).
-template <bool kMask, size_t kK = kBwdWKbs>
+template <bool kMask, size_t kPx, size_t kK = kBwdWKbs>
 HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kK > 1) {
-    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK>(a, t);
-    BwdWPiece<kMask, kK - 1>(a, t);
+    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK, kPx>(a, t);
+    BwdWPiece<kMask, kPx, kK - 1>(a, t);
   } else {
-    BwdWGroups<0, kMask, 1>(a, t);
+    BwdWGroups<0, kMask, 1, kPx>(a, t);
   }
 }
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
-/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
-template <bool kMask>
+/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); input pixels kPx floats
+/// apart (16, or kDensePx for the folded first layer read in place).
+template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
   // piece running all channel groups: the second group re-reads the piece's src and ddst lines from
@@ -1381,7 +1413,7 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
       piece.n1 = n + 1;
       piece.p0 = p;
       piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      BwdWPiece<kMask>(piece, t);
+      BwdWPiece<kMask, kPx>(piece, t);
       piece.accumulate = true;
     }
   }
@@ -1436,6 +1468,8 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
+  t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
+  t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
   t.max_pixels = int(kMaxPixels);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;
@@ -1884,7 +1918,8 @@ constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
 /// fixed order.
 struct BwdWeightsPlan {
   enum class Strategy : uint8_t { kTasks, kMinibatch };
-  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer)
+  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer; with
+                       ///< fold_in_place, Cr blocks of 16 of the S*C channels of each filter row)
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
   /// kMinibatch with fewer images than threads: the items split among threads are (image, block of
@@ -1895,7 +1930,8 @@ struct BwdWeightsPlan {
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
   /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
   /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
-  /// (conv1 at N=16: 128 MiB). Floats per thread; 0 for the other modes.
+  /// (conv1 at N=16: 128 MiB); with fwd.fold_in_place only the dense image copy, which the tasks
+  /// read in place. Floats per thread; 0 for the other modes.
   int64_t ring_size = 0;
   /// kPhases when each thread owns whole images (minibatch split, or one thread): each thread makes
   /// an image's phase images in its own buffer right before reducing over it, instead of all N
@@ -1910,6 +1946,15 @@ struct BwdWeightsPlan {
 constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
   BwdWeightsPlan b{};
   b.fwd = make_fwd_plan(d, threads, /*ring=*/false);
+  // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy
+  // (see fold_in_place), the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16
+  // floats apart), dwei in the forward's folded layout.
+  if (fold_in_place_fits(b.fwd)) {
+    set_fold_in_place(b.fwd);
+    b.fwd.Cr = div_up(b.fwd.tap_channels, kBlock);
+    b.fwd.in_cb = kBlock;
+    b.fwd.wei_cb = kBlock * kBlock;
+  }
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
@@ -1940,7 +1985,10 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
     b.rows = div_up(b.fwd.P, per_image);
   }
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
+  // + 16 floats of slack: the fold's copy chunks (kFoldSlack), or in place the channel group that
+  // covers the end of the last run (at most 16 channels from the last block's start).
+  b.ring_size = folded ? (b.fwd.fold_in_place ? 0 : b.rows * b.fwd.in_row) + b.fwd.dense_h * b.fwd.dense_w * d.C + kBlock
+                       : 0;
   b.thread_image = b.fwd.mode == InputMode::kPhases &&
                    ((b.strategy == BwdWeightsPlan::Strategy::kMinibatch && !b.row_split) || b.threads == 1);
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);
@@ -2016,8 +2064,8 @@ inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask,
   }
 }
 
-/// Unfolds weight gradients computed on folded channels ([Kb][Cr][16 f][16 k], f = (r*S + s)*C + c)
-/// into OIhw16i16o; padded input-channel slots become 0.
+/// Unfolds weight gradients computed on folded channels ([Kb][wei_kb / 16 f][16 k], f = (r*S + s)*C
+/// + c, as fold_weights lays them out) into OIhw16i16o; padded input-channel slots become 0.
 inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
   const ConvDesc& d = p.desc;
   std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
@@ -2026,7 +2074,7 @@ inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
       for (int64_t r = 0; r < d.R; ++r)
         for (int64_t s = 0; s < d.S; ++s) {
           const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from = folded + (kb * p.Cr + f / kBlock) * kBlock * kBlock + (f % kBlock) * kBlock;
+          const float* from = folded + kb * p.wei_kb + f * kBlock;
           float* to = wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
           std::memcpy(to, from, sizeof(float) * kBlock);
         }
@@ -2687,8 +2735,9 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.ddst_n = f.out_n;
   a.wei_kb = f.wei_kb;
   a.wei_cb = f.wei_cb;
+  a.tap_channels = f.tap_channels;
   const KernelTable& kt = kernels();
-  const BwdWKernelFn kernel = kt.bwd_w[a.mask ? 1 : 0];
+  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
   // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
   // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
   const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
@@ -2703,7 +2752,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
     bool first = true;
     float* ring = work + t * b.ring_size;
-    float* dense = ring + b.rows * f.in_row;
+    float* dense = ring + (f.fold_in_place ? 0 : b.rows * f.in_row);
     for (int64_t i = i0, image = -1; i < i1; ++i) {
       const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
       if (n != image) {
@@ -2722,7 +2771,10 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
       at.p1 = std::min(f.P, p0 + b.rows);
       at.accumulate = !first;
       first = false;
-      if (folded) {
+      if (folded && f.fold_in_place) {  // the tasks read the dense copy in place
+        at.in = dense;
+        at.in_n = 0;
+      } else if (folded) {
         for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
         at.in = ring;
         at.in_n = 0;

@@ -40,6 +40,8 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
+  t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
+  t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
   t.max_pixels = int(kMaxPixels);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;

@@ -39,10 +39,12 @@ inline constexpr size_t kBwdWKbs = kVecPerBlock == 1 && kMaxPixels >= 24 ? HWYCO
 
 /// Input channels whose accumulators fit at once for kKbs K blocks: 24 accumulators on AVX-512
 /// (6 channels x 4 K blocks, 8 x 3, 12 x 2, 16 x 1), else the forward kernel's pixel budget
-/// (6 on AVX2, 2 on SSE4, 5 on NEON, 6 on SVE).
-template <size_t kKbs>
+/// (6 on AVX2, 2 on SSE4, 5 on NEON, 6 on SVE). kTight: 20 on AVX-512, for the ReLU-masked kernel
+/// reading dense rows, where gcc 12 kept one of 24 accumulators on the stack (check_spills.py).
+template <size_t kKbs, bool kTight = false>
 inline constexpr size_t kBwdWChannels =
-    kBwdWKbs > 1 ? (24 / kKbs < 16 ? 24 / kKbs : 16) : (kMaxPixels < 16 ? kMaxPixels : 16);
+    kBwdWKbs > 1 ? ((kTight ? 20 : 24) / kKbs < 16 ? (kTight ? 20 : 24) / kKbs : 16)
+                 : (kMaxPixels < 16 ? kMaxPixels : 16);
 
 /// Pixels of one piece of the reduction (see BwdWMicrokernel): 128 pixels of one C block of src and
 /// 4 K blocks of ddst are 40 KiB.
@@ -62,8 +64,10 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
-/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels.
-template <size_t kC0, bool kMask, size_t kKbs, class D, size_t... I>
+/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. Input
+/// pixels kPx floats apart: 16 (blocked), or kDensePx (a filter row's folded channels read in place,
+/// where channels at or past a.tap_channels belong to the next filter row and are not stored).
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
   constexpr auto C = [](size_t i) { return kC0 + i / (kVecPerBlock * kKbs); };
@@ -78,25 +82,35 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
       for (int64_t q = 0; q < Q; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * kBlock + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+        ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
     }
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
   const int64_t w_kb = a.wei_kb;
-  if (a.accumulate)
+  if constexpr (kPx % size_t(kBlock) != 0) {
+    const int64_t channels = a.tap_channels - t.cb * kBlock;
+    if (a.accumulate)
+      ((int64_t(C(I)) < channels ? hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
+                                              w + K(I) * w_kb + C(I) * kBlock + V(I))
+                                 : void()),
+       ...);
+    else
+      ((int64_t(C(I)) < channels ? hn::StoreU(acc, d, w + K(I) * w_kb + C(I) * kBlock + V(I)) : void()), ...);
+  } else if (a.accumulate) {
     (hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
                 w + K(I) * w_kb + C(I) * kBlock + V(I)),
      ...);
-  else
+  } else {
     (hn::StoreU(acc, d, w + K(I) * w_kb + C(I) * kBlock + V(I)), ...);
+  }
 }
 
-template <size_t kC0, bool kMask, size_t kKbs, size_t... I>
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, size_t... I>
 HWY_INLINE void StartBwdWGroup(const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...> seq) {
   const DF d;
-  BwdWGroup<kC0, kMask, kKbs>(d, a, t, seq, ((void)I, hn::Zero(d))...);
+  BwdWGroup<kC0, kMask, kKbs, kPx>(d, a, t, seq, ((void)I, hn::Zero(d))...);
 }
 
 /// dbias of one K block: sum of the (masked) gradients over the images and rows of the call.
@@ -121,31 +135,35 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
   }
 }
 
-template <size_t kC0, bool kMask, size_t kKbs>
+/// The channel groups of a task, from channel kC0 on (in place: none past the filter row's run).
+template <size_t kC0, bool kMask, size_t kKbs, size_t kPx>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
-    constexpr size_t kCh = kBwdWChannels<kKbs>;
+    if constexpr (kPx % size_t(kBlock) != 0)
+      if (int64_t(kC0) >= a.tap_channels - t.cb * kBlock) return;
+    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx % size_t(kBlock) != 0>;
     constexpr size_t kN = size_t(kBlock) - kC0 < kCh ? size_t(kBlock) - kC0 : kCh;
-    StartBwdWGroup<kC0, kMask, kKbs>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
-    BwdWGroups<kC0 + kN, kMask, kKbs>(a, t);
+    StartBwdWGroup<kC0, kMask, kKbs, kPx>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
+    BwdWGroups<kC0 + kN, kMask, kKbs, kPx>(a, t);
   }
 }
 
 /// The channel groups of task t over one piece of pixels, for the task's t.kbs K blocks (kK is the
 /// largest instantiated count: kBwdWKbs, then down to 1).
-template <bool kMask, size_t kK = kBwdWKbs>
+template <bool kMask, size_t kPx, size_t kK = kBwdWKbs>
 HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kK > 1) {
-    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK>(a, t);
-    BwdWPiece<kMask, kK - 1>(a, t);
+    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK, kPx>(a, t);
+    BwdWPiece<kMask, kPx, kK - 1>(a, t);
   } else {
-    BwdWGroups<0, kMask, 1>(a, t);
+    BwdWGroups<0, kMask, 1, kPx>(a, t);
   }
 }
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
-/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs).
-template <bool kMask>
+/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); input pixels kPx floats
+/// apart (16, or kDensePx for the folded first layer read in place).
+template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
   // piece running all channel groups: the second group re-reads the piece's src and ddst lines from
@@ -158,7 +176,7 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
       piece.n1 = n + 1;
       piece.p0 = p;
       piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      BwdWPiece<kMask>(piece, t);
+      BwdWPiece<kMask, kPx>(piece, t);
       piece.accumulate = true;
     }
   }

@@ -65,8 +65,8 @@ inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask,
   }
 }
 
-/// Unfolds weight gradients computed on folded channels ([Kb][Cr][16 f][16 k], f = (r*S + s)*C + c)
-/// into OIhw16i16o; padded input-channel slots become 0.
+/// Unfolds weight gradients computed on folded channels ([Kb][wei_kb / 16 f][16 k], f = (r*S + s)*C
+/// + c, as fold_weights lays them out) into OIhw16i16o; padded input-channel slots become 0.
 inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
   const ConvDesc& d = p.desc;
   std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
@@ -75,7 +75,7 @@ inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
       for (int64_t r = 0; r < d.R; ++r)
         for (int64_t s = 0; s < d.S; ++s) {
           const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from = folded + (kb * p.Cr + f / kBlock) * kBlock * kBlock + (f % kBlock) * kBlock;
+          const float* from = folded + kb * p.wei_kb + f * kBlock;
           float* to = wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
           std::memcpy(to, from, sizeof(float) * kBlock);
         }

@@ -122,7 +122,8 @@ constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
 /// fixed order.
 struct BwdWeightsPlan {
   enum class Strategy : uint8_t { kTasks, kMinibatch };
-  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer)
+  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer; with
+                       ///< fold_in_place, Cr blocks of 16 of the S*C channels of each filter row)
   int threads = 1;
   Strategy strategy = Strategy::kTasks;
   /// kMinibatch with fewer images than threads: the items split among threads are (image, block of
@@ -133,7 +134,8 @@ struct BwdWeightsPlan {
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
   /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
   /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
-  /// (conv1 at N=16: 128 MiB). Floats per thread; 0 for the other modes.
+  /// (conv1 at N=16: 128 MiB); with fwd.fold_in_place only the dense image copy, which the tasks
+  /// read in place. Floats per thread; 0 for the other modes.
   int64_t ring_size = 0;
   /// kPhases when each thread owns whole images (minibatch split, or one thread): each thread makes
   /// an image's phase images in its own buffer right before reducing over it, instead of all N
@@ -148,6 +150,15 @@ struct BwdWeightsPlan {
 constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
   BwdWeightsPlan b{};
   b.fwd = make_fwd_plan(d, threads, /*ring=*/false);
+  // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy
+  // (see fold_in_place), the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16
+  // floats apart), dwei in the forward's folded layout.
+  if (fold_in_place_fits(b.fwd)) {
+    set_fold_in_place(b.fwd);
+    b.fwd.Cr = div_up(b.fwd.tap_channels, kBlock);
+    b.fwd.in_cb = kBlock;
+    b.fwd.wei_cb = kBlock * kBlock;
+  }
   b.threads = b.fwd.threads;
   b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
   b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
@@ -178,7 +189,10 @@ constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 
     b.rows = div_up(b.fwd.P, per_image);
   }
   const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  b.ring_size = folded ? b.rows * b.fwd.in_row + b.fwd.dense_h * b.fwd.dense_w * d.C + 8 : 0;  // + kFoldSlack
+  // + 16 floats of slack: the fold's copy chunks (kFoldSlack), or in place the channel group that
+  // covers the end of the last run (at most 16 channels from the last block's start).
+  b.ring_size = folded ? (b.fwd.fold_in_place ? 0 : b.rows * b.fwd.in_row) + b.fwd.dense_h * b.fwd.dense_w * d.C + kBlock
+                       : 0;
   b.thread_image = b.fwd.mode == InputMode::kPhases &&
                    ((b.strategy == BwdWeightsPlan::Strategy::kMinibatch && !b.row_split) || b.threads == 1);
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);

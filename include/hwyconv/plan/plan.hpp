@@ -238,6 +238,29 @@ constexpr void choose_blocking(FwdPlan& p) {
   if (p.images_inner) p.per_image = false;
 }
 
+/// Whether a kFold plan can read its folded channels in place: the S*C channels of a filter row
+/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
+constexpr bool fold_in_place_fits(const FwdPlan& p) {
+  return p.mode == InputMode::kFold && p.desc.dil_w == 1 && p.desc.stride_w * p.desc.C == kDensePx;
+}
+
+/// Turns a kFold plan's geometry into the in-place one (FwdPlan::fold_in_place): one tap per filter
+/// row r, reading the S*C floats from the pixel's first column of the image's dense copy, with the
+/// folded weights (wei_kb unchanged, channel f = (r*S + s)*C + c at f*16).
+constexpr void set_fold_in_place(FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  p.fold_in_place = true;
+  p.taps = d.R;
+  p.tap_channels = d.S * d.C;
+  for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
+  p.Cr = 1;
+  p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
+  p.in_row = d.stride_h * p.dense_w * d.C;
+  p.in_px = kDensePx;
+  p.in_cb = 0;
+  p.in_n = p.dense_h * p.dense_w * d.C;
+}
+
 /// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
 /// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
 /// `ring`: allow the forward-only arrangements of the working input (the folded-row ring,
@@ -315,19 +338,8 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
   // The first layer with C * stride_w = kDensePx: the folded channels are read in place (see
   // fold_in_place) when some block covers the plane in that form (the blocking then picks one).
-  if (ring && fold && d.dil_w == 1 && d.stride_w * d.C == kDensePx &&
-      plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0) {
-    p.fold_in_place = true;
-    p.taps = d.R;
-    p.tap_channels = d.S * d.C;
-    for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
-    p.Cr = 1;
-    p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
-    p.in_row = d.stride_h * p.dense_w * d.C;
-    p.in_px = kDensePx;
-    p.in_cb = 0;
-    p.in_n = p.dense_h * p.dense_w * d.C;
-  }
+  if (ring && fold_in_place_fits(p) && plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0)
+    set_fold_in_place(p);
 
   choose_blocking(p);
   // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
