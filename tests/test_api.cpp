@@ -209,6 +209,13 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK((w1.fold_in_place && w1.Cr == 2 && w1.taps == 7 && w1.in_cb == kBlock && w1.wei_kb == 160 * kBlock));
   CHECK(!make_bwd_weights_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fwd.fold_in_place);
   CHECK(!make_fwd_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fold_in_place);
+  // Backward data of a folded layer: a 1x1 convolution from K to the 147 folded channels, then
+  // col2im; per thread and image when N >= threads.
+  const BwdDataPlan d1 = make_bwd_data_plan(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3), 2);
+  CHECK((d1.fold && d1.fold_images && d1.phases == 1 && d1.phase[0].N == 1 && d1.phase[0].Kb == 10));
+  CHECK(d1.col_size == 10 * 112 * 112 * kBlock);
+  CHECK(!make_bwd_data_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), 2).fold_images);
+  CHECK(!make_bwd_data_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).fold);
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
   CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
   CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);

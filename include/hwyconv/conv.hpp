@@ -253,11 +253,45 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
 
   const bool copy = !b.direct || !post.relu_mask.empty();
   const int64_t Hpad = b.direct ? d.P() : b.Hpad, Wpad = b.direct ? d.Q() : b.Wpad;
-  scratch.resize(size_t(copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0) + 64);
+  const int64_t copy_size = copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0;
+  const FwdPlan& cp = b.phase[0];  // fold: the 1x1 convolution to the folded channels
+  const int64_t fold_wei = b.fold ? cp.Kb * cp.wei_kb : 0;
+  const int64_t cols = b.fold ? (b.fold_images ? b.threads : d.N) * b.col_size : 0;
+  scratch.resize(size_t(copy_size + fold_wei + cols) + 64);
   if (copy)
     run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
       pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
     });
+  const KernelTable& kt = kernels();
+  if (b.fold) {  // 1x1 convolution to the folded channels (col), then col2im into dsrc
+    float* wf = scratch.data() + copy_size;
+    float* col = wf + fold_wei;
+    fold_weights_bwd_d(b, wei_bwd_d.data(), wf);
+    FwdArgs a = fwd_args(cp);
+    a.in = copy ? scratch.data() : ddst.data();
+    a.wei = wf;
+    a.out = col;
+    a.epilogue = find_epilogue(kEpiNone);
+    const RuntimeStream& st = bs.phase[0];
+    const int64_t ddst_n = d.Kb() * d.P() * d.Q() * kBlock;
+    if (b.fold_images) {  // each thread: its images, one at a time, in its own col buffer
+      parallel_run(pf, b.threads, [&](int64_t t) {
+        FwdArgs at = a;
+        at.out = col + t * b.col_size;
+        for (int64_t n = d.N * t / b.threads; n < d.N * (t + 1) / b.threads; ++n) {
+          at.in = a.in + n * ddst_n;
+          replay(kt.fwd, at, st.entries.data(), st.begin.data(), 0);
+          for (int64_t h = 0; h < d.H; ++h) col2im_row(b, at.out, dsrc.data(), n, h);
+        }
+      });
+    } else {  // all images' col, then the rows of dsrc split among threads
+      parallel_run(pf, b.threads, [&](int64_t t) { replay(kt.fwd, a, st.entries.data(), st.begin.data(), t); });
+      run_items(pf, b.threads, d.N * d.H, [&](int64_t i) {
+        col2im_row(b, col + i / d.H * b.col_size, dsrc.data(), i / d.H, i % d.H);
+      });
+    }
+    return;
+  }
   // Phases no tap reaches (1x1 stride 2: three of four) are zero: one memset of dsrc per C block
   // (full-line writes, no read for ownership), then only the phases with taps run. Measured against
   // running the zero phases as streams of calls that store zeros: 1x1 stride-2 layers 1.1-1.7x.
@@ -269,7 +303,6 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
       std::memset(dsrc.data() + i * plane, 0, sizeof(float) * size_t(plane));
     });
   }
-  const KernelTable& kt = kernels();
   parallel_run(pf, b.threads, [&](int64_t t) {
     for (int64_t ph = 0; ph < b.phases; ++ph) {
       if (zero_phases && b.phase[size_t(ph)].taps == 0) continue;

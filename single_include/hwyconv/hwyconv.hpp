@@ -549,6 +549,13 @@ constexpr void choose_blocking(FwdPlan& p) {
   if (p.images_inner) p.per_image = false;
 }
 
+/// Whether (r, s, c) are folded into channels (InputMode::kFold): small C, when that saves at least
+/// a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
+constexpr bool folds_channels(const ConvDesc& d) {
+  const int64_t taps = d.R * d.S;
+  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
+}
+
 /// Whether a kFold plan can read its folded channels in place: the S*C channels of a filter row
 /// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
 constexpr bool fold_in_place_fits(const FwdPlan& p) {
@@ -590,9 +597,8 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   const int64_t taps = d.R * d.S;
   const bool unit = d.stride_h == 1 && d.stride_w == 1;
   const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
-  // Fold (r, s, c) into channels when that saves at least a quarter of the padded reduction.
   const int64_t folded = round_up(taps * d.C, kBlock);
-  const bool fold = taps > 1 && d.C < kBlock && folded * 4 <= taps * round_up(d.C, kBlock) * 3;
+  const bool fold = folds_channels(d);
 
   if (fold) {
     p.mode = InputMode::kFold;
@@ -1826,6 +1832,16 @@ struct BwdDataPlan {
   int64_t phases = 0;            ///< stride_h * stride_w (phases with no pixel are left out)
   std::array<FwdPlan, kMaxBwdPhases> phase{};
   int64_t scratch_in = 0;        ///< floats of the padded ddst copy (0 when direct)
+  /// Small C with (r, s, c) folded (folds_channels, the first layer): instead of phases whose
+  /// outputs are C padded to 16 channels (C = 3: 13 of 16 FMAs on zeros), one 1x1 convolution
+  /// (phase[0], direct, one phase) from the K channels of ddst to the F = R*S*C folded channels
+  /// gives each output pixel's contributions to the R x S x C input pixels it sees ("col" in
+  /// col2im), which are then summed into dsrc (col2im_row). With fold_images, each thread runs
+  /// phase[0] (planned for one image, one thread) on its own images into its own buffer; otherwise
+  /// phase[0] covers all images and the col buffer holds them all.
+  bool fold = false;
+  bool fold_images = false;
+  int64_t col_size = 0;  ///< floats of one image's col buffer [Fb][P][Q][16]
 };
 
 /// Plans backward data for `d` and `threads`. Requires d.check().ok() and
@@ -1835,6 +1851,18 @@ constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
   b.desc = d;
   b.threads = threads < 1 ? 1 : threads;
   const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), Kb = d.Kb(), taps = d.R * d.S;
+  if (folds_channels(d)) {
+    b.fold = true;
+    b.fold_images = d.N >= b.threads;
+    b.direct = true;  // ddst is read as it is (a masked copy with post.relu_mask)
+    b.Hpad = P;
+    b.Wpad = Q;
+    b.phases = 1;
+    const ConvDesc col(b.fold_images ? 1 : d.N, d.K, taps * d.C, P, Q, 1, 1);
+    b.phase[0] = make_fwd_plan(col, b.fold_images ? 1 : b.threads);
+    b.col_size = col.Kb() * P * Q * kBlock;
+    return b;
+  }
   // Tap offsets (in ddst rows/columns) and the padding they need, over all phases.
   auto off_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) / d.stride_h; };
   auto off_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) / d.stride_w; };
@@ -2060,6 +2088,53 @@ inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask,
       std::memcpy(row, g + off, sizeof(float) * size_t(Q * kBlock));
     } else {
       for (int64_t j = 0; j < Q * kBlock; ++j) row[j] = m[off + j] > 0.0f ? g[off + j] : 0.0f;
+    }
+  }
+}
+
+/// Backward data with folded channels (BwdDataPlan::fold): the weights of the 1x1 convolution from
+/// K to F = R*S*C channels, OIhw16i16o [Fb][Kb][16 k][16 f] with f = (r*S + s)*C + c, from the
+/// IOhw16o16i weights [Cb][Kb][R][S][16 k][16 c]; slots f >= F are zero.
+inline void fold_weights_bwd_d(const BwdDataPlan& b, const float* wei_bwd_d, float* folded) {
+  const ConvDesc& d = b.desc;
+  const int64_t Kb = d.Kb(), Fb = div_up(d.R * d.S * d.C, kBlock);
+  std::fill(folded, folded + Fb * Kb * kBlock * kBlock, 0.0f);
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s)
+        for (int64_t c = 0; c < d.C; ++c) {
+          const int64_t f = (r * d.S + s) * d.C + c;
+          const float* from = wei_bwd_d + ((((c / kBlock) * Kb + kb) * d.R + r) * d.S + s) * kBlock * kBlock + c % kBlock;
+          float* to = folded + ((f / kBlock) * Kb + kb) * kBlock * kBlock + f % kBlock;
+          for (int64_t k = 0; k < kBlock; ++k) to[k * kBlock] = from[k * kBlock];
+        }
+}
+
+/// Backward data with folded channels: row h of image n of dsrc (nChw16c [N][Cb][H][W][16], every C
+/// block, padded channels 0) as the sum of the contributions in `col` (that image's [Fb][P][Q][16]
+/// from the 1x1 convolution): dsrc(h, w, c) = sum over the taps (r, s) with h = p*stride_h - pad_t +
+/// r*dil_h and w = q*stride_w - pad_l + s*dil_w of col(f = (r*S + s)*C + c, p, q). The terms are
+/// added in a fixed order (r, s), whatever the thread count.
+inline void col2im_row(const BwdDataPlan& b, const float* col, float* dsrc, int64_t n, int64_t h) {
+  const ConvDesc& d = b.desc;
+  const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), plane = P * Q * kBlock;
+  for (int64_t cb = 0; cb < Cb; ++cb) std::fill_n(dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock, d.W * kBlock, 0.0f);
+  for (int64_t r = 0; r < d.R; ++r) {
+    const int64_t y = h + d.pad_t - r * d.dil_h;  // = p * stride_h
+    if (y < 0 || y % d.stride_h != 0 || y / d.stride_h >= P) continue;
+    const int64_t p = y / d.stride_h;
+    for (int64_t s = 0; s < d.S; ++s) {
+      // Columns q with w = q*stride_w + s*dil_w - pad_l in [0, W).
+      const int64_t shift = s * d.dil_w - d.pad_l;
+      const int64_t q0 = shift >= 0 ? 0 : div_up(-shift, d.stride_w);
+      const int64_t q1 = std::min(Q, d.W - shift <= 0 ? int64_t{0} : div_up(d.W - shift, d.stride_w));
+      for (int64_t c = 0; c < d.C; ++c) {
+        const int64_t f = (r * d.S + s) * d.C + c;
+        const float* from = col + (f / kBlock) * plane + p * Q * kBlock + f % kBlock;
+        float* to = dsrc + ((n * Cb + c / kBlock) * d.H + h) * d.W * kBlock + c % kBlock + shift * kBlock;
+        const int64_t step = d.stride_w * kBlock;
+        for (int64_t q = q0; q < q1; ++q) to[q * step] += from[q * kBlock];
+      }
     }
   }
 }
@@ -2661,11 +2736,45 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
 
   const bool copy = !b.direct || !post.relu_mask.empty();
   const int64_t Hpad = b.direct ? d.P() : b.Hpad, Wpad = b.direct ? d.Q() : b.Wpad;
-  scratch.resize(size_t(copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0) + 64);
+  const int64_t copy_size = copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0;
+  const FwdPlan& cp = b.phase[0];  // fold: the 1x1 convolution to the folded channels
+  const int64_t fold_wei = b.fold ? cp.Kb * cp.wei_kb : 0;
+  const int64_t cols = b.fold ? (b.fold_images ? b.threads : d.N) * b.col_size : 0;
+  scratch.resize(size_t(copy_size + fold_wei + cols) + 64);
   if (copy)
     run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
       pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
     });
+  const KernelTable& kt = kernels();
+  if (b.fold) {  // 1x1 convolution to the folded channels (col), then col2im into dsrc
+    float* wf = scratch.data() + copy_size;
+    float* col = wf + fold_wei;
+    fold_weights_bwd_d(b, wei_bwd_d.data(), wf);
+    FwdArgs a = fwd_args(cp);
+    a.in = copy ? scratch.data() : ddst.data();
+    a.wei = wf;
+    a.out = col;
+    a.epilogue = find_epilogue(kEpiNone);
+    const RuntimeStream& st = bs.phase[0];
+    const int64_t ddst_n = d.Kb() * d.P() * d.Q() * kBlock;
+    if (b.fold_images) {  // each thread: its images, one at a time, in its own col buffer
+      parallel_run(pf, b.threads, [&](int64_t t) {
+        FwdArgs at = a;
+        at.out = col + t * b.col_size;
+        for (int64_t n = d.N * t / b.threads; n < d.N * (t + 1) / b.threads; ++n) {
+          at.in = a.in + n * ddst_n;
+          replay(kt.fwd, at, st.entries.data(), st.begin.data(), 0);
+          for (int64_t h = 0; h < d.H; ++h) col2im_row(b, at.out, dsrc.data(), n, h);
+        }
+      });
+    } else {  // all images' col, then the rows of dsrc split among threads
+      parallel_run(pf, b.threads, [&](int64_t t) { replay(kt.fwd, a, st.entries.data(), st.begin.data(), t); });
+      run_items(pf, b.threads, d.N * d.H, [&](int64_t i) {
+        col2im_row(b, col + i / d.H * b.col_size, dsrc.data(), i / d.H, i % d.H);
+      });
+    }
+    return;
+  }
   // Phases no tap reaches (1x1 stride 2: three of four) are zero: one memset of dsrc per C block
   // (full-line writes, no read for ownership), then only the phases with taps run. Measured against
   // running the zero phases as streams of calls that store zeros: 1x1 stride-2 layers 1.1-1.7x.
@@ -2677,7 +2786,6 @@ inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> d
       std::memset(dsrc.data() + i * plane, 0, sizeof(float) * size_t(plane));
     });
   }
-  const KernelTable& kt = kernels();
   parallel_run(pf, b.threads, [&](int64_t t) {
     for (int64_t ph = 0; ph < b.phases; ++ph) {
       if (zero_phases && b.phase[size_t(ph)].taps == 0) continue;

@@ -30,6 +30,16 @@ struct BwdDataPlan {
   int64_t phases = 0;            ///< stride_h * stride_w (phases with no pixel are left out)
   std::array<FwdPlan, kMaxBwdPhases> phase{};
   int64_t scratch_in = 0;        ///< floats of the padded ddst copy (0 when direct)
+  /// Small C with (r, s, c) folded (folds_channels, the first layer): instead of phases whose
+  /// outputs are C padded to 16 channels (C = 3: 13 of 16 FMAs on zeros), one 1x1 convolution
+  /// (phase[0], direct, one phase) from the K channels of ddst to the F = R*S*C folded channels
+  /// gives each output pixel's contributions to the R x S x C input pixels it sees ("col" in
+  /// col2im), which are then summed into dsrc (col2im_row). With fold_images, each thread runs
+  /// phase[0] (planned for one image, one thread) on its own images into its own buffer; otherwise
+  /// phase[0] covers all images and the col buffer holds them all.
+  bool fold = false;
+  bool fold_images = false;
+  int64_t col_size = 0;  ///< floats of one image's col buffer [Fb][P][Q][16]
 };
 
 /// Plans backward data for `d` and `threads`. Requires d.check().ok() and
@@ -39,6 +49,18 @@ constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
   b.desc = d;
   b.threads = threads < 1 ? 1 : threads;
   const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), Kb = d.Kb(), taps = d.R * d.S;
+  if (folds_channels(d)) {
+    b.fold = true;
+    b.fold_images = d.N >= b.threads;
+    b.direct = true;  // ddst is read as it is (a masked copy with post.relu_mask)
+    b.Hpad = P;
+    b.Wpad = Q;
+    b.phases = 1;
+    const ConvDesc col(b.fold_images ? 1 : d.N, d.K, taps * d.C, P, Q, 1, 1);
+    b.phase[0] = make_fwd_plan(col, b.fold_images ? 1 : b.threads);
+    b.col_size = col.Kb() * P * Q * kBlock;
+    return b;
+  }
   // Tap offsets (in ddst rows/columns) and the padding they need, over all phases.
   auto off_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) / d.stride_h; };
   auto off_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) / d.stride_w; };

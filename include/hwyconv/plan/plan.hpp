@@ -238,6 +238,13 @@ constexpr void choose_blocking(FwdPlan& p) {
   if (p.images_inner) p.per_image = false;
 }
 
+/// Whether (r, s, c) are folded into channels (InputMode::kFold): small C, when that saves at least
+/// a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
+constexpr bool folds_channels(const ConvDesc& d) {
+  const int64_t taps = d.R * d.S;
+  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
+}
+
 /// Whether a kFold plan can read its folded channels in place: the S*C channels of a filter row
 /// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
 constexpr bool fold_in_place_fits(const FwdPlan& p) {
@@ -279,9 +286,8 @@ constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = 
   const int64_t taps = d.R * d.S;
   const bool unit = d.stride_h == 1 && d.stride_w == 1;
   const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
-  // Fold (r, s, c) into channels when that saves at least a quarter of the padded reduction.
   const int64_t folded = round_up(taps * d.C, kBlock);
-  const bool fold = taps > 1 && d.C < kBlock && folded * 4 <= taps * round_up(d.C, kBlock) * 3;
+  const bool fold = folds_channels(d);
 
   if (fold) {
     p.mode = InputMode::kFold;
