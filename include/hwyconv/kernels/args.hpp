@@ -52,6 +52,7 @@ struct BwdWArgs {
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
   int64_t tap_channels = 0;     ///< in place (FwdPlan::fold_in_place): the S*C channels of a tap
+  int64_t pf_rows = 0;          ///< rows ahead whose src and ddst the kernel prefetches (0: none)
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
 
