@@ -209,6 +209,10 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK((w1.fold_in_place && w1.Cr == 2 && w1.taps == 7 && w1.in_cb == kBlock && w1.wei_kb == 160 * kBlock));
   CHECK(!make_bwd_weights_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fwd.fold_in_place);
   CHECK(!make_fwd_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fold_in_place);
+  // The weight update of 1x1 stride 2 reads src in place while dwei is within 512 KiB.
+  const FwdPlan u2 = make_bwd_weights_plan(ConvDesc(16, 256, 128, 56, 56, 1, 1, 2, 0)).fwd;
+  CHECK((u2.mode == InputMode::kDirect && u2.in_px == 2 * kBlock && u2.in_row == 2 * 56 * kBlock));
+  CHECK(make_bwd_weights_plan(ConvDesc(16, 512, 1024, 28, 28, 1, 1, 2, 0)).fwd.mode == InputMode::kPhases);
   // Backward data of a folded layer: a 1x1 convolution from K to the 147 folded channels, then
   // col2im; per thread and image when N >= threads.
   const BwdDataPlan d1 = make_bwd_data_plan(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3), 2);

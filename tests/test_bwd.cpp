@@ -240,11 +240,13 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
 }
 
 TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
-  // Phase images, and the first layer's folded channels read in place (the other weight-update
-  // microkernel).
-  for (const ConvDesc& d : {ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1), ConvDesc(2, 3, 20, 17, 16, 7, 7, 2, 3)}) {
+  // Phase images, the first layer's folded channels read in place and 1x1 stride 2 read in place
+  // (the other weight-update microkernels).
+  for (const ConvDesc& d : {ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1), ConvDesc(2, 3, 20, 17, 16, 7, 7, 2, 3),
+                            ConvDesc(2, 24, 20, 9, 8, 1, 1, 2, 0)}) {
   INFO(describe(d));
   if (d.C == 3) REQUIRE(make_bwd_weights_plan(d, 2).fwd.fold_in_place);
+  if (d.R == 1) REQUIRE(make_bwd_weights_plan(d, 2).fwd.in_px == 2 * kBlock);
   const BwdProblem pb(d, 23);
   std::mt19937 g(8);
   const std::vector<float> mask = random_floats(int64_t(pb.bddst.size()), g);  // > 0 about half the time

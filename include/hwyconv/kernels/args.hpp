@@ -73,6 +73,7 @@ struct KernelTable {
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
+  BwdWKernelFn bwd_w_s2[2];     ///< the same, input pixels 32 floats apart (1x1 stride 2 in place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
