@@ -362,8 +362,8 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.wei_cb = f.wei_cb;
   a.tap_channels = f.tap_channels;
   const KernelTable& kt = kernels();
-  const BwdWKernelFn kernel =
-      (f.fold_in_place ? kt.bwd_w_dense : (f.in_px == 2 * kBlock ? kt.bwd_w_s2 : kt.bwd_w))[a.mask ? 1 : 0];
+  a.in_px = f.in_px;
+  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
   // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
   // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
   const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;

@@ -906,6 +906,7 @@ struct BwdWArgs {
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
   int64_t tap_channels = 0;     ///< in place (FwdPlan::fold_in_place): the S*C channels of a tap
+  int64_t in_px = kBlock;       ///< floats between input pixels (blocked: 16, or 32 for 1x1 stride 2)
   int64_t pf_rows = 0;          ///< rows ahead whose src and ddst the kernel prefetches (0: none)
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
@@ -927,7 +928,6 @@ struct KernelTable {
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
-  BwdWKernelFn bwd_w_s2[2];     ///< the same, input pixels 32 floats apart (1x1 stride 2 in place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
@@ -1312,9 +1312,10 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
-/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. Input
-/// pixels kPx floats apart: 16 (blocked), or kDensePx (a filter row's folded channels read in place,
-/// where channels at or past a.tap_channels belong to the next filter row and are not stored).
+/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. kPx 16:
+/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDensePx:
+/// a filter row's folded channels read in place, where channels at or past a.tap_channels belong to
+/// the next filter row and are not stored.
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -1322,6 +1323,8 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
+  // Floats between input pixels: kDensePx, or (blocked) a.in_px, 16 or 32 (1x1 stride 2 in place).
+  const int64_t px = kPx % size_t(kBlock) == 0 ? a.in_px : int64_t(kPx);
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; ++p) {
       const float* HWY_RESTRICT x =
@@ -1337,16 +1340,16 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
         const float* xn = x + a.pf_rows * a.in_row;
         const float* gn = g + a.pf_rows * Q * kBlock;
         for (int64_t q = 0; q < Q; ++q) {
-          hwy::Prefetch(xn + q * int64_t(kPx));
+          hwy::Prefetch(xn + q * px);
           for (size_t k = 0; k < kKbs; ++k) hwy::Prefetch(gn + int64_t(k) * g_kb + q * kBlock);
-          ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]),
+          ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]),
                              Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)), acc)),
            ...);
         }
         continue;
       }
       for (int64_t q = 0; q < Q; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+        ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
     }
@@ -1425,8 +1428,8 @@ HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
 }
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
-/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); input pixels kPx floats
-/// apart (16, or kDensePx for the folded first layer read in place).
+/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); kPx: 16 for blocked input
+/// (pixels a.in_px floats apart), kDensePx for the folded first layer read in place.
 template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
@@ -1498,8 +1501,6 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
-  t.bwd_w_s2[0] = &BwdWMicrokernel<false, 2 * size_t(kBlock)>;
-  t.bwd_w_s2[1] = &BwdWMicrokernel<true, 2 * size_t(kBlock)>;
   t.max_pixels = int(kMaxPixels);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;
@@ -2885,8 +2886,8 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   a.wei_cb = f.wei_cb;
   a.tap_channels = f.tap_channels;
   const KernelTable& kt = kernels();
-  const BwdWKernelFn kernel =
-      (f.fold_in_place ? kt.bwd_w_dense : (f.in_px == 2 * kBlock ? kt.bwd_w_s2 : kt.bwd_w))[a.mask ? 1 : 0];
+  a.in_px = f.in_px;
+  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
   // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
   // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
   const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;

@@ -42,8 +42,6 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
-  t.bwd_w_s2[0] = &BwdWMicrokernel<false, 2 * size_t(kBlock)>;
-  t.bwd_w_s2[1] = &BwdWMicrokernel<true, 2 * size_t(kBlock)>;
   t.max_pixels = int(kMaxPixels);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;

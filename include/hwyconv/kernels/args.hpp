@@ -52,6 +52,7 @@ struct BwdWArgs {
   int64_t p0 = 0, p1 = 0;       ///< output rows reduced over by this call
   int64_t in_p0 = 0;            ///< output row whose input row `in` starts with (a row-block ring)
   int64_t tap_channels = 0;     ///< in place (FwdPlan::fold_in_place): the S*C channels of a tap
+  int64_t in_px = kBlock;       ///< floats between input pixels (blocked: 16, or 32 for 1x1 stride 2)
   int64_t pf_rows = 0;          ///< rows ahead whose src and ddst the kernel prefetches (0: none)
   bool accumulate = false;      ///< add into dwei / dbias instead of overwriting
 };
@@ -73,7 +74,6 @@ struct KernelTable {
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
-  BwdWKernelFn bwd_w_s2[2];     ///< the same, input pixels 32 floats apart (1x1 stride 2 in place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)

@@ -67,9 +67,10 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
-/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. Input
-/// pixels kPx floats apart: 16 (blocked), or kDensePx (a filter row's folded channels read in place,
-/// where channels at or past a.tap_channels belong to the next filter row and are not stored).
+/// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. kPx 16:
+/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDensePx:
+/// a filter row's folded channels read in place, where channels at or past a.tap_channels belong to
+/// the next filter row and are not stored.
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -77,6 +78,8 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
+  // Floats between input pixels: kDensePx, or (blocked) a.in_px, 16 or 32 (1x1 stride 2 in place).
+  const int64_t px = kPx % size_t(kBlock) == 0 ? a.in_px : int64_t(kPx);
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; ++p) {
       const float* HWY_RESTRICT x =
@@ -92,16 +95,16 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
         const float* xn = x + a.pf_rows * a.in_row;
         const float* gn = g + a.pf_rows * Q * kBlock;
         for (int64_t q = 0; q < Q; ++q) {
-          hwy::Prefetch(xn + q * int64_t(kPx));
+          hwy::Prefetch(xn + q * px);
           for (size_t k = 0; k < kKbs; ++k) hwy::Prefetch(gn + int64_t(k) * g_kb + q * kBlock);
-          ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]),
+          ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]),
                              Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)), acc)),
            ...);
         }
         continue;
       }
       for (int64_t q = 0; q < Q; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * int64_t(kPx) + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+        ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
     }
@@ -180,8 +183,8 @@ HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
 }
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
-/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); input pixels kPx floats
-/// apart (16, or kDensePx for the folded first layer read in place).
+/// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); kPx: 16 for blocked input
+/// (pixels a.in_px floats apart), kDensePx for the folded first layer read in place.
 template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
