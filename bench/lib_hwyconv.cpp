@@ -26,29 +26,56 @@ hwyconv::ConvDesc desc_of(const Layer& l, int64_t mb) {
       .with_dilation(l.dh, l.dw);
 }
 
-/// Short description of a forward plan: target, input mode, register block, C chunk.
+/// Short description of a forward plan: target, input mode (and nhwc src), register block, C chunk.
 std::string describe(const hwyconv::FwdPlan& p) {
-  const char* mode = p.mode == hwyconv::InputMode::kDirect ? "direct"
-                     : p.mode == hwyconv::InputMode::kPhases ? "phases"
-                     : p.fold_in_place                      ? "fold-in-place"
-                                                             : "fold";
-  return std::string(hwyconv::Conv::target()) + " " + mode + " rb" + std::to_string(p.rb().rb_p) + "x" +
-         std::to_string(p.rb().rb_q) + (p.rb().kbs > 1 ? "x" + std::to_string(p.rb().kbs) + "k" : "") + " cc" + std::to_string(p.c_chunk) + " kg" + std::to_string(p.kb_group);
+  std::string s = hwyconv::Conv::target();
+  s += p.mode == hwyconv::InputMode::kDirect   ? " direct"
+       : p.mode == hwyconv::InputMode::kPhases ? " phases"
+       : p.fold_in_place                       ? " fold-in-place"
+                                               : " fold";
+  if (p.src_nhwc) s += "(nhwc)";
+  const auto add = [&s](const char* label, int64_t v) { (s += label) += std::to_string(v); };
+  add(" rb", p.rb().rb_p);
+  add("x", p.rb().rb_q);
+  if (p.rb().kbs > 1) add("x", p.rb().kbs), s += "k";
+  add(" cc", p.c_chunk);
+  add(" kg", p.kb_group);
+  return s;
 }
 
-/// Forward: Conv(desc, {.threads}) then forward(src, wei, bias, dst) with bias, no other post-op.
+/// Options of a layer's Conv: src nhwc where hwyconv reads it directly (folded channels, the first
+/// layer), as oneDNN's format_tag::any picks nhwc there; nChw16c otherwise.
+hwyconv::Options options_of(const hwyconv::ConvDesc& d, int threads) {
+  return {.threads = threads,
+          .src_layout = hwyconv::folds_channels(d) ? hwyconv::SrcLayout::nhwc : hwyconv::SrcLayout::nChw16c};
+}
+
+/// src of a problem in the layout `conv` takes (Options::src_layout), from its plain nchw copy.
+Buffer make_src(const Problem& p, const hwyconv::Conv& conv, hwyconv::SrcLayout layout) {
+  const Layer& l = p.layer;
+  Buffer src(size_t(conv.src_size()));
+  if (layout == hwyconv::SrcLayout::nChw16c) {
+    hwyconv::reorder_nchw_to_nChw16c(p.src, src, p.mb, l.ic, l.ih, l.iw);
+  } else {
+    Buffer blocked(size_t(conv.dsrc_size()));
+    hwyconv::reorder_nchw_to_nChw16c(p.src, blocked, p.mb, l.ic, l.ih, l.iw);
+    hwyconv::reorder_nChw16c_to_nhwc(blocked, src, p.mb, l.ic, l.ih, l.iw);
+  }
+  return src;
+}
+
+/// Forward: Conv(desc, options_of) then forward(src, wei, bias, dst) with bias, no other post-op.
 Measurement hwyconv_fwd(const Problem& p, const RunConfig& cfg) {
   const Layer& l = p.layer;
   const hwyconv::ConvDesc d = desc_of(l, p.mb);
-  const hwyconv::Options opt{.threads = cfg.threads};
+  const hwyconv::Options opt = options_of(d, cfg.threads);
   Measurement m;
   m.create_ms = median_call_ms([&] { hwyconv::Conv c(d, opt); }, kCreateReps);
   hwyconv::Conv conv(d, opt);
   if (conv.plan().P != l.oh || conv.plan().Q != l.ow)
     throw std::runtime_error("hwyconv's output size differs from the descriptor's");
 
-  Buffer src(size_t(conv.src_size())), wei(size_t(conv.wei_size())), dst(size_t(conv.dst_size()));
-  hwyconv::reorder_nchw_to_nChw16c(p.src, src, p.mb, l.ic, l.ih, l.iw);
+  Buffer src = make_src(p, conv, opt.src_layout), wei(size_t(conv.wei_size())), dst(size_t(conv.dst_size()));
   hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
   const std::span<const float> bias(p.bias.data(), p.bias.size());
   m.time = measure([&] { conv.forward(src, wei, bias, dst); }, cfg.timing);
@@ -68,7 +95,7 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
   hwyconv::Conv conv(d, {.threads = cfg.threads});
   Measurement m;
   Buffer wei(size_t(conv.wei_size())), wbd(size_t(conv.wei_size())), ddst(size_t(conv.dst_size())),
-      dsrc(size_t(conv.src_size()));
+      dsrc(size_t(conv.dsrc_size()));
   hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
   hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
   m.create_ms = median_call_ms([&] { conv.reorder_weights_bwd_d(wei, wbd); }, 5);
@@ -83,14 +110,15 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
   return m;
 }
 
-/// Backward weights (no bias gradient, as oneDNN's runner): backward_weights(src, ddst, dwei, {}).
+/// Backward weights (no bias gradient, as oneDNN's runner): backward_weights(src, ddst, dwei, {}),
+/// src in the layout of options_of.
 Measurement hwyconv_bwd_w(const Problem& p, const RunConfig& cfg) {
   const Layer& l = p.layer;
   const hwyconv::ConvDesc d = desc_of(l, p.mb);
-  hwyconv::Conv conv(d, {.threads = cfg.threads});
+  const hwyconv::Options opt = options_of(d, cfg.threads);
+  hwyconv::Conv conv(d, opt);
   Measurement m;
-  Buffer src(size_t(conv.src_size())), ddst(size_t(conv.dst_size())), dwei(size_t(conv.wei_size()));
-  hwyconv::reorder_nchw_to_nChw16c(p.src, src, p.mb, l.ic, l.ih, l.iw);
+  Buffer src = make_src(p, conv, opt.src_layout), ddst(size_t(conv.dst_size())), dwei(size_t(conv.wei_size()));
   hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
   m.time = measure([&] { conv.backward_weights(src, ddst, dwei, {}); }, cfg.timing);
   m.output.resize(size_t(p.wei_elems()));

@@ -81,6 +81,21 @@ void check_backward(const BwdProblem& pb, int threads = 1) {
   CHECK(reblocked == dwei);
 }
 
+/// Weight update with src given in nhwc (Options::src_layout) against the reference.
+void check_backward_weights_nhwc(const BwdProblem& pb, int threads) {
+  const ConvDesc& d = pb.d;
+  INFO(describe(d) << " threads " << threads << " src nhwc");
+  Conv conv(d, {.threads = threads, .src_layout = SrcLayout::nhwc});
+  std::vector<float> nhwc(size_t(d.N * d.H * d.W * d.C)), dwei(pb.bwei.size(), 5.0f), dbias(size_t(d.K), 5.0f);
+  reorder_nChw16c_to_nhwc(pb.bsrc, nhwc, d.N, d.C, d.H, d.W);
+  conv.backward_weights(nhwc, pb.bddst, dwei, dbias);
+  std::vector<float> wplain(pb.wei.size());
+  reorder_OIhw16i16o_to_oihw(dwei, wplain, d.K, d.C, d.R, d.S);
+  std::string worst;
+  CHECK_MESSAGE(count_mismatches(wplain, pb.dwei, pb.dwei_abs, d.N * d.P() * d.Q(), &worst) == 0, "dwei " << worst);
+  CHECK_MESSAGE(count_mismatches(dbias, pb.dbias, pb.dbias_abs, d.N * d.P() * d.Q(), &worst) == 0, "dbias " << worst);
+}
+
 std::vector<ConvDesc> training_shapes() {
   return {
       // ResNet-50 layer kinds (reduced spatially and in channels): 3x3 pad 1, 1x1, 1x1 stride 2.
@@ -125,6 +140,22 @@ TEST_CASE("bwd: layer shapes and strided layers match the reference on every tar
   }
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_backward(*pb, 2);
+  });
+}
+
+TEST_CASE("bwd: weight update from an nhwc src (folded layers read it, others reorder) on every target") {
+  // Folded and read in place (3 K blocks, rows at stride 1), folded into rows (Q = 23), and a 3x3
+  // stride-2 layer that reorders nhwc to nChw16c.
+  static std::vector<std::unique_ptr<BwdProblem>> pbs;
+  if (pbs.empty()) {
+    uint32_t seed = 500;
+    for (const ConvDesc& d : {ConvDesc(2, 3, 40, 23, 30, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
+                              ConvDesc(1, 3, 64, 45, 45, 7, 7, 2, 3), ConvDesc(2, 32, 48, 15, 13, 3, 3, 2, 1)})
+      pbs.push_back(std::make_unique<BwdProblem>(d, seed++));
+  }
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs)
+      for (int threads : {1, 2}) check_backward_weights_nhwc(*pb, threads);
   });
 }
 

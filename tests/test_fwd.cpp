@@ -55,12 +55,19 @@ std::vector<ConvDesc> random_sweep(int count, uint32_t seed) {
 }
 
 /// Runs Conv::forward (with bias) on a problem and checks every output and every padded channel.
-void check_forward(const FwdProblem& pb, int threads = 1) {
+/// With `layout` nhwc, src is given channels-last (Options::src_layout).
+void check_forward(const FwdProblem& pb, int threads = 1, SrcLayout layout = SrcLayout::nChw16c) {
   const ConvDesc& d = pb.d;
-  INFO(describe(d));
-  Conv conv(d, {.threads = threads});
+  INFO(describe(d) << (layout == SrcLayout::nhwc ? " src nhwc" : ""));
+  Conv conv(d, {.threads = threads, .src_layout = layout});
   std::vector<float> dst(size_t(pb.dst_blocked_size()), 7.0f);  // garbage the kernel must overwrite
-  conv.forward(pb.bsrc, pb.bwei, pb.bias, dst);
+  if (layout == SrcLayout::nhwc) {
+    std::vector<float> nhwc(size_t(d.N * d.H * d.W * d.C));
+    reorder_nChw16c_to_nhwc(pb.bsrc, nhwc, d.N, d.C, d.H, d.W);
+    conv.forward(nhwc, pb.bwei, pb.bias, dst);
+  } else {
+    conv.forward(pb.bsrc, pb.bwei, pb.bias, dst);
+  }
   std::vector<float> plain(pb.ref.size());
   reorder_nChw16c_to_nchw(dst, plain, d.N, d.K, d.P(), d.Q());
   std::string worst;
@@ -127,6 +134,43 @@ TEST_CASE("fwd: folded channels read in place (C * stride_w = 6) on every target
     for (const auto& pb : pbs)
       for (int threads : {1, 2}) check_forward(*pb, threads);
   });
+}
+
+TEST_CASE("fwd: src in nhwc, read directly by folded layers and reordered by the others, on every target") {
+  // Folded and read in place (N = 2: per-thread images; N = 1: all images first), folded through
+  // the ring of folded rows (Q = 16), and two layers that reorder nhwc to nChw16c (3x3 with C = 20,
+  // 1x1 stride 2 read in place).
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(2, 3, 40, 55, 56, 7, 7, 2, 0).with_pad(3, 2, 2, 3),
+                              ConvDesc(1, 3, 32, 20, 55, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
+                              ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3), ConvDesc(2, 20, 24, 9, 11, 3, 3, 1, 1),
+                              ConvDesc(2, 32, 32, 28, 28, 1, 1, 2, 0)},
+                             71, cache);
+  CHECK(Conv(pbs[0]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
+  CHECK(Conv(pbs[2]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
+  CHECK(!Conv(pbs[3]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
+  CHECK(!Conv(pbs[0]->d).plan().src_nhwc);
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs)
+      for (int threads : {1, 2}) check_forward(*pb, threads, SrcLayout::nhwc);
+  });
+}
+
+TEST_CASE("fwd: an nhwc src too small, or an unknown src_layout, is named and nothing is written") {
+  for (const ConvDesc& d : {ConvDesc(1, 3, 16, 12, 12, 7, 7, 2, 3), ConvDesc(1, 20, 16, 6, 6, 3, 3, 1, 1)}) {
+    INFO(describe(d));
+    Conv conv(d, {.src_layout = SrcLayout::nhwc});
+    CHECK(conv.src_size() == d.N * d.H * d.W * d.C);
+    std::vector<float> src(size_t(conv.src_size() - 1), 1.0f), wei(size_t(conv.wei_size()), 1.0f);
+    std::vector<float> dst(size_t(conv.dst_size()), 3.0f);
+    CHECK_THROWS_WITH_AS(conv.forward(src, wei, {}, dst), doctest::Contains("(nhwc)"), Error);
+    CHECK(std::all_of(dst.begin(), dst.end(), [](float v) { return v == 3.0f; }));
+    std::vector<float> dwei(size_t(conv.wei_size()), 3.0f);
+    CHECK_THROWS_WITH_AS(conv.backward_weights(src, dst, dwei, {}), doctest::Contains("(nhwc)"), Error);
+    CHECK(std::all_of(dwei.begin(), dwei.end(), [](float v) { return v == 3.0f; }));
+  }
+  CHECK_THROWS_WITH_AS(Conv(ConvDesc(1, 3, 16, 12, 12, 3, 3), {.src_layout = SrcLayout(7)}),
+                       doctest::Contains("src_layout"), Error);
 }
 
 TEST_CASE("fwd: seeded random sweep with remainders in every dimension") {

@@ -409,6 +409,10 @@ struct FwdPlan {
   /// written and no FMA is spent on the padding of R*S*C up to 16 (conv1: 147 of 160). The working
   /// input is the dense copies ([N][in_n], or one per thread with thread_image).
   bool fold_in_place = false;
+  /// kFold: src is nhwc ([N][H][W][C], channels unpadded) instead of nChw16c; the dense copy of an
+  /// image is then its rows with the padding around them (a read of N*H*W*C floats, against
+  /// N*16*H*W for C < 16 in nChw16c: 5.3x less at C = 3). Set by Conv for Options::src_layout.
+  bool src_nhwc = false;
   int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
 
@@ -2236,7 +2240,8 @@ constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan&
 inline constexpr int64_t kFoldSlack = 8;
 
 /// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
-/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy): the C
+/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy; src
+/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C
 /// channels of a pixel next to each other, so that the S*C folded channels of one filter row are
 /// one contiguous run.
 inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
@@ -2245,11 +2250,15 @@ inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int
   float* row = dense + y * Dw * C;
   std::fill(row, row + Dw * C, 0.0f);
   if (sy < 0 || sy >= d.H) return;
+  const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+  if (p.src_nhwc) {  // the row is already x-major with C channels per pixel: one run
+    if (xs > 0) std::copy_n(src + (n * d.H + sy) * d.W * C, xs * C, row + d.pad_l * C);
+    return;
+  }
   for (int64_t cb = 0; cb < p.Cb; ++cb) {
     const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
     const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
     float* to = row + d.pad_l * C + cb * kBlock;
-    const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
     for (int64_t x = 0; x < xs; ++x)
       for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
   }
@@ -2563,6 +2572,13 @@ struct BwdPostOps {
   std::span<const float> relu_mask{};
 };
 
+/// Memory layout of the src tensor given to Conv::forward and Conv::backward_weights, in oneDNN's
+/// format-tag names. dst, ddst and dsrc are always nChw16c.
+enum class SrcLayout : uint8_t {
+  nChw16c,  ///< [N][div_up(C,16)][H][W][16]: channels in blocks of 16, padded slots zero (default)
+  nhwc,     ///< [N][H][W][C]: channels last, unpadded (images as decoders give them, e.g. RGB)
+};
+
 /// Execution options.
 struct Options {
   /// Threads the kernel stream is partitioned for; 0 = the global pool's size (hardware threads).
@@ -2570,6 +2586,10 @@ struct Options {
   int threads = 0;
   /// Caller's parallel-for; empty = hwyconv's global ThreadPool.
   ParallelFor parallel_for{};
+  /// Layout of src. nhwc is read directly by layers whose channels are folded (C < 16 with R*S > 1,
+  /// such as the first layer, 3 -> 64 7x7: 5.3x fewer bytes than nChw16c at C = 3); other layers
+  /// reorder it to nChw16c in their scratch first, a copy per call.
+  SrcLayout src_layout = SrcLayout::nChw16c;
 };
 
 namespace detail {
@@ -2593,11 +2613,17 @@ constexpr int64_t fwd_scratch_size(const FwdPlan& p) {
   return 3 * p.Kb * kBlock + p.scratch_in + p.scratch_wei + 64;
 }
 
+/// Floats of src a plan reads: N*H*W*C (nhwc, FwdPlan::src_nhwc) or act_blocked_size (nChw16c).
+constexpr int64_t src_need(const FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  return p.src_nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
+}
+
 /// Checks every argument of a forward call; throws Error naming the first bad one.
 inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std::span<const float> wei,
                               std::span<const float> bias, std::span<float> dst, const PostOps& post) {
   const ConvDesc& d = p.desc;
-  check_span("src", src.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
+  check_span("src", src.size(), src_need(p), p.src_nhwc ? "nhwc" : "nChw16c");
   check_span("weights", wei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
   const int64_t dst_need = act_blocked_size(d.N, d.K, p.P, p.Q);
   check_span("dst", dst.size(), dst_need, "nChw16c");
@@ -2848,7 +2874,7 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   const FwdPlan& f = b.fwd;
   const ConvDesc& d = f.desc;
   const int64_t ddst_need = act_blocked_size(d.N, d.K, f.P, f.Q);
-  check_span("src", src.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
+  check_span("src", src.size(), src_need(f), f.src_nhwc ? "nhwc" : "nChw16c");
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
   check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
   if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
@@ -2991,7 +3017,10 @@ class Conv {
       throw Error("stride_h", "stride_h*stride_w larger than 16 is not supported (got " +
                                   std::to_string(d.stride_h * d.stride_w) + ")");
     if (opt_.threads < 0) throw Error("threads", "must be >= 0 (got " + std::to_string(opt_.threads) + ")");
+    if (opt_.src_layout != SrcLayout::nChw16c && opt_.src_layout != SrcLayout::nhwc)
+      throw Error("src_layout", "must be nChw16c or nhwc (got " + std::to_string(int(opt_.src_layout)) + ")");
     plan_ = make_fwd_plan(d, detail::default_threads(opt_));
+    plan_.src_nhwc = reads_nhwc(plan_);
     stream_ = make_fwd_stream(plan_);
   }
 
@@ -3000,23 +3029,31 @@ class Conv {
   const FwdPlan& plan() const { return plan_; }
   /// The forward kernel stream (per-thread tables of microkernel calls).
   const RuntimeStream& stream() const { return stream_; }
-  /// Floats of src (nChw16c, N x Cb x H x W x 16).
-  int64_t src_size() const { return act_blocked_size(desc().N, desc().C, desc().H, desc().W); }
+  /// Floats of src: N x Cb x H x W x 16 (nChw16c), or N x H x W x C (Options::src_layout nhwc).
+  int64_t src_size() const {
+    const ConvDesc& d = desc();
+    return opt_.src_layout == SrcLayout::nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
+  }
+  /// Floats of dsrc (nChw16c whatever Options::src_layout says).
+  int64_t dsrc_size() const { return act_blocked_size(desc().N, desc().C, desc().H, desc().W); }
   /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
   int64_t wei_size() const { return wei_blocked_size(desc().K, desc().C, desc().R, desc().S); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
   int64_t dst_size() const { return act_blocked_size(desc().N, desc().K, plan_.P, plan_.Q); }
 
-  /// Forward propagation: dst = post(conv(src, weights) + bias). src nChw16c (N, C, H, W), weights
-  /// OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded channels of
-  /// src and weights must be zero (the reorders make them so) and stay zero in dst. Throws Error
-  /// (naming "src", "weights", "bias", "dst", "residual", "scale" or "shift") before writing anything.
+  /// Forward propagation: dst = post(conv(src, weights) + bias). src nChw16c (N, C, H, W) or nhwc
+  /// (Options::src_layout), weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c
+  /// (N, K, P, Q); padded channels of src and weights must be zero (the reorders make them so) and
+  /// stay zero in dst. Throws Error (naming "src", "weights", "bias", "dst", "residual", "scale" or
+  /// "shift") before writing anything.
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}) {
-    const unsigned ops = detail::check_forward(plan_, src, wei, bias, dst, post);
+    if (detail::overlaps(src, dst)) throw Error("dst", "must not overlap src");
+    const std::span<const float> in = planned_src(src, plan_.src_nhwc);
+    const unsigned ops = detail::check_forward(plan_, in, wei, bias, dst, post);
     scratch_.resize(size_t(detail::fwd_scratch_size(plan_)));
-    detail::run_forward(plan_, stream_.entries.data(), stream_.begin.data(), src, wei, bias, dst, post,
-                        ops, scratch_.data(), opt_.parallel_for);
+    detail::run_forward(plan_, stream_.entries.data(), stream_.begin.data(), in, wei, bias, dst, post, ops,
+                        scratch_.data(), opt_.parallel_for);
   }
 
   /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Part of the plan made
@@ -3037,24 +3074,49 @@ class Conv {
   }
 
   /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
-  /// dbias = dL/dbias (K floats), from src (nChw16c) and ddst (nChw16c). post.relu_mask fuses ReLU
+  /// dbias = dL/dbias (K floats), from src (nChw16c, or nhwc as Options::src_layout says) and ddst
+  /// (nChw16c). post.relu_mask fuses ReLU
   /// backward. Results may differ in the last bits between thread counts when the plan splits the
   /// minibatch (BwdWeightsPlan::Strategy::kMinibatch). Throws Error ("src", "ddst", "dweights",
   /// "dbias", "relu_mask") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
                         std::span<float> dbias, const BwdPostOps& post = {}) {
-    if (!bwd_w_) bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
-    detail::run_backward_weights(*bwd_w_, src, ddst, dwei, dbias, post, scratch_, opt_.parallel_for);
+    if (!bwd_w_) {
+      bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
+      bwd_w_->fwd.src_nhwc = reads_nhwc(bwd_w_->fwd);
+    }
+    if (detail::overlaps(src, dwei) || detail::overlaps(src, dbias))
+      throw Error(detail::overlaps(src, dwei) ? "dweights" : "dbias", "must not overlap the inputs");
+    detail::run_backward_weights(*bwd_w_, planned_src(src, bwd_w_->fwd.src_nhwc), ddst, dwei, dbias, post, scratch_,
+                                 opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
   static const char* target() { return kernels().target; }
 
  private:
+  /// Whether plan p reads an nhwc src directly: folded channels (the dense copy is made from it).
+  bool reads_nhwc(const FwdPlan& p) const {
+    return opt_.src_layout == SrcLayout::nhwc && p.mode == InputMode::kFold;
+  }
+
+  /// src as a plan reads it: an nhwc src that the plan does not read directly is checked, then
+  /// reordered to nChw16c in src_blocked_ (outputs are not written before their own checks).
+  std::span<const float> planned_src(std::span<const float> src, bool plan_reads_nhwc) {
+    if (opt_.src_layout != SrcLayout::nhwc || plan_reads_nhwc) return src;
+    const ConvDesc& d = desc();
+    const int64_t need = d.N * d.H * d.W * d.C;
+    detail::check_span("src", src.size(), need, "nhwc");
+    src_blocked_.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
+    reorder_nhwc_to_nChw16c(src.first(size_t(need)), src_blocked_, d.N, d.C, d.H, d.W);
+    return src_blocked_;
+  }
+
   Options opt_;
   FwdPlan plan_;
   RuntimeStream stream_;
   std::vector<float> scratch_;
+  std::vector<float> src_blocked_;  ///< nhwc src reordered for plans that read nChw16c
   std::unique_ptr<detail::BwdDataStreams> bwd_d_;
   std::unique_ptr<BwdWeightsPlan> bwd_w_;
 };

@@ -36,7 +36,8 @@ constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan&
 inline constexpr int64_t kFoldSlack = 8;
 
 /// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
-/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy): the C
+/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy; src
+/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C
 /// channels of a pixel next to each other, so that the S*C folded channels of one filter row are
 /// one contiguous run.
 inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
@@ -45,11 +46,15 @@ inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int
   float* row = dense + y * Dw * C;
   std::fill(row, row + Dw * C, 0.0f);
   if (sy < 0 || sy >= d.H) return;
+  const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+  if (p.src_nhwc) {  // the row is already x-major with C channels per pixel: one run
+    if (xs > 0) std::copy_n(src + (n * d.H + sy) * d.W * C, xs * C, row + d.pad_l * C);
+    return;
+  }
   for (int64_t cb = 0; cb < p.Cb; ++cb) {
     const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
     const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
     float* to = row + d.pad_l * C + cb * kBlock;
-    const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
     for (int64_t x = 0; x < xs; ++x)
       for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
   }
