@@ -128,9 +128,14 @@ struct Net::Impl {
       slot = std::make_unique<Stage>();
       Stage& s = *slot;
       s.n = n;
+      // The images go in as they are, one channel per pixel (nhwc): the first layer (C = 1, folded
+      // channels) reads them directly.
       for (int i = 0; i < kLayers; ++i)
-        s.conv[size_t(i)] = std::make_unique<hwyconv::Conv>(desc_of(kSpec[size_t(i)], n), hwyconv::Options{.threads = opt.threads});
-      s.x.assign(size_t(act_blocked_size(n, 1, kSide, kSide)), 0.0f);  // padded channels stay 0
+        s.conv[size_t(i)] = std::make_unique<hwyconv::Conv>(
+            desc_of(kSpec[size_t(i)], n),
+            hwyconv::Options{.threads = opt.threads,
+                             .src_layout = i == 0 ? hwyconv::SrcLayout::nhwc : hwyconv::SrcLayout::nChw16c});
+      s.x.resize(size_t(s.conv[0]->src_size()));
       s.a1.resize(size_t(s.conv[0]->dst_size()));
       s.p1.resize(size_t(act_blocked_size(n, 32, 14, 14)));
       s.a2.resize(size_t(s.conv[1]->dst_size()));
@@ -142,11 +147,11 @@ struct Net::Impl {
     return *slot;
   }
 
-  /// Normalised pixels into channel 0 of the nChw16c input.
+  /// Normalised pixels into the nhwc input (one channel).
   void load_input(Stage& s, const uint8_t* pixels) {
     const int64_t n = s.n;
     const float scale = 1.0f / (255.0f * kStd), shift = -kMean / kStd;
-    for (int64_t i = 0; i < n * kPixels; ++i) s.x[size_t(i * kB)] = float(pixels[i]) * scale + shift;
+    for (int64_t i = 0; i < n * kPixels; ++i) s.x[size_t(i)] = float(pixels[i]) * scale + shift;
   }
 
   /// Forward pass of s.n images; logits in s.z ([n][16], classes 0..9).
