@@ -103,9 +103,16 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
   m.output.resize(size_t(p.src_elems()));
   hwyconv::reorder_nChw16c_to_nchw(dsrc, m.output, p.mb, l.ic, l.ih, l.iw);
   const hwyconv::BwdDataPlan b = hwyconv::make_bwd_data_plan(d, cfg.threads);
-  m.impl = std::string(hwyconv::Conv::target()) +
-           (b.fold ? " fold col2im" : " phases" + std::to_string(b.phases) + (b.direct ? " direct" : " padded")) + " rb" + std::to_string(b.phase[0].rb().rb_p) + "x" +
-           std::to_string(b.phase[0].rb().rb_q);
+  const hwyconv::RegBlock rb = b.phase[0].rb();
+  m.impl = hwyconv::Conv::target();
+  if (b.fold) {
+    m.impl += " fold col2im";
+  } else {
+    (m.impl += " phases") += std::to_string(b.phases);
+    m.impl += b.direct ? " direct" : " padded";
+  }
+  ((((m.impl += " rb") += std::to_string(rb.rb_p)) += "x") += std::to_string(rb.rb_q));
+  if (rb.kbs > 1) ((m.impl += "x") += std::to_string(rb.kbs)) += "k";
   m.ran = true;
   return m;
 }

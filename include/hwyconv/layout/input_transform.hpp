@@ -108,6 +108,16 @@ inline void phase_row(const FwdPlan& p, const float* block, float* row, int64_t 
     return;
   }
   const float* srow = block + sy * d.W * kBlock;
+  // Stride 1: one run of source pixels between the zeros of the left and right padding (one copy per
+  // row instead of one per pixel; 3x3 layers at N = 16, interleaved A/B: 1-3 % faster forward).
+  if (d.stride_w == 1) {
+    const int64_t x0 = std::clamp<int64_t>(d.pad_l - p.phase_b[ph], 0, p.Wph);
+    const int64_t x1 = std::clamp<int64_t>(d.W + d.pad_l - p.phase_b[ph], x0, p.Wph);
+    std::memset(row, 0, size_t(x0) * kPix);
+    std::memcpy(row + x0 * kBlock, srow + (x0 + p.phase_b[ph] - d.pad_l) * kBlock, size_t(x1 - x0) * kPix);
+    std::memset(row + x1 * kBlock, 0, size_t(p.Wph - x1) * kPix);
+    return;
+  }
   for (int64_t x = 0; x < p.Wph; ++x) {
     const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
     if (sx < 0 || sx >= d.W)
