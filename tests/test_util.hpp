@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -94,11 +95,11 @@ inline int64_t count_mismatches(std::span<const float> got, std::span<const doub
 
 /// Short text for a shape, for test messages.
 inline std::string describe(const ConvDesc& d) {
-  return "N" + std::to_string(d.N) + " C" + std::to_string(d.C) + " K" + std::to_string(d.K) + " H" +
-         std::to_string(d.H) + " W" + std::to_string(d.W) + " R" + std::to_string(d.R) + " S" +
-         std::to_string(d.S) + " s" + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) +
-         " p" + std::to_string(d.pad_t) + "," + std::to_string(d.pad_l) + "," + std::to_string(d.pad_b) +
-         "," + std::to_string(d.pad_r) + " d" + std::to_string(d.dil_h) + "x" + std::to_string(d.dil_w);
+  std::ostringstream s;
+  s << "N" << d.N << " C" << d.C << " K" << d.K << " H" << d.H << " W" << d.W << " R" << d.R << " S" << d.S
+    << " s" << d.stride_h << "x" << d.stride_w << " p" << d.pad_t << "," << d.pad_l << "," << d.pad_b << ","
+    << d.pad_r << " d" << d.dil_h << "x" << d.dil_w;
+  return s.str();
 }
 
 /// Emulated runs (scripts/test-arm.sh) may test a subset of the sweeps' shape lists:
