@@ -2241,9 +2241,8 @@ inline constexpr int64_t kFoldSlack = 8;
 
 /// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
 /// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy; src
-/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C
-/// channels of a pixel next to each other, so that the S*C folded channels of one filter row are
-/// one contiguous run.
+/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C channels of a pixel next to each other, so that
+/// the S*C folded channels of one filter row are one contiguous run.
 inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
   const ConvDesc& d = p.desc;
   const int64_t C = d.C, Dw = p.dense_w, sy = y - d.pad_t;
@@ -2314,11 +2313,11 @@ inline void phase_row(const FwdPlan& p, const float* block, float* row, int64_t 
   const float* srow = block + sy * d.W * kBlock;
   // Stride 1: one run of source pixels between the zeros of the left and right padding (one copy per
   // row instead of one per pixel; 3x3 layers at N = 16, interleaved A/B: 1-3 % faster forward).
+  // (At stride 1 every phase starts at column 0: phase_b is 0.)
   if (d.stride_w == 1) {
-    const int64_t x0 = std::clamp<int64_t>(d.pad_l - p.phase_b[ph], 0, p.Wph);
-    const int64_t x1 = std::clamp<int64_t>(d.W + d.pad_l - p.phase_b[ph], x0, p.Wph);
+    const int64_t x0 = std::min(d.pad_l, p.Wph), x1 = std::clamp<int64_t>(d.W + d.pad_l, x0, p.Wph);
     std::memset(row, 0, size_t(x0) * kPix);
-    std::memcpy(row + x0 * kBlock, srow + (x0 + p.phase_b[ph] - d.pad_l) * kBlock, size_t(x1 - x0) * kPix);
+    std::memcpy(row + x0 * kBlock, srow + (x0 - d.pad_l) * kBlock, size_t(x1 - x0) * kPix);
     std::memset(row + x1 * kBlock, 0, size_t(p.Wph - x1) * kPix);
     return;
   }
@@ -2623,10 +2622,14 @@ constexpr int64_t fwd_scratch_size(const FwdPlan& p) {
   return 3 * p.Kb * kBlock + p.scratch_in + p.scratch_wei + 64;
 }
 
-/// Floats of src a plan reads: N*H*W*C (nhwc, FwdPlan::src_nhwc) or act_blocked_size (nChw16c).
+/// Floats of a src of `d` in a layout: N*H*W*C (nhwc) or act_blocked_size (nChw16c).
+constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
+  return layout == SrcLayout::nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
+}
+
+/// Floats of src a plan reads (nhwc with FwdPlan::src_nhwc).
 constexpr int64_t src_need(const FwdPlan& p) {
-  const ConvDesc& d = p.desc;
-  return p.src_nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
+  return src_floats(p.desc, p.src_nhwc ? SrcLayout::nhwc : SrcLayout::nChw16c);
 }
 
 /// Checks every argument of a forward call; throws Error naming the first bad one.
@@ -3040,10 +3043,7 @@ class Conv {
   /// The forward kernel stream (per-thread tables of microkernel calls).
   const RuntimeStream& stream() const { return stream_; }
   /// Floats of src: N x Cb x H x W x 16 (nChw16c), or N x H x W x C (Options::src_layout nhwc).
-  int64_t src_size() const {
-    const ConvDesc& d = desc();
-    return opt_.src_layout == SrcLayout::nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
-  }
+  int64_t src_size() const { return detail::src_floats(desc(), opt_.src_layout); }
   /// Floats of dsrc (nChw16c whatever Options::src_layout says).
   int64_t dsrc_size() const { return act_blocked_size(desc().N, desc().C, desc().H, desc().W); }
   /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
@@ -3085,8 +3085,7 @@ class Conv {
 
   /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
   /// dbias = dL/dbias (K floats), from src (nChw16c, or nhwc as Options::src_layout says) and ddst
-  /// (nChw16c). post.relu_mask fuses ReLU
-  /// backward. Results may differ in the last bits between thread counts when the plan splits the
+  /// (nChw16c). post.relu_mask fuses ReLU backward. Results may differ in the last bits between thread counts when the plan splits the
   /// minibatch (BwdWeightsPlan::Strategy::kMinibatch). Throws Error ("src", "ddst", "dweights",
   /// "dbias", "relu_mask") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
@@ -3095,8 +3094,8 @@ class Conv {
       bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
       bwd_w_->fwd.src_nhwc = reads_nhwc(bwd_w_->fwd);
     }
-    if (detail::overlaps(src, dwei) || detail::overlaps(src, dbias))
-      throw Error(detail::overlaps(src, dwei) ? "dweights" : "dbias", "must not overlap the inputs");
+    if (detail::overlaps(src, dwei)) throw Error("dweights", "must not overlap the inputs");
+    if (detail::overlaps(src, dbias)) throw Error("dbias", "must not overlap the inputs");
     detail::run_backward_weights(*bwd_w_, planned_src(src, bwd_w_->fwd.src_nhwc), ddst, dwei, dbias, post, scratch_,
                                  opt_.parallel_for);
   }
@@ -3115,7 +3114,7 @@ class Conv {
   std::span<const float> planned_src(std::span<const float> src, bool plan_reads_nhwc) {
     if (opt_.src_layout != SrcLayout::nhwc || plan_reads_nhwc) return src;
     const ConvDesc& d = desc();
-    const int64_t need = d.N * d.H * d.W * d.C;
+    const int64_t need = detail::src_floats(d, SrcLayout::nhwc);
     detail::check_span("src", src.size(), need, "nhwc");
     src_blocked_.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
     reorder_nhwc_to_nChw16c(src.first(size_t(need)), src_blocked_, d.N, d.C, d.H, d.W);
