@@ -133,6 +133,10 @@ std::vector<ConvDesc> random_training_sweep(int count, uint32_t seed) {
 }  // namespace
 
 TEST_CASE("bwd: layer shapes and strided layers match the reference on every target") {
+  // The 1x1 stride-2 shape below reads src in place with more src than ddst per row block: its
+  // weight-update tasks run with the C blocks outside the K groups (BwdWeightsPlan::c_outer).
+  CHECK(make_bwd_weights_plan(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), 2).c_outer);
+  CHECK_FALSE(make_bwd_weights_plan(ConvDesc(2, 64, 256, 14, 14, 1, 1), 2).c_outer);
   static std::vector<std::unique_ptr<BwdProblem>> pbs;
   if (pbs.empty()) {
     uint32_t seed = 300;

@@ -385,12 +385,14 @@ inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float>
   const KernelTable& kt = kernels();
   a.in_px = f.in_px;
   const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
-  // Tasks (K group, C block, tap), tap innermost; a K group is the K blocks one call takes (the
-  // last group may be smaller). Each dwei block belongs to one task whatever the thread count.
+  // Tasks (K group, C block, tap), or (C block, K group, tap) with BwdWeightsPlan::c_outer; tap
+  // innermost. A K group is the K blocks one call takes (the last group may be smaller). Each dwei
+  // block belongs to one task whatever the thread count or order.
   const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
   auto task = [&](int64_t i) {
-    const int64_t kb = i / (f.Cr * f.taps) * kbs;
-    return BwdWTask{kb, (i / f.taps) % f.Cr, i % f.taps, std::min(kbs, f.Kb - kb)};
+    const int64_t kb = (b.c_outer ? i / f.taps % kgroups : i / (f.Cr * f.taps)) * kbs;
+    const int64_t cb = b.c_outer ? i / (f.taps * kgroups) : i / f.taps % f.Cr;
+    return BwdWTask{kb, cb, i % f.taps, std::min(kbs, f.Kb - kb)};
   };
   // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
   // Items [i0, i1) of (image, row block); kFold: thread t first folds the block's rows into its ring
