@@ -158,7 +158,8 @@ struct BwdWeightsPlan {
   /// per K group; the ddst rows of all K groups are re-read from L2 instead. Chosen for 1x1 stride 2
   /// read in place when a row block's src lines (with the unused pixels between) outweigh its ddst
   /// (N = 16, one thread, two interleaved A/B runs: res3a_branch2a 1.04-1.06x, res4a_branch2a
-  /// 1.04-1.07x; for the other layers it measured no better). Else K groups outside: consecutive tasks share a K group's ddst.
+  /// 1.04-1.07x; for the other layers it measured no better). Else K groups outside: consecutive
+  /// tasks share a K group's ddst.
   bool c_outer = false;
   int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
   /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
