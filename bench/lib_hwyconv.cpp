@@ -26,35 +26,21 @@ hwyconv::ConvDesc desc_of(const Layer& l, int64_t mb) {
       .with_dilation(l.dh, l.dw);
 }
 
-/// Short description of a forward plan: target, input mode (and nhwc src), register block, C chunk.
-std::string describe(const hwyconv::FwdPlan& p) {
-  std::string s = hwyconv::Conv::target();
-  s += p.mode == hwyconv::InputMode::kDirect   ? " direct"
-       : p.mode == hwyconv::InputMode::kPhases ? " phases"
-       : p.fold_in_place                       ? " fold-in-place"
-                                               : " fold";
-  if (p.src_nhwc) s += "(nhwc)";
-  const auto add = [&s](const char* label, int64_t v) { (s += label) += std::to_string(v); };
-  add(" rb", p.rb().rb_p);
-  add("x", p.rb().rb_q);
-  if (p.rb().kbs > 1) add("x", p.rb().kbs), s += "k";
-  add(" cc", p.c_chunk);
-  add(" kg", p.kb_group);
-  return s;
+/// What ran: the target and the chosen implementation with its plan in a few words.
+std::string describe(const hwyconv::Conv& conv, hwyconv::Pass pass) {
+  return std::string(hwyconv::Conv::target()) + " " + conv.describe(pass);
 }
 
-/// Options of a layer's Conv: src nhwc where hwyconv reads it directly (folded channels, the first
-/// layer), as oneDNN's format_tag::any picks nhwc there; nChw16c otherwise.
-hwyconv::Options options_of(const hwyconv::ConvDesc& d, int threads) {
-  return {.threads = threads,
-          .src_layout = hwyconv::folds_channels(d) ? hwyconv::SrcLayout::nhwc : hwyconv::SrcLayout::nChw16c};
-}
+/// Options of a layer's Conv: src in the layout the forward implementation reads directly
+/// (SrcLayout::any: nhwc for folded channels, the first layer), as oneDNN's format_tag::any picks nhwc
+/// there; nChw16c otherwise.
+hwyconv::Options options_of(int threads) { return {.threads = threads, .src_layout = hwyconv::SrcLayout::any}; }
 
 /// src of a problem in the layout `conv` takes (Options::src_layout), from its plain nchw copy.
-Buffer make_src(const Problem& p, const hwyconv::Conv& conv, hwyconv::SrcLayout layout) {
+Buffer make_src(const Problem& p, const hwyconv::Conv& conv) {
   const Layer& l = p.layer;
   Buffer src(size_t(conv.src_size()));
-  if (layout == hwyconv::SrcLayout::nChw16c) {
+  if (conv.src_layout() == hwyconv::SrcLayout::nChw16c) {
     hwyconv::reorder_nchw_to_nChw16c(p.src, src, p.mb, l.ic, l.ih, l.iw);
   } else {
     Buffer blocked(size_t(conv.dsrc_size()));
@@ -68,21 +54,20 @@ Buffer make_src(const Problem& p, const hwyconv::Conv& conv, hwyconv::SrcLayout 
 Measurement hwyconv_fwd(const Problem& p, const RunConfig& cfg) {
   const Layer& l = p.layer;
   const hwyconv::ConvDesc d = desc_of(l, p.mb);
-  const hwyconv::Options opt = options_of(d, cfg.threads);
+  const hwyconv::Options opt = options_of(cfg.threads);
   Measurement m;
   m.create_ms = median_call_ms([&] { hwyconv::Conv c(d, opt); }, kCreateReps);
   hwyconv::Conv conv(d, opt);
-  if (conv.plan().P != l.oh || conv.plan().Q != l.ow)
-    throw std::runtime_error("hwyconv's output size differs from the descriptor's");
+  if (d.P() != l.oh || d.Q() != l.ow) throw std::runtime_error("hwyconv's output size differs from the descriptor's");
 
-  Buffer src = make_src(p, conv, opt.src_layout), wei(size_t(conv.wei_size())), dst(size_t(conv.dst_size()));
+  Buffer src = make_src(p, conv), wei(size_t(conv.wei_size())), dst(size_t(conv.dst_size()));
   hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
   const std::span<const float> bias(p.bias.data(), p.bias.size());
   m.time = measure([&] { conv.forward(src, wei, bias, dst); }, cfg.timing);
 
   m.output.resize(size_t(p.dst_elems()));
   hwyconv::reorder_nChw16c_to_nchw(dst, m.output, p.mb, l.oc, l.oh, l.ow);
-  m.impl = describe(conv.plan());
+  m.impl = describe(conv, hwyconv::Pass::fwd);
   m.ran = true;
   return m;
 }
@@ -102,17 +87,7 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
   m.time = measure([&] { conv.backward_data(ddst, wbd, dsrc); }, cfg.timing);
   m.output.resize(size_t(p.src_elems()));
   hwyconv::reorder_nChw16c_to_nchw(dsrc, m.output, p.mb, l.ic, l.ih, l.iw);
-  const hwyconv::BwdDataPlan b = hwyconv::make_bwd_data_plan(d, cfg.threads);
-  const hwyconv::RegBlock rb = b.phase[0].rb();
-  m.impl = hwyconv::Conv::target();
-  if (b.fold) {
-    m.impl += " fold col2im";
-  } else {
-    (m.impl += " phases") += std::to_string(b.phases);
-    m.impl += b.direct ? " direct" : " padded";
-  }
-  ((((m.impl += " rb") += std::to_string(rb.rb_p)) += "x") += std::to_string(rb.rb_q));
-  if (rb.kbs > 1) ((m.impl += "x") += std::to_string(rb.kbs)) += "k";
+  m.impl = describe(conv, hwyconv::Pass::bwd_d);
   m.ran = true;
   return m;
 }
@@ -122,18 +97,14 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
 Measurement hwyconv_bwd_w(const Problem& p, const RunConfig& cfg) {
   const Layer& l = p.layer;
   const hwyconv::ConvDesc d = desc_of(l, p.mb);
-  const hwyconv::Options opt = options_of(d, cfg.threads);
-  hwyconv::Conv conv(d, opt);
+  hwyconv::Conv conv(d, options_of(cfg.threads));
   Measurement m;
-  Buffer src = make_src(p, conv, opt.src_layout), ddst(size_t(conv.dst_size())), dwei(size_t(conv.wei_size()));
+  Buffer src = make_src(p, conv), ddst(size_t(conv.dst_size())), dwei(size_t(conv.wei_size()));
   hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
   m.time = measure([&] { conv.backward_weights(src, ddst, dwei, {}); }, cfg.timing);
   m.output.resize(size_t(p.wei_elems()));
   hwyconv::reorder_OIhw16i16o_to_oihw(dwei, m.output, l.oc, l.ic, l.kh, l.kw);
-  const hwyconv::BwdWeightsPlan b = hwyconv::make_bwd_weights_plan(d, cfg.threads);
-  m.impl = std::string(hwyconv::Conv::target()) +
-           (b.strategy == hwyconv::BwdWeightsPlan::Strategy::kTasks ? " tasks" : " minibatch") +
-           std::to_string(b.tasks);
+  m.impl = describe(conv, hwyconv::Pass::bwd_w);
   m.ran = true;
   return m;
 }

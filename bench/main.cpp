@@ -5,6 +5,8 @@
 // bench itself, creation costs, the oneDNN/hwyconv time ratio and hwyconv's error against oneDNN.
 // Exit code: 0 ok, 1 a hwyconv result was wrong (error above --tolerance) or hwyconv failed, 2 bad
 // usage or an error outside the measurements.
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +37,7 @@ struct Settings {
   std::string filter, csv, json, svg;
   bool quick = false;
   double tolerance = 1e-3;
+  std::vector<std::string> libs;  ///< libraries to run (names, lower case); empty = every one compiled in
 };
 
 /// `name` as given if it exists, else in the bench's layers folder.
@@ -67,6 +70,8 @@ Settings parse_args(int argc, char** argv) {
       ("tolerance", "max relative error (vs max |reference|) accepted",
        cxxopts::value<double>()->default_value("1e-3"))
       ("quick", "3 layers only (first, first larger than 1x1, last), for smoke tests")
+      ("libs", "libraries to run: hwyconv, onednn, im2col (default: every one compiled in)",
+       cxxopts::value<std::vector<std::string>>())
       ("h,help", "this help");
   const auto a = o.parse(argc, argv);
   if (a.count("help")) {
@@ -89,6 +94,7 @@ Settings parse_args(int argc, char** argv) {
   s.json = a["json"].as<std::string>();
   s.svg = a["svg"].as<std::string>();
   s.quick = a.count("quick") > 0;
+  if (a.count("libs")) s.libs = a["libs"].as<std::vector<std::string>>();
   s.tolerance = a["tolerance"].as<double>();
   for (int v : s.mbs)
     if (v < 0) throw std::runtime_error("--mb values must be >= 0");
@@ -122,15 +128,23 @@ std::string fixed2(double v, const char* format = "%.2f") {
   return buf;
 }
 
-/// The libraries compiled in, hwyconv first, then oneDNN (the reference), then the baselines.
-std::vector<Library> libraries() {
-  std::vector<Library> libs = {hwyconv_library()};
+/// The libraries compiled in, hwyconv first, then oneDNN (the reference), then the baselines; only
+/// those named in `only` (lower case) when it is not empty.
+std::vector<Library> libraries(const std::vector<std::string>& only) {
+  std::vector<Library> all = {hwyconv_library()};
 #ifdef HWYCONV_BENCH_HAVE_DNNL
-  libs.push_back(onednn_library());
+  all.push_back(onednn_library());
 #endif
 #ifdef HWYCONV_BENCH_HAVE_BLAS
-  libs.push_back(im2col_library());
+  all.push_back(im2col_library());
 #endif
+  std::vector<Library> libs;
+  for (Library& l : all) {
+    std::string lower = l.name;
+    for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (only.empty() || std::find(only.begin(), only.end(), lower) != only.end()) libs.push_back(std::move(l));
+  }
+  if (libs.empty()) throw std::runtime_error("--libs names no library compiled into this bench");
   return libs;
 }
 
@@ -268,7 +282,7 @@ int verdict(const Report& rep, std::ostream& os) {
 int run(const Settings& s) {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<Layer> layers = select_layers(s);
-  const std::vector<Library> libs = libraries();
+  const std::vector<Library> libs = libraries(s.libs);
   Report rep;
   rep.other_load_before = print_setup(s, layers, libs, rep);
   OtherLoad other;

@@ -4,10 +4,15 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hwyconv/hwyconv.hpp"
+#include "conv_util.hpp"
 #include "test_util.hpp"
 
 namespace hwyconv::test {
@@ -95,12 +100,13 @@ TEST_CASE("forward: bad buffers are named and nothing is written") {
 /// Kernel-stream invariants: every output block is finished (epilogue + final store) by exactly one
 /// call, and every (output pixel, C block) pair of the reduction is visited by exactly one call;
 /// the first call of each pixel starts from zero.
-void check_stream_invariants(const FwdPlan& p, const RuntimeStream& s) {
-  INFO(describe(p.desc) << " threads " << p.threads);
-  const int64_t pixels = p.desc.N * p.Kb * p.P * p.Q;
+void check_stream_invariants(const FwdPlan& fp, const RuntimeStream& s) {
+  const KernelGeometry& p = fp.g;
+  INFO(describe(fp.desc) << " threads " << fp.b.threads);
+  const int64_t pixels = fp.desc.N * p.Kb * p.P * p.Q;
   std::vector<int> finished(size_t(pixels), 0), started(size_t(pixels), 0);
   std::vector<int> reduced(size_t(pixels * p.Cr), 0);
-  REQUIRE(s.begin.size() == size_t(p.threads) + 1);
+  REQUIRE(s.begin.size() == size_t(fp.b.threads) + 1);
   CHECK(s.begin.front() == 0);
   CHECK(s.begin.back() == int64_t(s.entries.size()));
   for (const StreamEntry& e : s.entries) {
@@ -136,11 +142,12 @@ TEST_CASE("stream: every output is finished exactly once and every C block reduc
       ConvDesc(1, 2048, 512, 7, 7, 1, 1),        ConvDesc(1, 1, 1, 1, 1, 1, 1)};
   for (const ConvDesc& d : shapes)
     for (int threads : {1, 2, 5}) {
-      const FwdPlan p = make_fwd_plan(d, threads);
-      check_stream_invariants(p, make_fwd_stream(p));
+      const Conv c(d, {.threads = threads});
+      check_stream_invariants(fwd_plan(c), fwd_stream(c));
     }
   // A plan with C chunking (C blocks split over several calls) is among them.
-  CHECK(make_fwd_plan(shapes[1]).c_chunk < make_fwd_plan(shapes[1]).Cr);
+  const Conv chunked(shapes[1], {.threads = 1});
+  CHECK(fwd_plan(chunked).b.c_chunk < fwd_plan(chunked).g.Cr);
 }
 
 namespace {
@@ -157,11 +164,12 @@ TEST_CASE("StaticConv: compile-time plan and stream equal Conv's, and compute th
     return std::equal(st.entries.begin(), st.entries.end(), rt.entries.begin(), rt.entries.end()) &&
            std::equal(st.begin.begin(), st.begin.end(), rt.begin.begin(), rt.begin.end());
   };
-  Conv c1(kLayer, {.threads = 2}), c2(kStrided, {.threads = 1});
-  CHECK(same(L1::kStream, c1.stream()));
-  CHECK(same(L2::kStream, c2.stream()));
-  CHECK(L1::kPlan.block == c1.plan().block);
-  CHECK(L2::kPlan.mode == c2.plan().mode);
+  // Conv planned for the machine StaticConv plans for (Machine{}, the register budget of AVX-512).
+  Conv c1(kLayer, {.threads = 2, .machine = Machine{}}), c2(kStrided, {.threads = 1, .machine = Machine{}});
+  CHECK(same(L1::kStream, fwd_stream(c1)));
+  CHECK(same(L2::kStream, fwd_stream(c2)));
+  CHECK(L1::kPlan.b.block == fwd_plan(c1).b.block);
+  CHECK(L2::kPlan.in.mode == fwd_plan(c2).in.mode);
 
   for (const ConvDesc& d : {kLayer, kStrided}) {
     const FwdProblem pb(d, 11);
@@ -177,57 +185,183 @@ TEST_CASE("StaticConv: compile-time plan and stream equal Conv's, and compute th
 }
 
 TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
+  // The forward plan of d planned for `threads` threads.
+  auto fwd = [](const ConvDesc& d, int threads = 1) { return fwd_plan(Conv(d, {.threads = threads})); };
+  auto bwd_w = [](const ConvDesc& d, int threads = 1) { return bwd_w_plan(Conv(d, {.threads = threads})); };
   // 64 -> 64 at 56x56: 14 pixels x 2 K blocks (28 accumulators, 16 loads per 28 FMAs).
-  const RegBlock rb56 = make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).rb();
+  const RegBlock rb56 = fwd(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).rb();
   CHECK(rb56.rb_q == 14);
   CHECK(rb56.kbs == 2);
   // One K block (K = 16): the 28-pixel single-row block.
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 56, 56, 3, 3, 1, 1)).rb().rb_q == 28);
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 1, 1)).mode == InputMode::kDirect);
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).mode == InputMode::kPhases);
+  CHECK(fwd(ConvDesc(1, 64, 16, 56, 56, 3, 3, 1, 1)).rb().rb_q == 28);
+  CHECK(fwd(ConvDesc(1, 64, 64, 56, 56, 1, 1)).in.mode == InputMode::kDirect);
+  CHECK(fwd(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).in.mode == InputMode::kPhases);
   // 1x1 stride 2: the microkernels read every other pixel of src in place (no copy, no FMA wasted);
-  // the weight update (no ring) reads one phase, a quarter of the input, copied.
-  const FwdPlan s2 = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0));
-  CHECK(s2.mode == InputMode::kDirect);
-  CHECK(s2.in_px == 2 * kBlock);
-  const FwdPlan s2w = make_fwd_plan(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0), 1, /*ring=*/false);
-  CHECK(s2w.phases == 1);
-  CHECK(s2w.Hph == 28);
-  CHECK(s2w.in_px == kBlock);
-  const RegBlock rb7 = make_fwd_plan(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
+  // the weight update with 2 MiB of dwei reads one phase, a quarter of the input, copied.
+  const FwdPlan s2 = fwd(ConvDesc(1, 256, 512, 56, 56, 1, 1, 2, 0));
+  CHECK(s2.in.mode == InputMode::kDirect);
+  CHECK(s2.g.in_px == 2 * kBlock);
+  const FwdPlan s2w = bwd_w(ConvDesc(1, 256, 1024, 56, 56, 1, 1, 2, 0)).in;
+  CHECK(s2w.in.phases == 1);
+  CHECK(s2w.in.Hph == 28);
+  CHECK(s2w.g.in_px == kBlock);
+  const RegBlock rb7 = fwd(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
   CHECK(rb7.pixels() * rb7.kbs == 21);
-  CHECK(make_fwd_plan(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
-  // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks) as the weight update sees them; the
-  // forward reads the 7 runs of 21 folded channels in place (one tap per filter row).
-  const FwdPlan c1 = make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3));
-  CHECK(make_fwd_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), 1, /*ring=*/false).Cr == 10);
-  CHECK((c1.fold_in_place && c1.Cr == 1 && c1.taps == 7 && c1.tap_channels == 21 && c1.in_px == 6));
-  CHECK(c1.wei_kb == 160 * kBlock);
+  CHECK(fwd(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
+  // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks) as the weight update of a layer with
+  // C = 3 at stride 1 sees them; the forward reads the 7 runs of 21 folded channels in place (one tap
+  // per filter row).
+  const FwdPlan c1 = fwd(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3));
+  CHECK(bwd_w(ConvDesc(1, 3, 64, 224, 224, 7, 7, 1, 3)).in.g.Cr == 10);
+  CHECK((c1.in.fold_in_place && c1.g.Cr == 1 && c1.g.taps == 7 && c1.g.tap_channels == 21 && c1.g.in_px == 6));
+  CHECK(c1.g.wei_kb == 160 * kBlock);
   // The weight update reads them in place too, as 2 blocks (16 + 5) of each row's 21 channels;
   // C = 3 at stride 1 (3 floats between pixels) keeps the folded rows.
-  const FwdPlan w1 = make_bwd_weights_plan(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3)).fwd;
-  CHECK((w1.fold_in_place && w1.Cr == 2 && w1.taps == 7 && w1.in_cb == kBlock && w1.wei_kb == 160 * kBlock));
-  CHECK(!make_bwd_weights_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fwd.fold_in_place);
-  CHECK(!make_fwd_plan(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).fold_in_place);
+  const FwdPlan w1 = bwd_w(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3)).in;
+  CHECK((w1.in.fold_in_place && w1.g.Cr == 2 && w1.g.taps == 7 && w1.g.in_cb == kBlock && w1.g.wei_kb == 160 * kBlock));
+  CHECK(!bwd_w(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).in.in.fold_in_place);
+  CHECK(!fwd(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).in.fold_in_place);
   // The weight update of 1x1 stride 2 reads src in place while dwei is within 512 KiB.
-  const FwdPlan u2 = make_bwd_weights_plan(ConvDesc(16, 256, 128, 56, 56, 1, 1, 2, 0)).fwd;
-  CHECK((u2.mode == InputMode::kDirect && u2.in_px == 2 * kBlock && u2.in_row == 2 * 56 * kBlock));
-  CHECK(make_bwd_weights_plan(ConvDesc(16, 512, 1024, 28, 28, 1, 1, 2, 0)).fwd.mode == InputMode::kPhases);
+  const FwdPlan u2 = bwd_w(ConvDesc(16, 256, 128, 56, 56, 1, 1, 2, 0)).in;
+  CHECK((u2.in.mode == InputMode::kDirect && u2.g.in_px == 2 * kBlock && u2.g.in_row == 2 * 56 * kBlock));
+  CHECK(bwd_w(ConvDesc(16, 512, 1024, 28, 28, 1, 1, 2, 0)).in.in.mode == InputMode::kPhases);
   // Backward data of a folded layer: a 1x1 convolution from K to the 147 folded channels, then
   // col2im; per thread and image when N >= threads.
-  const BwdDataPlan d1 = make_bwd_data_plan(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3), 2);
-  CHECK((d1.fold && d1.fold_images && d1.phases == 1 && d1.phase[0].N == 1 && d1.phase[0].Kb == 10));
-  CHECK(d1.col_size == 10 * 112 * 112 * kBlock);
-  CHECK(!make_bwd_data_plan(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), 2).fold_images);
-  CHECK(!make_bwd_data_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).fold);
+  const Conv cd1(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3), {.threads = 2});
+  const impl::BwdDataCol2imPlan* d1 = cd1.plan<impl::BwdDataCol2im>();
+  REQUIRE(d1);
+  CHECK((d1->per_image && d1->col.g.N == 1 && d1->col.g.Kb == 10));
+  CHECK(d1->col_size == 10 * 112 * 112 * kBlock);
+  CHECK(!Conv(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), {.threads = 2}).plan<impl::BwdDataCol2im>()->per_image);
+  CHECK(Conv(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1)).plan<impl::BwdDataCol2im>() == nullptr);
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
-  CHECK(make_fwd_plan(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
-  CHECK(!make_fwd_plan(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).thread_image);
+  CHECK(fwd(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).b.thread_image);
+  CHECK(!fwd(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).b.thread_image);
   // Large weights, few pixels (res5: 9 MiB, 7x7): the images run inside the K groups.
-  CHECK(make_fwd_plan(ConvDesc(16, 512, 512, 7, 7, 3, 3, 1, 1)).images_inner);
-  CHECK(!make_fwd_plan(ConvDesc(1, 512, 512, 7, 7, 3, 3, 1, 1)).images_inner);    // one image
-  CHECK(!make_fwd_plan(ConvDesc(16, 256, 256, 14, 14, 3, 3, 1, 1)).images_inner);  // 196 pixels
-  CHECK(!make_fwd_plan(ConvDesc(16, 64, 64, 7, 7, 3, 3, 1, 1)).images_inner);      // 144 KiB
+  CHECK(fwd(ConvDesc(16, 512, 512, 7, 7, 3, 3, 1, 1)).b.images_inner);
+  CHECK(!fwd(ConvDesc(1, 512, 512, 7, 7, 3, 3, 1, 1)).b.images_inner);    // one image
+  CHECK(!fwd(ConvDesc(16, 256, 256, 14, 14, 3, 3, 1, 1)).b.images_inner);  // 196 pixels
+  CHECK(!fwd(ConvDesc(16, 64, 64, 7, 7, 3, 3, 1, 1)).b.images_inner);      // 144 KiB
+}
+
+}  // namespace hwyconv::test
+
+namespace hwyconv::test {
+
+TEST_CASE("Conv::check is ok exactly when the constructor succeeds, over a sweep of descriptors") {
+  // Random descriptors around the limits (including invalid ones): check() ok must mean the
+  // constructor plans every pass (and a forward call runs); not ok, that it throws Error naming the
+  // same field.
+  std::mt19937 g(99);
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(g); };
+  int ok = 0, bad = 0;
+  for (int i = 0; i < 400; ++i) {
+    // A plausible layer (filters up to 17x17, strides up to 17), then, half of the time, one field
+    // pushed out of range.
+    ConvDesc d(pick(1, 3), pick(1, 40), pick(1, 40), pick(1, 40), pick(1, 40), pick(1, 17), pick(1, 17));
+    d = d.with_stride(pick(1, 17), pick(1, 17)).with_dilation(pick(1, 3), pick(1, 3));
+    const int64_t eh = d.dil_h * (d.R - 1) + 1, ew = d.dil_w * (d.S - 1) + 1;
+    d = d.with_pad(pick(0, eh - 1), pick(0, ew - 1), pick(0, eh - 1), pick(0, ew - 1));
+    Options opt{.threads = int(pick(0, 5)), .src_layout = SrcLayout(pick(0, 2))};
+    if (pick(0, 1)) {
+      int64_t* fields[] = {&d.N, &d.C, &d.K, &d.H, &d.W, &d.R, &d.S, &d.stride_h, &d.stride_w, &d.dil_h, &d.pad_t, &d.pad_r};
+      const int64_t f = pick(0, 13);
+      if (f < 12) *fields[f] = pick(-2, 0) + (f >= 10 ? pick(0, 40) : 0);
+      if (f == 12) opt.threads = int(pick(-3, -1));
+      if (f == 13) opt.src_layout = SrcLayout(3);
+    }
+    const Status s = Conv::check(d, opt);
+    INFO(describe(d) << " threads " << opt.threads << " layout " << int(opt.src_layout));
+    if (s.ok()) {
+      ++ok;
+      const Conv c(d, opt);
+      check_invariants(c);
+      std::vector<float> src(size_t(c.src_size()), 1.0f), wei(size_t(c.wei_size()), 1.0f), dst(size_t(c.dst_size()));
+      c.forward(src, wei, {}, dst);
+    } else {
+      ++bad;
+      expect_error(s.field, [&] { Conv c(d, opt); });
+    }
+  }
+  CHECK(ok > 20);
+  CHECK(bad > 20);
+}
+
+TEST_CASE("Conv: the limits are named: R*S, threads, src_layout; a ViT patch embedding (16x16 stride 16) runs") {
+  expect_error("R", [] { Conv c(ConvDesc(1, 3, 8, 40, 40, 17, 16)); });
+  expect_error("threads", [] { Conv c(ConvDesc(1, 3, 8, 8, 8, 3, 3), {.threads = kMaxThreads + 1}); });
+  expect_error("src_layout", [] { Conv c(ConvDesc(1, 3, 8, 8, 8, 3, 3), {.src_layout = SrcLayout(9)}); });
+  CHECK(Conv::check(ConvDesc(1, 3, 32, 64, 64, 16, 16, 16, 0)).ok());
+}
+
+TEST_CASE("Conv: one object runs from several threads at once, each call with its own workspace") {
+  const ConvDesc d(2, 24, 40, 13, 11, 3, 3, 2, 1);
+  const FwdProblem pb(d, 31);
+  const Conv conv(d, {.threads = 2});
+  std::vector<float> want(size_t(pb.dst_blocked_size())), wbd(pb.bwei.size()), want_dsrc(pb.bsrc.size()),
+      want_dwei(pb.bwei.size());
+  conv.forward(pb.bsrc, pb.bwei, pb.bias, want, {.relu = true});
+  conv.reorder_weights_bwd_d(pb.bwei, wbd);
+  conv.backward_data(want, wbd, want_dsrc);
+  conv.backward_weights(pb.bsrc, want, want_dwei, {});
+  std::atomic<int> mismatches{0};
+  auto worker = [&] {
+    std::vector<float> dst(want.size()), dsrc(want_dsrc.size()), dwei(want_dwei.size());
+    for (int rep = 0; rep < 20; ++rep) {
+      conv.forward(pb.bsrc, pb.bwei, pb.bias, dst, {.relu = true});
+      conv.backward_data(want, wbd, dsrc);
+      conv.backward_weights(pb.bsrc, want, dwei, {});
+      mismatches += dst != want || dsrc != want_dsrc || dwei != want_dwei;
+    }
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("Conv: caller workspaces (any alignment), packed weights, 64-byte aligned buffers") {
+  for (const ConvDesc& d : {ConvDesc(2, 3, 20, 23, 23, 7, 7, 2, 3), ConvDesc(1, 20, 36, 9, 8, 3, 3, 1, 1)}) {
+    INFO(describe(d));
+    const FwdProblem pb(d, 13);
+    const Conv conv(d, {.threads = 2});
+    std::vector<float> want(size_t(pb.dst_blocked_size())), got(want.size());
+    conv.forward(pb.bsrc, pb.bwei, pb.bias, want);
+    // A caller's workspace starting 4 bytes past a 64-byte boundary: hwyconv aligns it itself.
+    AlignedBuffer ws(conv.workspace_size(Pass::fwd) + 1);
+    conv.forward(pb.bsrc, pb.bwei, pb.bias, got, {}, ws.span().subspan(1));
+    CHECK(got == want);
+    expect_error("workspace", [&] { conv.forward(pb.bsrc, pb.bwei, pb.bias, got, {}, ws.span().first(10)); });
+    // Weights packed once give the same result; they are 64-byte aligned and refused by another pass.
+    const PackedWeights fw = conv.pack_weights(Pass::fwd, pb.bwei);
+    CHECK(reinterpret_cast<uintptr_t>(fw.data().data()) % kAlignment == 0);
+    std::fill(got.begin(), got.end(), 0.0f);
+    conv.forward(pb.bsrc, fw, pb.bias, got);
+    CHECK(got == want);
+    std::vector<float> wbd(pb.bwei.size()), a(pb.bsrc.size()), b(pb.bsrc.size());
+    conv.reorder_weights_bwd_d(pb.bwei, wbd);
+    conv.backward_data(want, wbd, a);
+    const PackedWeights bw = conv.pack_weights(Pass::bwd_d, pb.bwei);
+    conv.backward_data(want, bw, b);
+    CHECK(a == b);
+    expect_error("weights", [&] { conv.backward_data(want, fw, b); });
+    expect_error("weights", [&] { Conv(ConvDesc(1, 20, 36, 9, 9, 3, 3, 1, 1)).forward(pb.bsrc, fw, pb.bias, got); });
+    expect_error("pass", [&] { (void)conv.pack_weights(Pass::bwd_w, pb.bwei); });
+  }
+}
+
+TEST_CASE("Conv: threads = 0 partitions for the hardware threads, with or without a caller's parallel-for") {
+  const ConvDesc d(1, 16, 16, 8, 8, 3, 3, 1, 1);
+  const int hw = ThreadPool::hardware_threads();
+  CHECK(Conv(d).threads() == hw);
+  CHECK(Conv(d, {.parallel_for = [](int64_t n, const std::function<void(int64_t)>& fn) {
+                   for (int64_t i = 0; i < n; ++i) fn(i);
+                 }}).threads() == hw);
+  // The src layout: `any` takes nhwc where the forward implementation reads it (folded channels).
+  CHECK(Conv(ConvDesc(1, 3, 16, 32, 32, 7, 7, 2, 3), {.src_layout = SrcLayout::any}).src_layout() == SrcLayout::nhwc);
+  CHECK(Conv(ConvDesc(1, 3, 16, 32, 32, 7, 7, 2, 3)).preferred_src_layout() == SrcLayout::nhwc);
+  CHECK(Conv(d, {.src_layout = SrcLayout::any}).src_layout() == SrcLayout::nChw16c);
+  CHECK(Conv(d, {.src_layout = SrcLayout::nhwc}).preferred_src_layout() == SrcLayout::nChw16c);
 }
 
 }  // namespace hwyconv::test

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hwyconv/hwyconv.hpp"
+#include "conv_util.hpp"
 #include "test_util.hpp"
 
 namespace hwyconv::test {
@@ -55,6 +56,7 @@ void check_backward(const BwdProblem& pb, int threads = 1) {
   const ConvDesc& d = pb.d;
   INFO(describe(d) << " threads " << threads);
   Conv conv(d, {.threads = threads});
+  check_invariants(conv);
   std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size(), 5.0f), dwei(pb.bwei.size(), 5.0f), dbias(size_t(d.K), 5.0f);
   conv.reorder_weights_bwd_d(pb.bwei, wbd);
   conv.backward_data(pb.bddst, wbd, dsrc);
@@ -134,9 +136,9 @@ std::vector<ConvDesc> random_training_sweep(int count, uint32_t seed) {
 
 TEST_CASE("bwd: layer shapes and strided layers match the reference on every target") {
   // The 1x1 stride-2 shape below reads src in place with more src than ddst per row block: its
-  // weight-update tasks run with the C blocks outside the K groups (BwdWeightsPlan::c_outer).
-  CHECK(make_bwd_weights_plan(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), 2).c_outer);
-  CHECK_FALSE(make_bwd_weights_plan(ConvDesc(2, 64, 256, 14, 14, 1, 1), 2).c_outer);
+  // weight-update tasks run with the C blocks outside the K groups (BwdWPlan::c_outer).
+  CHECK(bwd_w_plan(Conv(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), {.threads = 2})).c_outer);
+  CHECK_FALSE(bwd_w_plan(Conv(ConvDesc(2, 64, 256, 14, 14, 1, 1), {.threads = 2})).c_outer);
   static std::vector<std::unique_ptr<BwdProblem>> pbs;
   if (pbs.empty()) {
     uint32_t seed = 300;
@@ -240,8 +242,8 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
   // 3x3 with N = 1: the task split, bitwise independent of the thread count.
   // 1x1 16 -> 16 with N = 4: one task, so 2 and 3 threads split the minibatch (private copies).
   // 260 <- 230 3x3 at 9x8, N = 3: 2 MiB of weights, backward data runs the images inside the K
-  // groups (FwdPlan::images_inner). N = 1 with one task, and the folded first layer at N = 1: the
-  // threads split blocks of rows (BwdWeightsPlan::row_split).
+  // groups (Blocking::images_inner). N = 1 with one task, and the folded first layer at N = 1: the
+  // threads split blocks of rows (BwdWPlan::row_split).
   const Case cases[] = {{ConvDesc(1, 40, 36, 11, 9, 3, 3, 2, 1), false},
                         {ConvDesc(4, 16, 16, 9, 9, 1, 1), true},
                         {ConvDesc(3, 260, 230, 9, 8, 3, 3, 1, 1), false},
@@ -250,8 +252,8 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
   for (const Case& c : cases) {
     const ConvDesc& d = c.d;
     const BwdProblem pb(d, 17);
-    if (d.C == 260) REQUIRE(make_bwd_data_plan(d, 2).phase[0].images_inner);
-    if (d.N == 1 && c.split) REQUIRE(make_bwd_weights_plan(d, 2).row_split);
+    if (d.C == 260) REQUIRE(Conv(d, {.threads = 2}).plan<impl::BwdDataPhases>()->phase[0].b.images_inner);
+    if (d.N == 1 && c.split) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).row_split);
     std::vector<float> first_dsrc, first_dwei;
     for (int threads : {1, 2, 3}) {
       INFO(describe(d) << " threads " << threads);
@@ -267,7 +269,7 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
         continue;
       }
       CHECK(dsrc == first_dsrc);
-      const bool split = make_bwd_weights_plan(d, threads).strategy == BwdWeightsPlan::Strategy::kMinibatch;
+      const bool split = bwd_w_plan(conv).minibatch;
       CHECK(split == c.split);
       if (!split) CHECK(dwei == first_dwei);  // else: within tolerance (checked by check_backward)
     }
@@ -280,8 +282,8 @@ TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
   for (const ConvDesc& d : {ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1), ConvDesc(2, 3, 20, 17, 16, 7, 7, 2, 3),
                             ConvDesc(2, 24, 20, 9, 8, 1, 1, 2, 0)}) {
   INFO(describe(d));
-  if (d.C == 3) REQUIRE(make_bwd_weights_plan(d, 2).fwd.fold_in_place);
-  if (d.R == 1) REQUIRE(make_bwd_weights_plan(d, 2).fwd.in_px == 2 * kBlock);
+  if (d.C == 3) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).in.in.fold_in_place);
+  if (d.R == 1) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).in.g.in_px == 2 * kBlock);
   const BwdProblem pb(d, 23);
   std::mt19937 g(8);
   const std::vector<float> mask = random_floats(int64_t(pb.bddst.size()), g);  // > 0 about half the time

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hwyconv/hwyconv.hpp"
+#include "conv_util.hpp"
 #include "test_util.hpp"
 
 namespace hwyconv::test {
@@ -60,6 +61,7 @@ void check_forward(const FwdProblem& pb, int threads = 1, SrcLayout layout = Src
   const ConvDesc& d = pb.d;
   INFO(describe(d) << (layout == SrcLayout::nhwc ? " src nhwc" : ""));
   Conv conv(d, {.threads = threads, .src_layout = layout});
+  check_invariants(conv);
   std::vector<float> dst(size_t(pb.dst_blocked_size()), 7.0f);  // garbage the kernel must overwrite
   if (layout == SrcLayout::nhwc) {
     std::vector<float> nhwc(size_t(d.N * d.H * d.W * d.C));
@@ -102,14 +104,15 @@ TEST_CASE("fwd: ResNet-50 layers (reduced H, W) match the reference on every tar
 TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
-  CHECK(Conv(pbs[0]->d).plan().mode == InputMode::kFold);
-  // Q = 112: the folded channels are read in place from the dense copy (FwdPlan::fold_in_place).
-  CHECK(Conv(pbs[0]->d).plan().fold_in_place);
+  const Conv c0(pbs[0]->d), c1(pbs[1]->d), c1t1(pbs[1]->d, {.threads = 1});
+  CHECK(fwd_plan(c0).in.mode == InputMode::kFold);
+  // Q = 112: the folded channels are read in place from the dense copy (WorkingInput::fold_in_place).
+  CHECK(fwd_plan(c0).in.fold_in_place);
   // Q = 16 has no block of that form: N = 2, each thread folds rows into its ring right before
-  // computing them (FwdPlan::ring_rows).
-  CHECK(!Conv(pbs[1]->d).plan().fold_in_place);
-  CHECK(Conv(pbs[1]->d).plan().ring_rows > 0);
-  CHECK(Conv(pbs[1]->d, {.threads = 1}).plan().ring_rows > 0);
+  // computing them (Blocking::ring_rows).
+  CHECK(!fwd_plan(c1).in.fold_in_place);
+  CHECK(fwd_plan(c1).b.ring_rows > 0);
+  CHECK(fwd_plan(c1t1).b.ring_rows > 0);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_forward(*pb);
   });
@@ -127,8 +130,8 @@ TEST_CASE("fwd: folded channels read in place (C * stride_w = 6) on every target
   for (const auto& pb : pbs) {
     INFO(describe(pb->d));
     const Conv conv(pb->d, {.threads = 2});
-    CHECK(conv.plan().fold_in_place);
-    CHECK(conv.plan().thread_image == (pb->d.N == 2));
+    CHECK(fwd_plan(conv).in.fold_in_place);
+    CHECK(fwd_plan(conv).b.thread_image == (pb->d.N == 2));
   }
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs)
@@ -146,10 +149,10 @@ TEST_CASE("fwd: src in nhwc, read directly by folded layers and reordered by the
                               ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3), ConvDesc(2, 20, 24, 9, 11, 3, 3, 1, 1),
                               ConvDesc(2, 32, 32, 28, 28, 1, 1, 2, 0)},
                              71, cache);
-  CHECK(Conv(pbs[0]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
-  CHECK(Conv(pbs[2]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
-  CHECK(!Conv(pbs[3]->d, {.src_layout = SrcLayout::nhwc}).plan().src_nhwc);
-  CHECK(!Conv(pbs[0]->d).plan().src_nhwc);
+  CHECK(fwd_plan(Conv(pbs[0]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
+  CHECK(fwd_plan(Conv(pbs[2]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
+  CHECK(!fwd_plan(Conv(pbs[3]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
+  CHECK(!fwd_plan(Conv(pbs[0]->d)).in.src_nhwc);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs)
       for (int threads : {1, 2}) check_forward(*pb, threads, SrcLayout::nhwc);
@@ -195,7 +198,7 @@ TEST_CASE("fwd: every register block and every remainder of Q and P is exercised
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {
     const Conv conv(pb->d);
-    for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
+    for (const StreamEntry& e : fwd_stream(conv).entries) used[e.block] = 1;
   }
   for (int b = 0; b < kNumFwdBlocks; ++b) {
     INFO("block " << kFwdBlocks[b].rb_p << "x" << kFwdBlocks[b].rb_q << " x" << kFwdBlocks[b].kbs << " K blocks");
@@ -253,9 +256,9 @@ TEST_CASE("fwd: 1x1 stride 2 read in place (every stride-2 block, K blocks left 
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {
     const Conv conv(pb->d);
-    CHECK(conv.plan().in_px == (conv.plan().Q % 14 == 0 ? 2 : 1) * kBlock);
-    if (conv.plan().in_px == 2 * kBlock)
-      for (const StreamEntry& e : conv.stream().entries) used[e.block] = 1;
+    CHECK(fwd_plan(conv).g.in_px == (fwd_plan(conv).g.Q % 14 == 0 ? 2 : 1) * kBlock);
+    if (fwd_plan(conv).g.in_px == 2 * kBlock)
+      for (const StreamEntry& e : fwd_stream(conv).entries) used[e.block] = 1;
   }
   for (const RegBlock& r : kStride2Blocks) {
     INFO("stride-2 block " << r.rb_p << "x" << r.rb_q << " x" << r.kbs << " K blocks");
@@ -272,7 +275,7 @@ TEST_CASE("fwd: images inside the K groups (large weights, few pixels) on every 
   // never take. Strided and padded so the working input is a copy for all images.
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(3, 260, 230, 9, 8, 3, 3, 2, 1)}, 41, cache);
-  REQUIRE(Conv(pbs[0]->d).plan().images_inner);
+  REQUIRE(fwd_plan(Conv(pbs[0]->d)).b.images_inner);
   for_each_target([&](const std::string&) {
     for (int threads : {1, 2, 3}) check_forward(*pbs[0], threads);
   });

@@ -1,102 +1,43 @@
 // hwyconv/conv.hpp - the user-facing convolution objects: Conv (shape known at run time) and
-// StaticConv<desc> (shape known at compile time). Both execute describe -> plan -> kernel stream ->
-// microkernels -> epilogue; they differ only in when the plan and stream are built.
+// StaticConv<desc> (shape known at compile time). Both check the arguments of a call once, here, then
+// run the implementation chosen for the pass (impl/list.hpp); they differ only in when the plans and
+// streams are made.
 #pragma once
 
-#include <algorithm>
-#include <memory>
 #include <cstdint>
-#include <cstring>
+#include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
-#include <vector>
+#include <type_traits>
+#include <utility>
 
 #include "hwyconv/desc.hpp"
-#include "hwyconv/dispatch/dispatch.hpp"
-#include "hwyconv/layout/bwd_transform.hpp"
-#include "hwyconv/layout/input_transform.hpp"
+#include "hwyconv/detail/buffer.hpp"
+#include "hwyconv/detail/checks.hpp"
+#include "hwyconv/impl/list.hpp"
 #include "hwyconv/layout/reorder.hpp"
-#include "hwyconv/plan/bwd_plan.hpp"
-#include "hwyconv/plan/plan.hpp"
-#include "hwyconv/stream/kernel_stream.hpp"
-#include "hwyconv/threading/parallel_for.hpp"
+#include "hwyconv/options.hpp"
 
 namespace hwyconv {
 
-/// Fused operations after the convolution, applied in registers (see epilogue/epilogue-inl.h):
-/// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
-struct PostOps {
-  bool relu = false;                  ///< max(., 0) last
-  std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
-  std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
-  std::span<const float> shift{};     ///< K floats; with scale
-};
-
-/// Options of the training passes.
-struct BwdPostOps {
-  /// ReLU backward fused on read: when set (same layout and size as ddst, normally the forward dst
-  /// of this layer computed with PostOps::relu), ddst counts only where relu_mask > 0.
-  std::span<const float> relu_mask{};
-};
-
-/// Memory layout of the src tensor given to Conv::forward and Conv::backward_weights, in oneDNN's
-/// format-tag names. dst, ddst and dsrc are always nChw16c.
-enum class SrcLayout : uint8_t {
-  nChw16c,  ///< [N][div_up(C,16)][H][W][16]: channels in blocks of 16, padded slots zero (default)
-  nhwc,     ///< [N][H][W][C]: channels last, unpadded (images as decoders give them, e.g. RGB)
-};
-
-/// Execution options.
-struct Options {
-  /// Threads the kernel stream is partitioned for; 0 = the global pool's size (hardware threads).
-  /// Results are bitwise the same for every value.
-  int threads = 0;
-  /// Caller's parallel-for; empty = hwyconv's global ThreadPool.
-  ParallelFor parallel_for{};
-  /// Layout of src. nhwc is read directly by layers whose channels are folded (C < 16 with R*S > 1,
-  /// such as the first layer, 3 -> 64 7x7: 5.3x fewer bytes than nChw16c at C = 3); other layers
-  /// reorder it to nChw16c in their scratch first, a copy per call.
-  SrcLayout src_layout = SrcLayout::nChw16c;
-};
-
 namespace detail {
 
-inline void check_span(const char* name, size_t have, int64_t need, const char* layout) {
-  if (int64_t(have) < need)
-    throw Error(name, std::string("needs at least ") + std::to_string(need) + " floats (" + layout +
-                          "), got " + std::to_string(have));
-}
-
-template <class A, class B>
-bool overlaps(std::span<A> a, std::span<B> b) {
-  if (a.empty() || b.empty()) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a.data()), a1 = a0 + a.size_bytes();
-  const auto b0 = reinterpret_cast<uintptr_t>(b.data()), b1 = b0 + b.size_bytes();
-  return a0 < b1 && b0 < a1;
-}
-
-/// Scratch floats a forward execution needs: padded bias/scale/shift, working input, folded weights.
-constexpr int64_t fwd_scratch_size(const FwdPlan& p) {
-  return 3 * p.Kb * kBlock + p.scratch_in + p.scratch_wei + 64;
-}
-
-/// Floats of a src of `d` in a layout: N*H*W*C (nhwc) or act_blocked_size (nChw16c).
+/// Floats of a src of d in a layout: N*H*W*C (nhwc) or act_blocked_size (nChw16c).
 constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
   return layout == SrcLayout::nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
 }
 
-/// Floats of src a plan reads (nhwc with FwdPlan::src_nhwc).
-constexpr int64_t src_need(const FwdPlan& p) {
-  return src_floats(p.desc, p.src_nhwc ? SrcLayout::nhwc : SrcLayout::nChw16c);
-}
+inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
-/// Checks every argument of a forward call; throws Error naming the first bad one.
-inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std::span<const float> wei,
-                              std::span<const float> bias, std::span<float> dst, const PostOps& post) {
-  const ConvDesc& d = p.desc;
-  check_span("src", src.size(), src_need(p), p.src_nhwc ? "nhwc" : "nChw16c");
-  check_span("weights", wei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
-  const int64_t dst_need = act_blocked_size(d.N, d.K, p.P, p.Q);
+/// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
+/// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
+inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<const float> src, std::span<const float> wei,
+                              int64_t wei_need, const char* wei_layout, std::span<const float> bias,
+                              std::span<float> dst, const PostOps& post) {
+  const int64_t dst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
+  check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
+  check_span("weights", wei.size(), wei_need, wei_layout);
   check_span("dst", dst.size(), dst_need, "nChw16c");
   unsigned ops = post.relu ? kEpiRelu : 0u;
   if (!bias.empty()) {
@@ -115,533 +56,435 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
     check_span("shift", post.shift.size(), d.K, "K");
     ops |= kEpiScaleShift;
   }
-  if (overlaps(src, dst)) throw Error("dst", "must not overlap src");
-  if (overlaps(wei, dst)) throw Error("dst", "must not overlap weights");
+  check_disjoint("dst", dst, {{"src", src}, {"weights", wei}, {"bias", bias}, {"scale", post.scale}, {"shift", post.shift}});
   return ops;
 }
 
-/// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
-/// per-image input transform uses it).
-template <class Before = void (*)(const StreamEntry&)>
-void replay(const FwdKernelFn* fns, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
-            Before&& before = [](const StreamEntry&) {}) {
-  const int64_t b = begin[t], e = begin[t + 1];
-  for (int64_t i = b; i < e; ++i) {
-    const StreamEntry& en = entries[i];
-    before(en);
-    fns[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
-  }
-}
-
-/// Microkernel arguments of a plan (geometry only; data pointers are set by the caller).
-inline FwdArgs fwd_args(const FwdPlan& p) {
-  FwdArgs a;
-  a.tap = p.tap.data();
-  a.taps = p.taps;
-  a.in_row = p.in_row;
-  a.in_cb = p.in_cb;
-  a.wei_cb = p.wei_cb;
-  a.wei_kb = p.wei_kb;
-  a.out_row = p.out_row;
-  a.out_kb = p.out_kb;
-  a.out_px = p.out_px;
-  a.tap_channels = p.tap_channels;
-  return a;
-}
-
-/// Runs `items` work items over the plan's threads in contiguous ranges.
-template <class F>
-void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
-  if (items <= 0) return;
-  parallel_run(pf, threads, [&](int64_t t) {
-    for (int64_t i = items * t / threads; i < items * (t + 1) / threads; ++i) f(i);
-  });
-}
-
-/// Makes the plan's working input from src (all stages, each a parallel loop).
-inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const float* src, float* work) {
-  for (int stage = 0; stage < input_transform_stages(p); ++stage)
-    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src, work, stage, i); });
-}
-
-/// Executes a forward pass from a plan and its stream (entries, per-thread begins). Arguments must
-/// have passed check_forward; `scratch` holds fwd_scratch_size(p) floats.
-inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int64_t* begin,
-                        std::span<const float> src, std::span<const float> wei,
-                        std::span<const float> bias, std::span<float> dst, const PostOps& post,
-                        unsigned ops, float* scratch, const ParallelFor& pf) {
-  const ConvDesc& d = p.desc;
-  const int64_t kpad = p.Kb * kBlock;
-  float* epi = scratch;  // bias | scale | shift, each padded to Kb*16 with zeros
-  std::fill(epi, epi + 3 * kpad, 0.0f);
-  if (!bias.empty()) std::copy_n(bias.data(), d.K, epi);
-  if (!post.scale.empty()) {
-    std::copy_n(post.scale.data(), d.K, epi + kpad);
-    std::copy_n(post.shift.data(), d.K, epi + 2 * kpad);
-  }
-  float* work = epi + 3 * kpad;
-  float* folded = work + p.scratch_in;
-
-  FwdArgs a = fwd_args(p);
-  a.in = p.mode == InputMode::kDirect ? src.data() : work;
-  a.wei = p.mode == InputMode::kFold ? folded : wei.data();
-  a.out = dst.data();
-  a.bias = epi;
-  a.scale = epi + kpad;
-  a.shift = epi + 2 * kpad;
-  a.residual = post.residual.empty() ? nullptr : post.residual.data();
-  a.ops = ops;
-  a.epilogue = find_epilogue(ops);
-
-  if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  const KernelTable& kt = kernels();
-  const FwdKernelFn* fns = p.fold_in_place ? kt.fwd_dense : (p.in_px == 2 * kBlock ? kt.fwd_s2 : kt.fwd);
-  if (!p.per_image) {
-    run_input_transform(pf, p, src.data(), work);
-    parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
-    return;
-  }
-  // Threads own whole images and make what an image's calls read right before them: in the thread's
-  // own buffer, a ring of folded rows (ring_rows, made per row group from the image's dense copy)
-  // or one image's phase images (thread_image); otherwise the image's part of the working input.
-  const bool own = p.ring_rows > 0 || p.thread_image;
-  const int64_t own_size = p.ring_rows > 0 ? p.ring_size : p.in_n;
-  parallel_run(pf, p.threads, [&](int64_t t) {
-    FwdArgs at = a;
-    float* buf = work + t * own_size;
-    if (own) at.in = buf;
-    float* dense = buf + p.ring_rows * p.in_row;  // ring_rows > 0 only
-    int64_t image = -1, group = -1;
-    replay(fns, at, entries, begin, t, [&](const StreamEntry& en) {
-      const int64_t n = en.out_off / p.out_n;
-      if (n != image) {
-        image = n;
-        group = -1;
-        if (p.ring_rows > 0) {
-          fold_dense_image(p, src.data(), dense, n);
-        } else if (p.thread_image) {
-          if (p.fold_in_place)
-            fold_dense_image(p, src.data(), buf, n);
-          else
-            phase_copy_image(p, src.data(), buf, n);
-        } else {
-          for (int stage = 0; stage < input_transform_stages(p); ++stage) {
-            const auto [lo, hi] = input_transform_image_items(p, stage, n);
-            for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
-          }
-        }
-      }
-      if (p.ring_rows == 0) return;
-      const int64_t g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
-      if (g == group) return;
-      group = g;
-      for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
-        fold_output_row(p, dense, buf + (y % p.ring_rows) * p.in_row, y);
-    });
-  });
-}
-
-/// Streams of a backward-data plan, one per phase.
-struct BwdDataStreams {
-  BwdDataPlan plan;
-  std::vector<RuntimeStream> phase;
-};
-
-inline BwdDataStreams make_bwd_data_streams(const BwdDataPlan& plan) {
-  BwdDataStreams s{plan, {}};
-  for (int64_t i = 0; i < s.plan.phases; ++i) s.phase.push_back(make_fwd_stream(s.plan.phase[size_t(i)]));
-  return s;
-}
-
-inline void check_mask(const BwdPostOps& post, int64_t ddst_need) {
-  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
-}
-
-/// Backward data (see BwdDataPlan): dsrc from ddst and IOhw16o16i weights. Checks, then runs.
-inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> ddst, std::span<const float> wei_bwd_d,
-                              std::span<float> dsrc, const BwdPostOps& post, std::vector<float>& scratch,
-                              const ParallelFor& pf) {
-  const BwdDataPlan& b = bs.plan;
-  const ConvDesc& d = b.desc;
+/// Checks the arguments of a backward-data call (weights of `wei_need` floats in `wei_layout`).
+inline void check_backward_data(const ConvDesc& d, std::span<const float> ddst, std::span<const float> wei,
+                                int64_t wei_need, const char* wei_layout, std::span<float> dsrc,
+                                const BwdPostOps& post) {
   const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
-  check_span("wei_bwd_d", wei_bwd_d.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "IOhw16o16i");
+  check_span("wei_bwd_d", wei.size(), wei_need, wei_layout);
   check_span("dsrc", dsrc.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
-  check_mask(post, ddst_need);
-  if (overlaps(ddst, dsrc)) throw Error("dsrc", "must not overlap ddst");
-  if (overlaps(wei_bwd_d, dsrc)) throw Error("dsrc", "must not overlap wei_bwd_d");
-  if (overlaps(post.relu_mask, dsrc)) throw Error("dsrc", "must not overlap relu_mask");
-
-  const bool copy = !b.direct || !post.relu_mask.empty();
-  const int64_t Hpad = b.direct ? d.P() : b.Hpad, Wpad = b.direct ? d.Q() : b.Wpad;
-  const int64_t copy_size = copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0;
-  const FwdPlan& cp = b.phase[0];  // fold: the 1x1 convolution to the folded channels
-  const int64_t fold_wei = b.fold ? cp.Kb * cp.wei_kb : 0;
-  const int64_t cols = b.fold ? (b.fold_images ? b.threads : d.N) * b.col_size : 0;
-  scratch.resize(size_t(copy_size + fold_wei + cols) + 64);
-  if (copy)
-    run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
-      pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
-    });
-  const KernelTable& kt = kernels();
-  if (b.fold) {  // 1x1 convolution to the folded channels (col), then col2im into dsrc
-    float* wf = scratch.data() + copy_size;
-    float* col = wf + fold_wei;
-    fold_weights_bwd_d(b, wei_bwd_d.data(), wf);
-    FwdArgs a = fwd_args(cp);
-    a.in = copy ? scratch.data() : ddst.data();
-    a.wei = wf;
-    a.out = col;
-    a.epilogue = find_epilogue(kEpiNone);
-    const RuntimeStream& st = bs.phase[0];
-    const int64_t ddst_n = d.Kb() * d.P() * d.Q() * kBlock;
-    if (b.fold_images) {  // each thread: its images, one at a time, in its own col buffer
-      parallel_run(pf, b.threads, [&](int64_t t) {
-        FwdArgs at = a;
-        at.out = col + t * b.col_size;
-        for (int64_t n = d.N * t / b.threads; n < d.N * (t + 1) / b.threads; ++n) {
-          at.in = a.in + n * ddst_n;
-          replay(kt.fwd, at, st.entries.data(), st.begin.data(), 0);
-          for (int64_t h = 0; h < d.H; ++h) col2im_row(b, at.out, dsrc.data(), n, h);
-        }
-      });
-    } else {  // all images' col, then the rows of dsrc split among threads
-      parallel_run(pf, b.threads, [&](int64_t t) { replay(kt.fwd, a, st.entries.data(), st.begin.data(), t); });
-      run_items(pf, b.threads, d.N * d.H, [&](int64_t i) {
-        col2im_row(b, col + i / d.H * b.col_size, dsrc.data(), i / d.H, i % d.H);
-      });
-    }
-    return;
-  }
-  // Phases no tap reaches (1x1 stride 2: three of four) are zero: one memset of dsrc per C block
-  // (full-line writes, no read for ownership), then only the phases with taps run. Measured against
-  // running the zero phases as streams of calls that store zeros: 1x1 stride-2 layers 1.1-1.7x.
-  bool zero_phases = false;
-  for (int64_t ph = 0; ph < b.phases; ++ph) zero_phases |= b.phase[size_t(ph)].taps == 0;
-  if (zero_phases) {  // one item per C block of an image, so that N = 1 splits too
-    const int64_t plane = d.H * d.W * kBlock;
-    run_items(pf, b.threads, d.N * d.Cb(), [&](int64_t i) {
-      std::memset(dsrc.data() + i * plane, 0, sizeof(float) * size_t(plane));
-    });
-  }
-  parallel_run(pf, b.threads, [&](int64_t t) {
-    for (int64_t ph = 0; ph < b.phases; ++ph) {
-      if (zero_phases && b.phase[size_t(ph)].taps == 0) continue;
-      FwdArgs a = fwd_args(b.phase[size_t(ph)]);
-      a.in = copy ? scratch.data() : ddst.data();
-      a.wei = wei_bwd_d.data();
-      a.out = dsrc.data();
-      a.epilogue = find_epilogue(kEpiNone);
-      const RuntimeStream& st = bs.phase[size_t(ph)];
-      replay(kt.fwd, a, st.entries.data(), st.begin.data(), t);
-    }
-  });
+  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
+  check_disjoint("dsrc", dsrc, {{"ddst", ddst}, {"wei_bwd_d", wei}, {"relu_mask", post.relu_mask}});
 }
 
-/// Backward weights (see BwdWeightsPlan): dwei (OIhw16i16o) and dbias (K floats, optional).
-inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float> src, std::span<const float> ddst,
-                                 std::span<float> dwei, std::span<float> dbias, const BwdPostOps& post,
-                                 std::vector<float>& scratch, const ParallelFor& pf) {
-  const FwdPlan& f = b.fwd;
-  const ConvDesc& d = f.desc;
-  const int64_t ddst_need = act_blocked_size(d.N, d.K, f.P, f.Q);
-  check_span("src", src.size(), src_need(f), f.src_nhwc ? "nhwc" : "nChw16c");
+/// Checks the arguments of a weight-update call (src in `layout`).
+inline void check_backward_weights(const ConvDesc& d, SrcLayout layout, std::span<const float> src,
+                                   std::span<const float> ddst, std::span<float> dwei, std::span<float> dbias,
+                                   const BwdPostOps& post) {
+  const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
+  check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
   check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
   if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
-  check_mask(post, ddst_need);
-  for (const auto& in : {src, ddst, post.relu_mask}) {
-    if (overlaps(in, dwei)) throw Error("dweights", "must not overlap the inputs");
-    if (overlaps(in, dbias)) throw Error("dbias", "must not overlap the inputs");
-  }
-  if (overlaps(dwei, dbias)) throw Error("dbias", "must not overlap dweights");
-
-  scratch.resize(size_t(b.scratch) + 64);
-  float* work = scratch.data();
-  const int64_t copy_size = b.dwei_size + f.Kb * kBlock;
-  float* copies = work + b.work_in;
-  const int64_t n_copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  const bool folded = f.mode == InputMode::kFold;
-  float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
-  float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
-
-  if (!folded && !b.thread_image) run_input_transform(pf, f, src.data(), work);
-
-  BwdWArgs a;
-  a.in = f.mode == InputMode::kDirect ? src.data() : work;
-  a.ddst = ddst.data();
-  a.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-  a.tap = f.tap.data();
-  a.in_row = f.in_row;
-  a.in_cb = f.in_cb;
-  a.in_n = f.in_n;
-  a.P = f.P;
-  a.Q = f.Q;
-  a.ddst_kb = f.out_kb;
-  a.ddst_n = f.out_n;
-  a.wei_kb = f.wei_kb;
-  a.wei_cb = f.wei_cb;
-  a.tap_channels = f.tap_channels;
-  const KernelTable& kt = kernels();
-  a.in_px = f.in_px;
-  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
-  // Tasks (K group, C block, tap), or (C block, K group, tap) with BwdWeightsPlan::c_outer; tap
-  // innermost. A K group is the K blocks one call takes (the last group may be smaller). Each dwei
-  // block belongs to one task whatever the thread count or order.
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
-  auto task = [&](int64_t i) {
-    const int64_t kb = (b.c_outer ? i / f.taps % kgroups : i / (f.Cr * f.taps)) * kbs;
-    const int64_t cb = b.c_outer ? i / (f.taps * kgroups) : i / f.taps % f.Cr;
-    return BwdWTask{kb, cb, i % f.taps, std::min(kbs, f.Kb - kb)};
-  };
-  // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  // Items [i0, i1) of (image, row block); kFold: thread t first folds the block's rows into its ring
-  // (its own copy of the dense image).
-  const int64_t row_blocks = div_up(f.P, b.rows);
-  auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
-    bool first = true;
-    float* ring = work + t * b.ring_size;
-    float* dense = ring + (f.fold_in_place ? 0 : b.rows * f.in_row);
-    for (int64_t i = i0, image = -1; i < i1; ++i) {
-      const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
-      if (n != image) {
-        image = n;
-        if (folded) fold_dense_image(f, src.data(), dense, n);
-        if (b.thread_image) {  // this thread's buffer holds image n only
-          float* img = work + t * f.in_n;
-          phase_copy_image(f, src.data(), img, n);
-          at.in = img;
-          at.in_n = 0;
-        }
-      }
-      at.n0 = n;
-      at.n1 = n + 1;
-      at.p0 = p0;
-      at.p1 = std::min(f.P, p0 + b.rows);
-      at.accumulate = !first;
-      first = false;
-      if (folded && f.fold_in_place) {  // the tasks read the dense copy in place
-        at.in = dense;
-        at.in_n = 0;
-      } else if (folded) {
-        for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
-        at.in = ring;
-        at.in_n = 0;
-        at.in_p0 = p0;
-      }
-      for (int64_t k = task0; k < task1; ++k) kernel(at, task(k));
-    }
-  };
-  if (n_copies == 0) {
-    a.dwei = final_dwei;
-    a.dbias = final_dbias;
-    parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, t, 0, d.N * row_blocks, tasks * t / b.threads, tasks * (t + 1) / b.threads);
-    });
-  } else {
-    parallel_run(pf, b.threads, [&](int64_t t) {
-      BwdWArgs at = a;
-      at.dwei = copies + t * copy_size;
-      at.dbias = at.dwei + b.dwei_size;
-      // Whole images per thread, or (row_split) whole row blocks.
-      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
-      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
-      if (i0 == i1)
-        std::fill(at.dwei, at.dwei + copy_size, 0.0f);
-      else
-        reduce(at, t, i0 * per, i1 * per, 0, tasks);
-    });
-    // Reduction of the private copies, in thread order (the same for every run).
-    const int64_t chunk = 4096;
-    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t c) {
-      const int64_t lo = c * chunk, hi = std::min(copy_size, lo + chunk);
-      for (int64_t j = lo; j < hi; ++j) {
-        float sum = copies[j];
-        for (int64_t t = 1; t < n_copies; ++t) sum += copies[t * copy_size + j];
-        if (j < b.dwei_size)
-          final_dwei[j] = sum;
-        else
-          final_dbias[j - b.dwei_size] = sum;
-      }
-    });
-  }
-  if (folded) unfold_weights(f, final_dwei, dwei.data());
-  if (!dbias.empty()) std::copy_n(final_dbias, d.K, dbias.data());
+  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
+  check_disjoint("dweights", dwei, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}});
+  check_disjoint("dbias", dbias, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}, {"dweights", dwei}});
 }
 
-inline int default_threads(const Options& o) {
-  if (o.threads > 0) return o.threads;
-  return o.parallel_for ? 1 : ThreadPool::global().size();
+/// A caller's workspace, checked (size, no overlap with the call's tensors) and aligned to 64 bytes.
+inline float* checked_workspace(std::span<float> ws, int64_t need, std::initializer_list<NamedSpan> tensors) {
+  check_span("workspace", ws.size(), need, "floats: workspace_size()");
+  check_disjoint("workspace", ws, tensors);
+  return aligned_part(ws).data();
 }
+
+/// Threads a plan is partitioned for: Options::threads, or hardware_concurrency for 0.
+inline int threads_of(const Options& o) { return o.threads > 0 ? o.threads : ThreadPool::hardware_threads(); }
 
 }  // namespace detail
 
-/// A convolution whose shape is known at run time. Construction validates the descriptor (throws
-/// Error naming the field), plans the blocking and builds the kernel stream: no code is generated,
-/// it costs microseconds. forward() may be called many times; one Conv must not run forward() from
-/// two threads at once (it owns its scratch buffer).
+/// Weights in the layout one implementation of one pass reads (folded for the first layer's forward,
+/// IOhw16o16i for backward data, ...), made once by Conv::pack_weights instead of on every call.
+/// Usable by any Conv with the same descriptor that chose the same implementation for the pass.
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  /// The pass these weights were packed for.
+  Pass pass() const { return pass_; }
+  /// The packed floats (layout private to the implementation).
+  std::span<const float> data() const { return data_.span(); }
+
+ private:
+  friend class Conv;
+  Pass pass_ = Pass::fwd;
+  ConvDesc desc_{};
+  const char* impl_ = nullptr;
+  AlignedBuffer data_;
+};
+
+/// A convolution whose shape is known at run time. Construction validates the descriptor and the
+/// options (throws Error naming the field; Conv::check answers the same without throwing), then plans
+/// every pass with the implementation of least estimated cost and builds its kernel streams: no code
+/// is generated, it costs microseconds. Every call is const: one Conv may run from several threads at
+/// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
 class Conv {
  public:
-  /// Throws Error for an invalid descriptor or options (field "threads" for threads < 0).
-  explicit Conv(const ConvDesc& d, Options opt = {}) : opt_(std::move(opt)) {
-    d.validate();
-    if (d.R * d.S > kMaxTaps) throw Error("R", "R*S larger than 256 is not supported (got " + std::to_string(d.R * d.S) + ")");
-    if (d.stride_h * d.stride_w > kMaxBwdPhases)
-      throw Error("stride_h", "stride_h*stride_w larger than 16 is not supported (got " +
-                                  std::to_string(d.stride_h * d.stride_w) + ")");
-    if (opt_.threads < 0) throw Error("threads", "must be >= 0 (got " + std::to_string(opt_.threads) + ")");
-    if (opt_.src_layout != SrcLayout::nChw16c && opt_.src_layout != SrcLayout::nhwc)
-      throw Error("src_layout", "must be nChw16c or nhwc (got " + std::to_string(int(opt_.src_layout)) + ")");
-    plan_ = make_fwd_plan(d, detail::default_threads(opt_));
-    plan_.src_nhwc = reads_nhwc(plan_);
-    stream_ = make_fwd_stream(plan_);
+  /// Whether Conv(d, opt) constructs (then every pass can be planned and run): d.check(), and
+  /// Options::threads in [0, kMaxThreads], a known src_layout.
+  static Status check(const ConvDesc& d, const Options& opt = {}) {
+    const Status s = d.check();
+    if (!s.ok()) return s;
+    if (opt.threads < 0) return {"threads", "must be >= 0", opt.threads};
+    if (opt.threads > kMaxThreads) return {"threads", "must be <= 4096", opt.threads};
+    if (opt.src_layout != SrcLayout::nChw16c && opt.src_layout != SrcLayout::nhwc && opt.src_layout != SrcLayout::any)
+      return {"src_layout", "must be nChw16c, nhwc or any", int64_t(opt.src_layout)};
+    return {};
   }
 
-  const ConvDesc& desc() const { return plan_.desc; }
-  /// The blocking decisions (register block, input mode, C chunk, thread count).
-  const FwdPlan& plan() const { return plan_; }
-  /// The forward kernel stream (per-thread tables of microkernel calls).
-  const RuntimeStream& stream() const { return stream_; }
-  /// Floats of src: N x Cb x H x W x 16 (nChw16c), or N x H x W x C (Options::src_layout nhwc).
-  int64_t src_size() const { return detail::src_floats(desc(), opt_.src_layout); }
-  /// Floats of dsrc (nChw16c whatever Options::src_layout says).
-  int64_t dsrc_size() const { return act_blocked_size(desc().N, desc().C, desc().H, desc().W); }
+  /// Throws Error for what check() rejects.
+  explicit Conv(const ConvDesc& d, Options opt = {}) : desc_(d), opt_(std::move(opt)) {
+    throw_if_error(check(d, opt_));
+    const bool any = opt_.src_layout == SrcLayout::any;
+    impl::PlanContext ctx{detail::threads_of(opt_), machine(opt_), any ? SrcLayout::nhwc : opt_.src_layout};
+    threads_ = ctx.threads;
+    fwd_ = impl::choose<impl::FwdCall, impl::FwdImpls>(d, ctx);
+    // `any`: nhwc when the forward implementation reads it itself (planned for nhwc above: a plan
+    // that does not read it is the same for nChw16c), else nChw16c.
+    layout_ = any ? (fwd_->reads_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c) : opt_.src_layout;
+    ctx.src_layout = layout_;
+    bwd_d_ = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(d, ctx);
+    bwd_w_ = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(d, ctx);
+    if (!fwd_ || !bwd_d_ || !bwd_w_) throw std::logic_error("hwyconv: no implementation planned the layer");
+  }
+
+  const ConvDesc& desc() const { return desc_; }
+  /// Parts the work of every pass is partitioned into.
+  int threads() const { return threads_; }
+  /// Name of the implementation chosen for a pass ("fwd_direct", "bwd_d_phases", ...).
+  const char* impl_name(Pass p) const { return planned(p).name(); }
+  /// The chosen plan of a pass in a few words (implementation, register block, loop order), for logs.
+  std::string describe(Pass p) const { return std::string(planned(p).name()) + " " + planned(p).describe(); }
+  /// The estimated cost of the chosen plan of a pass (plan/model.hpp), in cycles.
+  double estimated_cycles(Pass p) const { return planned(p).cost(); }
+  /// The layout src is taken in by forward() and backward_weights() (Options::src_layout, `any` resolved).
+  SrcLayout src_layout() const { return layout_; }
+  /// The src layout the forward implementation reads without a reorder (nhwc for folded channels).
+  SrcLayout preferred_src_layout() const { return fwd_->prefers_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c; }
+  /// Floats of src in src_layout(): N x Cb x H x W x 16 (nChw16c), or N x H x W x C (nhwc).
+  int64_t src_size() const { return detail::src_floats(desc_, layout_); }
+  /// Floats of dsrc (nChw16c whatever src_layout() is).
+  int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
   /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
-  int64_t wei_size() const { return wei_blocked_size(desc().K, desc().C, desc().R, desc().S); }
+  int64_t wei_size() const { return wei_blocked_size(desc_.K, desc_.C, desc_.R, desc_.S); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
-  int64_t dst_size() const { return act_blocked_size(desc().N, desc().K, plan_.P, plan_.Q); }
+  int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
+  /// Floats of the workspace one call of pass p needs when the caller provides it (64-byte alignment
+  /// slack included). Without one, each call leases a workspace from this Conv's pool.
+  int64_t workspace_size(Pass p) const { return planned(p).workspace() + reorder_floats(p) + kAlignSlack; }
 
-  /// Forward propagation: dst = post(conv(src, weights) + bias). src nChw16c (N, C, H, W) or nhwc
-  /// (Options::src_layout), weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c
-  /// (N, K, P, Q); padded channels of src and weights must be zero (the reorders make them so) and
-  /// stay zero in dst. Throws Error (naming "src", "weights", "bias", "dst", "residual", "scale" or
-  /// "shift") before writing anything.
-  void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
-               std::span<float> dst, const PostOps& post = {}) {
-    if (detail::overlaps(src, dst)) throw Error("dst", "must not overlap src");
-    const std::span<const float> in = planned_src(src, plan_.src_nhwc);
-    const unsigned ops = detail::check_forward(plan_, in, wei, bias, dst, post);
-    scratch_.resize(size_t(detail::fwd_scratch_size(plan_)));
-    detail::run_forward(plan_, stream_.entries.data(), stream_.begin.data(), in, wei, bias, dst, post, ops,
-                        scratch_.data(), opt_.parallel_for);
+  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from OIhw16i16o (K, C,
+  /// R, S): do it once per weight update instead of on every call. Throws Error("weights") for a span
+  /// too small, Error("pass") for bwd_w (it takes no weights).
+  PackedWeights pack_weights(Pass p, std::span<const float> wei) const {
+    if (p == Pass::bwd_w) throw Error("pass", "bwd_w takes no weights to pack");
+    detail::check_span("weights", wei.size(), wei_size(), "OIhw16i16o");
+    PackedWeights w;
+    w.pass_ = p;
+    w.desc_ = desc_;
+    const int64_t own = planned(p).packed_size();
+    w.impl_ = planned(p).name();
+    w.data_ = AlignedBuffer(own > 0 ? own : wei_size());
+    if (p == Pass::fwd) {
+      if (own > 0)
+        fwd_->pack(wei.data(), w.data_.data());
+      else
+        std::copy_n(wei.data(), wei_size(), w.data_.data());
+      return w;
+    }
+    AlignedBuffer bwd_d(own > 0 ? wei_size() : 0);
+    float* io = own > 0 ? bwd_d.data() : w.data_.data();
+    reorder_weights_bwd_d(wei.first(size_t(wei_size())), std::span<float>(io, size_t(wei_size())));
+    if (own > 0) bwd_d_->pack(io, w.data_.data());
+    return w;
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Part of the plan made
-  /// explicit: do it once per training step, after the weights change. Throws Error on bad spans.
+  /// Forward propagation: dst = post(conv(src, weights) + bias). src in src_layout() (N, C, H, W),
+  /// weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
+  /// channels of src and weights must be zero (the reorders make them so) and stay zero in dst.
+  /// `workspace`: empty, or at least workspace_size(Pass::fwd) floats of the caller's. Throws Error
+  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift" or "workspace") before
+  /// writing anything.
+  void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
+               std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
+    run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
+  }
+
+  /// Forward with weights from pack_weights(Pass::fwd, ...). Throws Error("weights") for weights
+  /// packed for another pass, layer or implementation.
+  void forward(std::span<const float> src, const PackedWeights& wei, std::span<const float> bias,
+               std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    check_packed(Pass::fwd, wei);
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei.data(), wei.data().size(), "packed", bias, dst, post);
+    const bool own = fwd_->packed_size() > 0;
+    run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
+  }
+
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Do it once per training
+  /// step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights",
+  /// "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
-    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc().K, desc().C, desc().R, desc().S);
+    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (from reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded
-  /// channels 0). Any stride, padding and dilation (strides split into phases, see BwdDataPlan).
-  /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask")
-  /// before writing anything. The plan and streams are built on the first call.
+  /// IOhw16o16i (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded channels 0).
+  /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
+  /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
-                     const BwdPostOps& post = {}) {
-    if (!bwd_d_) bwd_d_ = std::make_unique<detail::BwdDataStreams>(detail::make_bwd_data_streams(make_bwd_data_plan(desc(), plan_.threads)));
-    detail::run_backward_data(*bwd_d_, ddst, wei_bwd_d, dsrc, post, scratch_, opt_.parallel_for);
+                     const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
+    run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
+  }
+
+  /// Backward data with weights from pack_weights(Pass::bwd_d, ...).
+  void backward_data(std::span<const float> ddst, const PackedWeights& wei, std::span<float> dsrc,
+                     const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    check_packed(Pass::bwd_d, wei);
+    detail::check_backward_data(desc_, ddst, wei.data(), wei.data().size(), "packed", dsrc, post);
+    const bool own = bwd_d_->packed_size() > 0;
+    run_backward_data(ddst, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, dsrc, post,
+                      workspace, wei.data());
   }
 
   /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
-  /// dbias = dL/dbias (K floats), from src (nChw16c, or nhwc as Options::src_layout says) and ddst
-  /// (nChw16c). post.relu_mask fuses ReLU backward. Results may differ in the last bits between thread counts when the plan splits the
-  /// minibatch (BwdWeightsPlan::Strategy::kMinibatch). Throws Error ("src", "ddst", "dweights",
-  /// "dbias", "relu_mask") before writing anything.
+  /// dbias = dL/dbias (K floats), from src (src_layout()) and ddst (nChw16c). post.relu_mask fuses
+  /// ReLU backward. Results may differ in the last bits between thread counts when the minibatch is
+  /// split (impl bwd_w_minibatch). Throws Error ("src", "ddst", "dweights", "dbias", "relu_mask",
+  /// "workspace") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
-                        std::span<float> dbias, const BwdPostOps& post = {}) {
-    if (!bwd_w_) {
-      bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
-      bwd_w_->fwd.src_nhwc = reads_nhwc(bwd_w_->fwd);
-    }
-    if (detail::overlaps(src, dwei)) throw Error("dweights", "must not overlap the inputs");
-    if (detail::overlaps(src, dbias)) throw Error("dbias", "must not overlap the inputs");
-    detail::run_backward_weights(*bwd_w_, planned_src(src, bwd_w_->fwd.src_nhwc), ddst, dwei, dbias, post, scratch_,
-                                 opt_.parallel_for);
+                        std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
+    Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
+    impl::BwdWeightsCall c;
+    c.src = blocked_src(src, bwd_w_->reads_nhwc(), ws.data(), Pass::bwd_w);
+    c.ddst = ddst.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dwei = dwei.data();
+    c.dbias = dbias.empty() ? nullptr : dbias.data();
+    bwd_w_->run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
   static const char* target() { return kernels().target; }
 
+  /// The first broken invariant of the plans, or nullptr (every plan is checked by the tests).
+  const char* invariant_violation() const {
+    for (Pass p : {Pass::fwd, Pass::bwd_d, Pass::bwd_w})
+      if (const char* v = planned(p).invariant_violation()) return v;
+    return nullptr;
+  }
+
+  /// The plan of implementation I when it was chosen for its pass, else nullptr (tests, bench).
+  template <class I>
+  const typename I::Plan* plan() const {
+    const auto* p = dynamic_cast<const impl::PlannedImpl<I>*>(holder<typename I::Call>());
+    return p ? &p->plan : nullptr;
+  }
+  /// The kernel streams of implementation I when it was chosen for its pass, else nullptr.
+  template <class I>
+  const typename I::Streams* streams() const {
+    const auto* p = dynamic_cast<const impl::PlannedImpl<I>*>(holder<typename I::Call>());
+    return p ? &p->streams : nullptr;
+  }
+
  private:
-  /// Whether plan p reads an nhwc src directly: folded channels (the dense copy is made from it).
-  bool reads_nhwc(const FwdPlan& p) const {
-    return opt_.src_layout == SrcLayout::nhwc && p.mode == InputMode::kFold;
+  /// The implementation chosen for pass p.
+  const impl::PlannedBase& planned(Pass p) const {
+    if (p == Pass::fwd) return *fwd_;
+    if (p == Pass::bwd_d) return *bwd_d_;
+    return *bwd_w_;
+  }
+  template <class Call>
+  const impl::Planned<Call>* holder() const {
+    if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
+    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return bwd_d_.get();
+    else return bwd_w_.get();
   }
 
-  /// src as a plan reads it: an nhwc src that the plan does not read directly is checked, then
-  /// reordered to nChw16c in src_blocked_ (outputs are not written before their own checks).
-  std::span<const float> planned_src(std::span<const float> src, bool plan_reads_nhwc) {
-    if (opt_.src_layout != SrcLayout::nhwc || plan_reads_nhwc) return src;
-    const ConvDesc& d = desc();
-    const int64_t need = detail::src_floats(d, SrcLayout::nhwc);
-    detail::check_span("src", src.size(), need, "nhwc");
-    src_blocked_.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
-    reorder_nhwc_to_nChw16c(src.first(size_t(need)), src_blocked_, d.N, d.C, d.H, d.W);
-    return src_blocked_;
+  static Machine machine(const Options& o) {
+    if (o.machine) return *o.machine;
+    Machine m = Machine::host();
+    m.max_pixels = kernels().max_pixels;
+    m.vec_per_block = kernels().vec_per_block;
+    return m;
   }
 
+  /// Floats of a pass's workspace that hold an nhwc src reordered to nChw16c (src_layout() nhwc,
+  /// implementation reading nChw16c).
+  int64_t reorder_floats(Pass p) const {
+    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w_->reads_nhwc() : true);
+    return layout_ == SrcLayout::nhwc && !nhwc_read ? round_up(dsrc_size(), kAlignSlack) : 0;
+  }
+
+  /// src as the implementation reads it: an nhwc src it does not read itself is reordered into the
+  /// front of the workspace.
+  const float* blocked_src(std::span<const float> src, bool impl_reads_nhwc, float* ws, Pass p) const {
+    if (layout_ != SrcLayout::nhwc || impl_reads_nhwc) return src.data();
+    const ConvDesc& d = desc_;
+    reorder_nhwc_to_nChw16c(src.first(size_t(detail::src_floats(d, SrcLayout::nhwc))),
+                            std::span<float>(ws, size_t(reorder_floats(p))), d.N, d.C, d.H, d.W);
+    return ws;
+  }
+
+  void check_packed(Pass p, const PackedWeights& w) const {
+    if (w.pass_ != p || !(w.desc_ == desc_) || w.impl_ != planned(p).name())
+      throw Error("weights", std::string("packed for another pass, layer or implementation (this call: ") + pass_name(p) +
+                                 " " + planned(p).name() + ")");
+  }
+
+  /// A call's workspace: the caller's (checked, aligned) or one leased from the pool.
+  class Scratch {
+   public:
+    Scratch(const Conv& c, Pass p, std::span<float> given, std::initializer_list<detail::NamedSpan> tensors)
+        : lease_(given.empty() ? c.pool_->lease(c.workspace_size(p)) : detail::WorkspacePool::Lease(nullptr, {})),
+          data_(given.empty() ? lease_.data() : detail::checked_workspace(given, c.workspace_size(p), tensors)) {}
+    float* data() const { return data_; }
+
+   private:
+    detail::WorkspacePool::Lease lease_;
+    float* data_;
+  };
+
+  void run_forward(std::span<const float> src, const float* wei, const float* packed, std::span<const float> bias,
+                   std::span<float> dst, const PostOps& post, unsigned ops, std::span<float> workspace) const {
+    Scratch ws(*this, Pass::fwd, workspace,
+               {{"src", src}, {"bias", bias}, {"dst", dst}, {"residual", post.residual}, {"scale", post.scale},
+                {"shift", post.shift}});
+    impl::FwdCall c;
+    c.src = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
+    c.wei = wei;
+    c.packed = packed;
+    c.bias = bias.empty() ? nullptr : bias.data();
+    c.scale = post.scale.empty() ? nullptr : post.scale.data();
+    c.shift = post.shift.empty() ? nullptr : post.shift.data();
+    c.residual = post.residual.empty() ? nullptr : post.residual.data();
+    c.ops = ops;
+    c.dst = dst.data();
+    fwd_->run(c, ws.data() + reorder_floats(Pass::fwd), opt_.parallel_for);
+  }
+
+  void run_backward_data(std::span<const float> ddst, const float* wei, const float* packed, std::span<float> dsrc,
+                         const BwdPostOps& post, std::span<float> workspace, std::span<const float> wei_span) const {
+    Scratch ws(*this, Pass::bwd_d, workspace,
+               {{"ddst", ddst}, {"wei_bwd_d", wei_span}, {"dsrc", dsrc}, {"relu_mask", post.relu_mask}});
+    impl::BwdDataCall c;
+    c.ddst = ddst.data();
+    c.wei = wei;
+    c.packed = packed;
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dsrc = dsrc.data();
+    bwd_d_->run(c, ws.data(), opt_.parallel_for);
+  }
+
+  ConvDesc desc_;
   Options opt_;
-  FwdPlan plan_;
-  RuntimeStream stream_;
-  std::vector<float> scratch_;
-  std::vector<float> src_blocked_;  ///< nhwc src reordered for plans that read nChw16c
-  std::unique_ptr<detail::BwdDataStreams> bwd_d_;
-  std::unique_ptr<BwdWeightsPlan> bwd_w_;
+  SrcLayout layout_ = SrcLayout::nChw16c;
+  int threads_ = 1;
+  std::unique_ptr<impl::Planned<impl::FwdCall>> fwd_;
+  std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d_;
+  std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w_;
+  std::unique_ptr<detail::WorkspacePool> pool_ = std::make_unique<detail::WorkspacePool>();
 };
 
-/// A convolution whose shape is a compile-time constant: the plan and the kernel stream are constant
-/// expressions (a read-only table), checked by static_assert; only the target is chosen at run time
-/// (unless HWYCONV_STATIC_DISPATCH). kThreads: the partition of the stream (run on the global pool,
-/// or the ParallelFor passed to forward()).
-template <ConvDesc kDesc, int kThreads = 1>
+/// A convolution whose shape is a compile-time constant: the implementations, plans and the forward
+/// kernel stream are constant expressions (read-only tables), checked by static_assert; only the SIMD
+/// target is chosen at run time (unless HWYCONV_STATIC_DISPATCH). kThreads: the partition of the work
+/// (run on the global pool, or the ParallelFor passed to each call); kMachine: the machine the plans
+/// are made for (default: Machine{}'s typical AVX-512 server core). src is nChw16c.
+template <ConvDesc kDesc, int kThreads = 1, Machine kMachine = Machine{}>
 struct StaticConv {
   static_assert(kDesc.check().ok(), "invalid ConvDesc: call kDesc.check() to see which field");
-  static_assert(kDesc.R * kDesc.S <= kMaxTaps, "R*S larger than 256 is not supported");
-  static_assert(kThreads >= 1, "kThreads must be >= 1");
+  static_assert(kThreads >= 1 && kThreads <= kMaxThreads, "kThreads must be in [1, kMaxThreads]");
+  static constexpr impl::PlanContext kCtx{kThreads, kMachine, SrcLayout::nChw16c};
 
-  static constexpr FwdPlan kPlan = make_fwd_plan(kDesc, kThreads);
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan);
-  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan);
+  using FwdImpl = std::tuple_element_t<size_t(impl::choose_static<impl::FwdImpls>(kDesc, kCtx)), impl::FwdImpls>;
+  using BwdDataImpl =
+      std::tuple_element_t<size_t(impl::choose_static<impl::BwdDataImpls>(kDesc, kCtx)), impl::BwdDataImpls>;
+  using BwdWeightsImpl =
+      std::tuple_element_t<size_t(impl::choose_static<impl::BwdWeightsImpls>(kDesc, kCtx)), impl::BwdWeightsImpls>;
+
+  template <class I>
+  static constexpr typename I::Plan make_plan() {
+    typename I::Plan p{};
+    I::plan(kDesc, kCtx, p);
+    return p;
+  }
+  static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
+  static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
+  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b);
+  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b);
   static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
-  /// Scratch floats forward() needs (see the overload taking a workspace).
-  static constexpr int64_t kScratch = detail::fwd_scratch_size(kPlan);
+  /// Workspace floats forward() needs (see the overload taking a workspace).
+  static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;
+
+  /// Backward-data and weight-update plans (constant); their streams are built on first use.
+  static constexpr typename BwdDataImpl::Plan kBwdDataPlan = make_plan<BwdDataImpl>();
+  static constexpr typename BwdWeightsImpl::Plan kBwdWeightsPlan = make_plan<BwdWeightsImpl>();
+  static_assert(BwdDataImpl::invariant_violation(kBwdDataPlan) == nullptr, "backward-data plan invariant broken");
+  static_assert(BwdWeightsImpl::invariant_violation(kBwdWeightsPlan) == nullptr, "weight-update plan invariant broken");
 
   /// As Conv::forward, with a caller-provided workspace of at least kScratch floats.
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, std::span<float> workspace, const PostOps& post = {},
                       const ParallelFor& pf = {}) {
-    const unsigned ops = detail::check_forward(kPlan, src, wei, bias, dst, post);
-    detail::check_span("workspace", workspace.size(), kScratch, "StaticConv::kScratch");
-    detail::run_forward(kPlan, kStream.entries.data(), kStream.begin.data(), src, wei, bias, dst, post, ops,
-                        workspace.data(), pf);
-  }
-  /// Backward-data plan (constant) and weight-update plan (constant); see Conv::backward_data and
-  /// Conv::backward_weights. The per-phase kernel streams of backward data are built on first use.
-  static constexpr BwdDataPlan kBwdDataPlan = make_bwd_data_plan(kDesc, kThreads);
-  static constexpr BwdWeightsPlan kBwdWeightsPlan = make_bwd_weights_plan(kDesc, kThreads);
-  static_assert(kDesc.stride_h * kDesc.stride_w <= kMaxBwdPhases, "stride_h*stride_w larger than 16");
-
-  /// As Conv::backward_data (scratch: a thread-local buffer).
-  static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
-                            const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
-    static const detail::BwdDataStreams streams = detail::make_bwd_data_streams(kBwdDataPlan);
-    thread_local std::vector<float> ws;
-    detail::run_backward_data(streams, ddst, wei_bwd_d, dsrc, post, ws, pf);
-  }
-  /// As Conv::backward_weights (scratch: a thread-local buffer).
-  static void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
-                               std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
-    thread_local std::vector<float> ws;
-    detail::run_backward_weights(kBwdWeightsPlan, src, ddst, dwei, dbias, post, ws, pf);
+    const unsigned ops =
+        detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
+                              "OIhw16i16o", bias, dst, post);
+    float* ws = detail::checked_workspace(workspace, kScratch,
+                                          {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
+                                           {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
+    impl::FwdCall c;
+    c.src = src.data();
+    c.wei = wei.data();
+    c.bias = bias.empty() ? nullptr : bias.data();
+    c.scale = post.scale.empty() ? nullptr : post.scale.data();
+    c.shift = post.shift.empty() ? nullptr : post.shift.data();
+    c.residual = post.residual.empty() ? nullptr : post.residual.data();
+    c.ops = ops;
+    c.dst = dst.data();
+    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, c, ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, const PostOps& post = {}, const ParallelFor& pf = {}) {
-    thread_local std::vector<float> ws;
-    ws.resize(size_t(kScratch));
-    forward(src, wei, bias, dst, std::span<float>(ws), post, pf);
+    thread_local AlignedBuffer ws(kScratch);
+    forward(src, wei, bias, dst, ws.span(), post, pf);
+  }
+
+  /// As Conv::backward_data (workspace: a thread-local buffer).
+  static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
+                            const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    static const typename BwdDataImpl::Streams streams = BwdDataImpl::make_streams(kBwdDataPlan);
+    detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
+                                "IOhw16o16i", dsrc, post);
+    thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
+    impl::BwdDataCall c;
+    c.ddst = ddst.data();
+    c.wei = wei_bwd_d.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dsrc = dsrc.data();
+    BwdDataImpl::run(kBwdDataPlan, streams, c, ws.data(), pf);
+  }
+
+  /// As Conv::backward_weights (workspace: a thread-local buffer).
+  static void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
+                               std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    detail::check_backward_weights(kDesc, SrcLayout::nChw16c, src, ddst, dwei, dbias, post);
+    thread_local AlignedBuffer ws(BwdWeightsImpl::workspace(kBwdWeightsPlan));
+    impl::BwdWeightsCall c;
+    c.src = src.data();
+    c.ddst = ddst.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dwei = dwei.data();
+    c.dbias = dbias.empty() ? nullptr : dbias.data();
+    BwdWeightsImpl::run(kBwdWeightsPlan, {}, c, ws.data(), pf);
   }
 };
 

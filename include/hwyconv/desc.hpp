@@ -36,6 +36,19 @@ struct Status {
   constexpr bool ok() const { return field == nullptr; }
 };
 
+/// Largest value of any one dimension, stride, pad or dilation (ConvDesc::check()): small enough that
+/// a product of three of them cannot overflow int64_t.
+inline constexpr int64_t kMaxDim = int64_t{1} << 20;
+
+/// Most filter taps (R*S) a layer may have: the plans hold their taps in arrays of this size (R = S = 16
+/// at most for square filters, e.g. a ViT patch embedding).
+inline constexpr int64_t kMaxTaps = 256;
+
+/// Throws Error for a Status that is not ok: "<field>: <reason> (got <value>)".
+inline void throw_if_error(const Status& s) {
+  if (!s.ok()) throw Error(s.field, std::string(s.reason) + " (got " + std::to_string(s.value) + ")");
+}
+
 /// Ceiling division for non-negative a and positive b.
 constexpr int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// a rounded up to a multiple of b.
@@ -99,8 +112,9 @@ struct ConvDesc {
 
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
   /// S, strides and dilations >= 1; pads >= 0 and each pad < the dilated filter extent (a pad that
-  /// reaches past the filter would create outputs that see only padding); P, Q >= 1; every tensor's
-  /// element count below 2^48 (no 64-bit overflow anywhere in the offsets); groups == 1.
+  /// reaches past the filter would create outputs that see only padding); P, Q >= 1; R*S <= kMaxTaps;
+  /// every tensor's element count below 2^48 (no 64-bit overflow anywhere in the offsets);
+  /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;
@@ -113,7 +127,6 @@ struct ConvDesc {
     for (const Field& f : positive)
       if (f.value < 1) return {f.name, "must be >= 1", f.value};
     // Each dimension alone must be small enough that products of three of them cannot overflow.
-    constexpr int64_t kMaxDim = int64_t{1} << 20;
     for (const Field& f : positive)
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
     if (groups != 1) return {"groups", "only groups == 1 is implemented", groups};
@@ -129,6 +142,7 @@ struct ConvDesc {
     if (pad_r >= ext_w) return {"pad_r", "must be smaller than the dilated filter width", pad_r};
     if (H + pad_t + pad_b < ext_h) return {"P", "padded height is smaller than the filter (P < 1)", P()};
     if (W + pad_l + pad_r < ext_w) return {"Q", "padded width is smaller than the filter (Q < 1)", Q()};
+    if (R * S > kMaxTaps) return {"R", "R*S larger than 256 filter taps is not supported; R*S", R * S};
     // Element counts of the blocked tensors and of the padded scratch copy, in double so that the
     // check itself cannot overflow (every factor is below 2^23 here).
     constexpr double kMaxElems = double(int64_t{1} << 48);
@@ -141,16 +155,15 @@ struct ConvDesc {
         {"src", double(N) * double(round_up(C, kBlock)) * hp * wp},
         {"dst", double(N) * double(round_up(K, kBlock)) * double(P()) * double(Q())},
         {"weights", double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
+    // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
-      if (c.value >= kMaxElems) return {c.name, "has 2^48 elements or more", int64_t(c.value / kMaxElems)};
+      if (c.value >= kMaxElems)
+        return {c.name, "has 2^48 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
     return {};
   }
 
   /// Throws Error naming the first bad field (see check()).
-  void validate() const {
-    const Status s = check();
-    if (!s.ok()) throw Error(s.field, std::string(s.reason) + " (got " + std::to_string(s.value) + ")");
-  }
+  void validate() const { throw_if_error(check()); }
 
   friend constexpr bool operator==(const ConvDesc&, const ConvDesc&) = default;
 };

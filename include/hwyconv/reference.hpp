@@ -14,17 +14,16 @@
 #include <string>
 
 #include "hwyconv/desc.hpp"
+#include "hwyconv/detail/checks.hpp"
 
 namespace hwyconv::reference {
 
 namespace detail {
 
-/// Throws Error(field, ...) when the span holds fewer than `needed` elements.
+/// Throws Error(field) when the span holds fewer than `needed` elements (plain layouts).
 template <class T>
 inline void check_size(const char* field, std::span<T> s, int64_t needed) {
-  if (static_cast<uint64_t>(s.size()) < static_cast<uint64_t>(needed))
-    throw Error(field, "needs at least " + std::to_string(needed) + " elements (given " +
-                           std::to_string(s.size()) + ")");
+  hwyconv::detail::check_span(field, s.size(), needed, "plain");
 }
 
 }  // namespace detail

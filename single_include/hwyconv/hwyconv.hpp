@@ -63,6 +63,19 @@ struct Status {
   constexpr bool ok() const { return field == nullptr; }
 };
 
+/// Largest value of any one dimension, stride, pad or dilation (ConvDesc::check()): small enough that
+/// a product of three of them cannot overflow int64_t.
+inline constexpr int64_t kMaxDim = int64_t{1} << 20;
+
+/// Most filter taps (R*S) a layer may have: the plans hold their taps in arrays of this size (R = S = 16
+/// at most for square filters, e.g. a ViT patch embedding).
+inline constexpr int64_t kMaxTaps = 256;
+
+/// Throws Error for a Status that is not ok: "<field>: <reason> (got <value>)".
+inline void throw_if_error(const Status& s) {
+  if (!s.ok()) throw Error(s.field, std::string(s.reason) + " (got " + std::to_string(s.value) + ")");
+}
+
 /// Ceiling division for non-negative a and positive b.
 constexpr int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// a rounded up to a multiple of b.
@@ -126,8 +139,9 @@ struct ConvDesc {
 
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
   /// S, strides and dilations >= 1; pads >= 0 and each pad < the dilated filter extent (a pad that
-  /// reaches past the filter would create outputs that see only padding); P, Q >= 1; every tensor's
-  /// element count below 2^48 (no 64-bit overflow anywhere in the offsets); groups == 1.
+  /// reaches past the filter would create outputs that see only padding); P, Q >= 1; R*S <= kMaxTaps;
+  /// every tensor's element count below 2^48 (no 64-bit overflow anywhere in the offsets);
+  /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;
@@ -140,7 +154,6 @@ struct ConvDesc {
     for (const Field& f : positive)
       if (f.value < 1) return {f.name, "must be >= 1", f.value};
     // Each dimension alone must be small enough that products of three of them cannot overflow.
-    constexpr int64_t kMaxDim = int64_t{1} << 20;
     for (const Field& f : positive)
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
     if (groups != 1) return {"groups", "only groups == 1 is implemented", groups};
@@ -156,6 +169,7 @@ struct ConvDesc {
     if (pad_r >= ext_w) return {"pad_r", "must be smaller than the dilated filter width", pad_r};
     if (H + pad_t + pad_b < ext_h) return {"P", "padded height is smaller than the filter (P < 1)", P()};
     if (W + pad_l + pad_r < ext_w) return {"Q", "padded width is smaller than the filter (Q < 1)", Q()};
+    if (R * S > kMaxTaps) return {"R", "R*S larger than 256 filter taps is not supported; R*S", R * S};
     // Element counts of the blocked tensors and of the padded scratch copy, in double so that the
     // check itself cannot overflow (every factor is below 2^23 here).
     constexpr double kMaxElems = double(int64_t{1} << 48);
@@ -168,16 +182,15 @@ struct ConvDesc {
         {"src", double(N) * double(round_up(C, kBlock)) * hp * wp},
         {"dst", double(N) * double(round_up(K, kBlock)) * double(P()) * double(Q())},
         {"weights", double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
+    // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
-      if (c.value >= kMaxElems) return {c.name, "has 2^48 elements or more", int64_t(c.value / kMaxElems)};
+      if (c.value >= kMaxElems)
+        return {c.name, "has 2^48 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
     return {};
   }
 
   /// Throws Error naming the first bad field (see check()).
-  void validate() const {
-    const Status s = check();
-    if (!s.ok()) throw Error(s.field, std::string(s.reason) + " (got " + std::to_string(s.value) + ")");
-  }
+  void validate() const { throw_if_error(check()); }
 
   friend constexpr bool operator==(const ConvDesc&, const ConvDesc&) = default;
 };
@@ -308,16 +321,17 @@ constexpr int find_epilogue(unsigned ops) {
 #endif  // HWYCONV_SINGLE_KERNELS_VARIANTS_HPP_
 // ----- end hwyconv/kernels/variants.hpp -----
 
-// ----- begin hwyconv/plan/plan.hpp -----
-#ifndef HWYCONV_SINGLE_PLAN_PLAN_HPP_
-#define HWYCONV_SINGLE_PLAN_PLAN_HPP_
+// ----- begin hwyconv/plan/kernel_plan.hpp -----
+#ifndef HWYCONV_SINGLE_PLAN_KERNEL_PLAN_HPP_
+#define HWYCONV_SINGLE_PLAN_KERNEL_PLAN_HPP_
 
-// hwyconv/plan/plan.hpp - the "plan" step: every blocking decision for one layer, as a value.
+// hwyconv/plan/kernel_plan.hpp - the values a plan hands to the forward microkernels and their kernel
+// stream: the geometry of the stride-1, unpadded convolution they run over a working input, and the
+// blocking (register block, cache blocking, loop order, thread partition) of its loop nest.
 //
-// make_fwd_plan(desc, threads) is constexpr: for a shape known at compile time the whole plan is a
-// constant expression (StaticConv), for a runtime shape it costs a few microseconds (Conv). A plan is
-// a plain struct in the spirit of libxsmm-dnn's config: input working layout, register block (RB_P x
-// RB_Q), C-block cache blocking, thread count, scratch size. The kernel stream is lowered from it.
+// Every implementation that runs the forward microkernels (forward, each phase of backward data, the
+// 1x1 convolution of backward data by col2im) describes its work in these terms: "output blocks" and
+// "reduction blocks" are those of the microkernel, whatever the pass calls them.
 
 #include <array>
 #include <cstdint>
@@ -325,107 +339,269 @@ constexpr int find_epilogue(unsigned ops) {
 
 namespace hwyconv {
 
-/// Most filter taps (R*S) a plan holds; R = S = 16 at most for square filters.
-inline constexpr int64_t kMaxTaps = 256;
-
-/// How the microkernel sees the source tensor. The microkernel always runs a stride-1, unpadded
-/// convolution over a "working input"; the plan says how that is made from the user's nChw16c src.
-enum class InputMode : uint8_t {
-  /// stride 1 and no padding: the working input is src itself, no copy.
-  kDirect,
-  /// padding and/or stride: src is copied once into zero-padded "phase images", one per distinct
-  /// (r*dil_h mod stride_h, s*dil_w mod stride_w). In phase (a, b), pixel (y, x) is padded src pixel
-  /// (y*stride_h + a, x*stride_w + b), so every tap of a strided convolution becomes a unit-stride
-  /// read and no FMA is spent on a skipped pixel.
-  kPhases,
-  /// small C (e.g. the first layer, C = 3): (r, s, c) are folded into one channel dimension of
-  /// div_up(R*S*C, 16) blocks (an im2col over the taps) and the convolution becomes 1x1. Avoids
-  /// padding 3 channels up to 16 for each of the R*S taps (16/3 times the work otherwise).
-  kFold,
-};
-
 /// One filter tap as the microkernel sees it: where it reads in the working input (relative to the
-/// output pixel's position) and in the weights (relative to the C block), in floats.
+/// output pixel's position) and in the weights (relative to the reduction block), in floats.
 struct Tap {
   int64_t in_off = 0;
   int64_t w_off = 0;
+  friend constexpr bool operator==(const Tap&, const Tap&) = default;
 };
 
-/// The forward plan. All offsets and strides are in floats. Working input layout:
-/// [N][Cr][phases][Hph][Wph][16]; weights [Kb][Cr][taps][16 i][16 o] (OIhw16i16o for kDirect and
-/// kPhases); dst nChw16c [N][Kb][P][Q][16].
-struct FwdPlan {
-  ConvDesc desc{};  ///< the layer (for backward-data phase plans: the layer being differentiated)
-  int threads = 1;
-  int64_t N = 0;                  ///< images
-  int64_t P = 0, Q = 0;           ///< output rows and columns this stream computes
-  int64_t Cb = 0, Kb = 0;         ///< input C blocks of src; output channel blocks
+/// The taps of a plan (R*S at most).
+using Taps = std::array<Tap, kMaxTaps>;
 
-  InputMode mode = InputMode::kDirect;
-  int64_t Cr = 0;        ///< C blocks the microkernel reduces over (Cb, or folded blocks)
-  int64_t phases = 1;    ///< number of phase images per C block
-  int64_t Hph = 0, Wph = 0;
-  std::array<int64_t, kMaxTaps> phase_a{}, phase_b{};  ///< row/column phase of each phase image
-  int64_t in_row = 0, in_cb = 0, in_n = 0;
+/// Geometry of the convolution the forward microkernels run: N images of P x Q outputs in Kb blocks of
+/// 16 channels, each reducing Cr blocks x taps x tap_channels inputs. Offsets and strides in floats.
+/// Working input [N][Cr][...]: in_n, in_cb, in_row apart, input pixels in_px apart; weights
+/// [Kb][Cr][taps][tap_channels][16] (wei_kb, wei_cb); output pixel (n, kb, p, q) at out_base +
+/// n*out_n + kb*out_kb + p*out_row + q*out_px.
+struct KernelGeometry {
+  int64_t N = 0, P = 0, Q = 0;
+  int64_t Cr = 0, Kb = 0;
   int64_t taps = 0;
-  std::array<Tap, kMaxTaps> tap{};
+  int64_t tap_channels = kBlock;  ///< channels one tap reduces per block: 16, or S*C (folded, in place)
+  int64_t in_row = 0, in_cb = 0, in_n = 0, in_px = kBlock;
   int64_t wei_cb = 0, wei_kb = 0;
-  int64_t out_row = 0, out_kb = 0, out_n = 0;
-  int64_t in_px = kBlock;   ///< floats between input pixels of a row: 32 reads every other pixel of
-                            ///< src in place (kDirect for 1x1 stride 2, see make_fwd_plan);
-                            ///< kDensePx with fold_in_place
-  int64_t tap_channels = kBlock;  ///< channels one tap reduces per C block: 16, or S*C (fold_in_place)
-  int64_t out_px = kBlock;  ///< floats between output pixels of a row (stride_w*16 in bwd_d phases)
-  int64_t out_base = 0;     ///< offset of output pixel (0, 0) (the phase's first pixel in bwd_d)
-
-  int block = 0;         ///< main register block, index into kFwdBlocks
-  int64_t c_chunk = 1;   ///< C blocks per microkernel call (cache blocking over C)
-  int64_t p_groups = 0;  ///< div_up(P, RB_P): row groups
-  int64_t kb_group = 1;  ///< K blocks run back to back on one pixel block (loop order, see below)
-  /// Threads own whole images and make each image's working input just before computing it (it is
-  /// then still in L2), instead of one pass over all images first. When N >= threads and the
-  /// working input is a copy.
-  bool per_image = false;
-  /// Loop nest with the images inside the K groups (K group, image, C chunk, ...) instead of
-  /// outside: when the weights are large and an image has few pixels (ResNet-50 res5: 4-9 MiB of
-  /// weights against 7x7 outputs, about 25 FLOP per weight byte per image), a K group's weights stay
-  /// in L2 across all N images instead of all weights streaming from memory once per image.
-  bool images_inner = false;
-
-  int64_t dense_h = 0, dense_w = 0;  ///< kFold: zero-padded H x W x C copy of one image, see layout
-  /// kFold with per_image, one K group and one C chunk: each thread folds the rows of a row group
-  /// just before the group's calls into a ring of ring_rows rows (in_n is 0 and row p of the
-  /// stream reads slot p % ring_rows), so the folded input is written and read in L1/L2 instead of
-  /// going through memory (conv1 at N=16: 8 MiB per image). 0: the whole working input is made.
-  int64_t ring_rows = 0;
-  /// kPhases (and fold_in_place) with per_image: each thread makes every image's working input in
-  /// the same buffer (one image, work + thread * in_n; the stream's offsets have no image term), so
-  /// the copy writes lines already in cache instead of fetching fresh ones from memory per image.
-  bool thread_image = false;
-  int64_t ring_size = 0;   ///< floats per thread: ring slots, then the image's dense copy
-  /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
-  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels in_px = kDensePx floats
-  /// apart; the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never
-  /// written and no FMA is spent on the padding of R*S*C up to 16 (conv1: 147 of 160). The working
-  /// input is the dense copies ([N][in_n], or one per thread with thread_image).
-  bool fold_in_place = false;
-  /// kFold: src is nhwc ([N][H][W][C], channels unpadded) instead of nChw16c; the dense copy of an
-  /// image is then its rows with the padding around them (a read of N*H*W*C floats, against
-  /// N*16*H*W for C < 16 in nChw16c: 5.3x less at C = 3). Set by Conv for Options::src_layout.
-  bool src_nhwc = false;
-  int64_t scratch_in = 0;   ///< floats of working input (0 for kDirect), and the kFold dense copy
-  int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
-
-  constexpr RegBlock rb() const { return kFwdBlocks[block]; }
+  int64_t out_row = 0, out_kb = 0, out_n = 0, out_px = kBlock, out_base = 0;
+  friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
+
+/// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
+/// loop order, threading). Per thread: images n, K groups, C chunks, row groups, pixel blocks, the K
+/// blocks of the group (K groups outside the images with images_inner).
+struct Blocking {
+  int threads = 1;
+  int block = 0;           ///< main register block, index into kFwdBlocks
+  int64_t c_chunk = 1;     ///< reduction blocks per microkernel call
+  int64_t p_groups = 0;    ///< row groups: div_up(P, RB_P)
+  int64_t kb_group = 1;    ///< K blocks run back to back on one pixel block
+  /// Loop order: images inside the K groups, so that a K group's weights stay in cache across the
+  /// minibatch, instead of all weights streaming once per image.
+  bool images_inner = false;
+  /// Threads own whole images (the partition is over images), so that each thread can make an
+  /// image's working input right before computing it.
+  bool own_images = false;
+  /// Stream offsets have no image term: each thread's buffer holds the one image it computes.
+  bool thread_image = false;
+  /// Stream rows are slots of a ring of ring_rows rows (row p reads slot p % ring_rows); 0: none.
+  int64_t ring_rows = 0;
+  friend constexpr bool operator==(const Blocking&, const Blocking&) = default;
+};
+
+}  // namespace hwyconv
+
+#endif  // HWYCONV_SINGLE_PLAN_KERNEL_PLAN_HPP_
+// ----- end hwyconv/plan/kernel_plan.hpp -----
+
+// ----- begin hwyconv/plan/machine.hpp -----
+#ifndef HWYCONV_SINGLE_PLAN_MACHINE_HPP_
+#define HWYCONV_SINGLE_PLAN_MACHINE_HPP_
+
+// hwyconv/plan/machine.hpp - what the planner knows of the machine: cache sizes and the register
+// budget of the SIMD target. The plans are chosen by a data-reuse model (plan/model.hpp) that compares
+// what each candidate loop nest touches with these sizes, so a plan carries over to a machine with
+// other caches instead of following thresholds measured on one.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace hwyconv {
+
+/// Cache sizes (bytes) and register budget the planner models. Defaults: a typical AVX-512 server
+/// core (48 KiB L1D, 1 MiB L2 per core, 32 MiB L3); Machine::host() reads this machine's caches.
+/// A structural type, so that StaticConv can take one as a template argument.
+struct Machine {
+  int64_t l1 = int64_t{48} << 10;  ///< L1 data cache per core
+  int64_t l2 = int64_t{1} << 20;   ///< L2 per core (private, or the share of a core)
+  int64_t l3 = int64_t{32} << 20;  ///< last-level cache, shared by the cores that use it
+  int l3_cores = 16;               ///< cores sharing l3
+  /// Register budget of the target running the microkernels (KernelTable::max_pixels and
+  /// vectors per 16 channels): accumulators of a register block beyond max_pixels run as sub-blocks.
+  int max_pixels = 28;
+  int vec_per_block = 1;
+
+  /// Bytes of the last-level cache one of `threads` cores may count on.
+  constexpr int64_t l3_share(int threads) const {
+    const int sharers = threads < l3_cores ? threads : l3_cores;
+    return l3 / (sharers < 1 ? 1 : sharers);
+  }
+  friend constexpr bool operator==(const Machine&, const Machine&) = default;
+
+  /// This machine's cache sizes (Linux sysfs, macOS sysctl, else x86 cpuid, else the defaults), read
+  /// once; the register budget is left at its default (Conv sets the target's).
+  static const Machine& host();
+};
+
+namespace machine_detail {
+
+/// Parses a sysfs cache size ("48K", "1024K", "32M") into bytes; 0 if unreadable.
+inline int64_t read_size(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return 0;
+  char buf[32] = {};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  if (n == 0) return 0;
+  char* end = nullptr;
+  int64_t v = std::strtoll(buf, &end, 10);
+  if (end && (*end == 'K' || *end == 'k')) v <<= 10;
+  if (end && (*end == 'M' || *end == 'm')) v <<= 20;
+  return v;
+}
+
+/// Reads a small text file (a sysfs field) into a string; empty if unreadable.
+inline std::string read_text(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return {};
+  char buf[256] = {};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+/// Counts the CPUs of a sysfs cpu list ("0-3,8,10-11").
+inline int count_cpu_list(const std::string& list) {
+  int count = 0;
+  size_t i = 0;
+  while (i < list.size()) {
+    char* end = nullptr;
+    const long a = std::strtol(list.c_str() + i, &end, 10);
+    long b = a;
+    i = size_t(end - list.c_str());
+    if (i < list.size() && list[i] == '-') b = std::strtol(list.c_str() + i + 1, &end, 10), i = size_t(end - list.c_str());
+    count += int(b - a + 1);
+    while (i < list.size() && (list[i] == ',' || list[i] == ' ')) ++i;
+  }
+  return count;
+}
+
+/// Linux: /sys/devices/system/cpu/cpu0/cache/index*/{level,type,size,shared_cpu_list}.
+inline bool from_sysfs(Machine& m) {
+  bool any = false;
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    const std::string level = read_text(dir + "level"), type = read_text(dir + "type");
+    const int64_t size = read_size(dir + "size");
+    if (level.empty() || size <= 0 || type == "Instruction") continue;
+    any = true;
+    if (level == "1") m.l1 = size;
+    if (level == "2") m.l2 = size;
+    if (level == "3") {
+      m.l3 = size;
+      const int sharers = count_cpu_list(read_text(dir + "shared_cpu_list"));
+      if (sharers > 0) m.l3_cores = sharers;
+    }
+  }
+  return any;
+}
+
+/// macOS: hw.l1dcachesize, hw.l2cachesize, hw.l3cachesize (no L3 on Apple silicon: the L2 is shared).
+inline bool from_sysctl([[maybe_unused]] Machine& m) {
+#if defined(__APPLE__)
+  auto get = [](const char* name) -> int64_t {
+    int64_t v = 0;
+    size_t len = sizeof(v);
+    return sysctlbyname(name, &v, &len, nullptr, 0) == 0 ? v : 0;
+  };
+  const int64_t l1 = get("hw.l1dcachesize"), l2 = get("hw.l2cachesize"), l3 = get("hw.l3cachesize");
+  if (l1 > 0) m.l1 = l1;
+  if (l2 > 0) m.l2 = l2;
+  if (l3 > 0) m.l3 = l3;
+  return l1 > 0 || l2 > 0;
+#else
+  return false;
+#endif
+}
+
+/// x86: cpuid's deterministic cache parameters (leaf 4 on Intel, 0x8000001D on AMD).
+inline bool from_cpuid([[maybe_unused]] Machine& m) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  const bool amd = b == 0x68747541;  // "Auth"enticAMD
+  const unsigned leaf = amd ? 0x8000001D : 4;
+  if (amd && __get_cpuid_max(0x80000000, nullptr) < leaf) return false;
+  if (!amd && a < 4) return false;
+  bool any = false;
+  for (unsigned i = 0; i < 8; ++i) {
+    __cpuid_count(leaf, i, a, b, c, d);
+    const unsigned type = a & 31, level = (a >> 5) & 7;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const int64_t size = int64_t((b >> 22) + 1) * (((b >> 12) & 1023) + 1) * ((b & 4095) + 1) * (int64_t(c) + 1);
+    any = true;
+    if (level == 1) m.l1 = size;
+    if (level == 2) m.l2 = size;
+    if (level == 3) m.l3 = size, m.l3_cores = int(((a >> 14) & 4095) + 1);
+  }
+  return any;
+#else
+  return false;
+#endif
+}
+
+}  // namespace machine_detail
+
+inline const Machine& Machine::host() {
+  static const Machine m = [] {
+    Machine h;
+    if (!machine_detail::from_sysfs(h) && !machine_detail::from_sysctl(h)) machine_detail::from_cpuid(h);
+    return h;
+  }();
+  return m;
+}
+
+}  // namespace hwyconv
+
+#endif  // HWYCONV_SINGLE_PLAN_MACHINE_HPP_
+// ----- end hwyconv/plan/machine.hpp -----
+
+// ----- begin hwyconv/plan/blocking.hpp -----
+#ifndef HWYCONV_SINGLE_PLAN_BLOCKING_HPP_
+#define HWYCONV_SINGLE_PLAN_BLOCKING_HPP_
+
+// hwyconv/plan/blocking.hpp - register blocking: how the compiled register blocks (kernels/variants.hpp)
+// cover an output plane, and what each covering costs in the microkernel (FMAs and loads per step).
+
+#include <cstdint>
+
+
+namespace hwyconv {
+
+/// How a microkernel finds the input pixels of a row: the form it is compiled in.
+enum class PixelForm : uint8_t {
+  kBlocked,  ///< 16-channel blocks, pixels FwdPlan::in_px = 16 floats apart (every block)
+  kStride2,  ///< blocks, every other pixel (32 floats apart): kStride2Blocks
+  kDense,    ///< pixels kDensePx floats apart in a dense H x W x C copy: kDenseBlocks
+};
+
+/// Floats between the input pixels of a row in form f.
+constexpr int64_t pixel_stride(PixelForm f) {
+  return f == PixelForm::kStride2 ? 2 * kBlock : (f == PixelForm::kDense ? kDensePx : kBlock);
+}
+
+/// Whether block b of kFwdBlocks is compiled in form f.
+constexpr bool block_has_form(int b, PixelForm f) {
+  return f == PixelForm::kBlocked || (f == PixelForm::kStride2 ? block_in(kStride2Blocks, b) : block_in(kDenseBlocks, b));
+}
 
 namespace plan_detail {
 
 /// Relative cost, in twelfths of a cycle, of one step (one input channel, one tap) of a microkernel
 /// call of `pixels` pixels x `kbs` K blocks on a core with 2 FMA ports: the larger of its FMAs
 /// (pixels * kbs, at least 8 in flight for a 4-cycle latency) and its loads (one broadcast per
-/// pixel, one weight vector per K block), which measured to issue at about 1.5 per cycle on
-/// AVX-512 (the 28-pixel block ran at 72 % of the FMA peak with all data in L1).
+/// pixel, one weight vector per K block), which issue at about 1.5 per cycle on AVX-512.
 constexpr int64_t step_cost(int64_t pixels, int64_t kbs) {
   const int64_t fma = 6 * (pixels * kbs < 8 ? 8 : pixels * kbs), loads = 8 * (pixels + kbs);
   return fma > loads ? fma : loads;
@@ -448,6 +624,8 @@ constexpr int cols_block(int64_t cols) {
   return best;
 }
 
+}  // namespace plan_detail
+
 /// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
 /// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
 /// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
@@ -456,13 +634,13 @@ template <class F>
 constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f) {
   const int rb_q = kFwdBlocks[main].rb_q;
   while (rows > 0) {
-    const int b = rows >= kFwdBlocks[main].rb_p ? main : rows_block(int(rows), rb_q);
+    const int b = rows >= kFwdBlocks[main].rb_p ? main : plan_detail::rows_block(int(rows), rb_q);
     const int rp = kFwdBlocks[b].rb_p;
     int64_t q = 0;
     for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
     for (int64_t i = 0; i < rp; ++i) {
       for (int64_t qq = q; qq < Q;) {
-        const int c = cols_block(Q - qq);
+        const int c = plan_detail::cols_block(Q - qq);
         f(c, p + i, qq);
         qq += kFwdBlocks[c].rb_q;
       }
@@ -472,40 +650,41 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
   }
 }
 
+/// Visits the calls covering a whole P x Q plane of one (n, kb group, C chunk) with main block `main`.
+template <class F>
+constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f) {
+  const int rb_p = kFwdBlocks[main].rb_p;
+  for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f);
+}
+
 /// Cost of covering a P x Q output plane of Kb K blocks with main block `main` (sum of step_cost
 /// over calls; K blocks left over by a kbs > 1 block run its one-K-block form).
 constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
   int64_t cost = 0;
-  const int rb_p = kFwdBlocks[main].rb_p;
-  for (int64_t p = 0; p < P; p += rb_p)
-    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
-      const int64_t kbs = kFwdBlocks[b].kbs, pix = kFwdBlocks[b].pixels();
-      cost += Kb / kbs * step_cost(pix, kbs) + Kb % kbs * step_cost(pix, 1);
-    });
+  for_each_plane_block(main, P, Q, [&](int b, int64_t, int64_t) {
+    const int64_t kbs = kFwdBlocks[b].kbs, pix = kFwdBlocks[b].pixels();
+    cost += Kb / kbs * plan_detail::step_cost(pix, kbs) + Kb % kbs * plan_detail::step_cost(pix, 1);
+  });
   return cost;
 }
 
 /// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
-/// the form `list` (kStride2Blocks, kDenseBlocks), including the one-K-block form for K blocks left
-/// over.
-template <size_t kN>
-constexpr bool plane_in(const RegBlock (&list)[kN], int main, int64_t P, int64_t Q, int64_t Kb) {
+/// form f, including the one-K-block form for K blocks left over.
+constexpr bool plane_in(PixelForm f, int main, int64_t P, int64_t Q, int64_t Kb) {
   bool ok = true;
-  const int rb_p = kFwdBlocks[main].rb_p;
-  for (int64_t p = 0; p < P; p += rb_p)
-    for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, [&](int b, int64_t, int64_t) {
-      ok = ok && block_in(list, b) && (Kb % kFwdBlocks[b].kbs == 0 || block_in(list, single_kb_block(b)));
-    });
+  for_each_plane_block(main, P, Q, [&](int b, int64_t, int64_t) {
+    ok = ok && block_has_form(b, f) && (Kb % kFwdBlocks[b].kbs == 0 || block_has_form(single_kb_block(b), f));
+  });
   return ok;
 }
 
-/// The main block with the lowest plane_cost over a P x Q plane of Kb K blocks; with `dense`, among
-/// those whose every call has a dense-row form (kDenseBlocks), -1 if none has.
-constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, bool dense) {
+/// The main block with the lowest plane_cost over a P x Q plane of Kb K blocks among those whose
+/// every call is compiled in form f; -1 if none is.
+constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, PixelForm f = PixelForm::kBlocked) {
   int64_t best = -1;
   int block = -1;
   for (int b = 0; b < kNumFwdBlocks; ++b) {
-    if (dense && !plane_in(kDenseBlocks, b, P, Q, Kb)) continue;
+    if (f != PixelForm::kBlocked && !plane_in(f, b, P, Q, Kb)) continue;
     const int64_t c = plane_cost(b, P, Q, Kb);
     if (best < 0 || c < best) {
       best = c;
@@ -515,196 +694,38 @@ constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, bool dense) {
   return block;
 }
 
-}  // namespace plan_detail
-
-/// Chooses the register block (lowest modelled cost over the P x Q output plane), the row groups
-/// split among threads, and the C chunk, for a plan whose geometry (P, Q, Cr, taps, strides) is set.
-constexpr void choose_blocking(FwdPlan& p) {
-  // Register block: the compiled block with the lowest modelled cost over the output plane (among
-  // those with a dense-row form for fold_in_place).
-  p.block = plan_detail::cheapest_block(p.P, p.Q, p.Kb, p.fold_in_place);
-  p.p_groups = div_up(p.P, p.rb().rb_p);
+/// Chooses the register block (lowest modelled cost over the output plane among the blocks compiled
+/// in form f), the row groups, the C chunk and the K group of a kernel geometry, and whether threads
+/// own whole images (`copy`: the working input is made per image).
+constexpr void choose_blocking(const KernelGeometry& g, Blocking& b, PixelForm f, bool copy) {
+  b.block = cheapest_block(g.P, g.Q, g.Kb, f);
+  const RegBlock rb = kFwdBlocks[b.block];
+  b.p_groups = div_up(g.P, rb.rb_p);
   // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
-  // floats) within 256 KiB, a share of L2 on the CPUs we target, in chunks of equal size; the output
-  // block is reloaded per chunk (RB_P*RB_Q vector loads against chunk*taps*16*RB_P*RB_Q FMAs).
-  const int64_t kbs = p.rb().kbs;
-  const int64_t per_block = (p.taps > 0 ? p.taps : 1) * kBlock * kBlock * 4 * kbs;
+  // floats) within 256 KiB, in chunks of equal size.
+  const int64_t kbs = rb.kbs;
+  const int64_t per_block = (g.taps > 0 ? g.taps : 1) * kBlock * kBlock * 4 * kbs;
   int64_t chunk = (int64_t{256} * 1024) / per_block;
   chunk = chunk < 1 ? 1 : chunk;
-  p.c_chunk = div_up(p.Cr, div_up(p.Cr, chunk));
-  // Loop order (paper SC18, cache blocking and loop order). When one image's working input does not
-  // fit in half of a 2 MiB L2, the K blocks of a group run one after the other on each pixel block,
-  // so the input is streamed from memory once per group instead of once per K block; the group's
-  // weights (kb_group x chunk x taps KiB) stay within 1 MiB. Otherwise the input stays in L2 across
-  // K blocks and consecutive calls share their weights (kb_group = 1), which measured faster for
-  // small images with large weights (512 -> 512 3x3 at 7x7: 80 vs 55 GFLOP/s). Smaller groups when
-  // the (image, K group, row group) items would be too few to share among the threads.
-  const int64_t group_bytes = p.c_chunk * per_block;
-  int64_t g = p.in_n * 4 > int64_t{1024} * 1024 ? (int64_t{1024} * 1024) / group_bytes : 1;
-  g = g < 1 ? 1 : (g > p.Kb ? p.Kb : g);
-  while (g > 1 && p.N * div_up(p.Kb, g) * p.p_groups < 4 * p.threads) g = div_up(g, 2);
-  // A block over kbs K blocks needs groups of whole multiples of kbs (a group's weights: kbs times
-  // those of one K block, per_block above).
-  g = round_up(g, kbs);
-  p.kb_group = g > p.Kb ? p.Kb : g;
-  p.per_image = p.mode != InputMode::kDirect && p.N > 1 && p.N >= p.threads;
-  const int64_t wei_bytes = p.Kb * p.wei_kb * 4;
-  p.images_inner = p.N > 1 && p.P * p.Q < 128 && wei_bytes > int64_t{1024} * 1024;
-  if (p.images_inner) p.per_image = false;
-}
-
-/// Whether (r, s, c) are folded into channels (InputMode::kFold): small C, when that saves at least
-/// a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
-constexpr bool folds_channels(const ConvDesc& d) {
-  const int64_t taps = d.R * d.S;
-  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
-}
-
-/// Whether a kFold plan can read its folded channels in place: the S*C channels of a filter row
-/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
-constexpr bool fold_in_place_fits(const FwdPlan& p) {
-  return p.mode == InputMode::kFold && p.desc.dil_w == 1 && p.desc.stride_w * p.desc.C == kDensePx;
-}
-
-/// Turns a kFold plan's geometry into the in-place one (FwdPlan::fold_in_place): one tap per filter
-/// row r, reading the S*C floats from the pixel's first column of the image's dense copy, with the
-/// folded weights (wei_kb unchanged, channel f = (r*S + s)*C + c at f*16).
-constexpr void set_fold_in_place(FwdPlan& p) {
-  const ConvDesc& d = p.desc;
-  p.fold_in_place = true;
-  p.taps = d.R;
-  p.tap_channels = d.S * d.C;
-  for (int64_t r = 0; r < d.R; ++r) p.tap[r] = {r * d.dil_h * p.dense_w * d.C, r * d.S * d.C * kBlock};
-  p.Cr = 1;
-  p.wei_cb = p.wei_kb;  // one "C block": all R*S*C folded channels
-  p.in_row = d.stride_h * p.dense_w * d.C;
-  p.in_px = kDensePx;
-  p.in_cb = 0;
-  p.in_n = p.dense_h * p.dense_w * d.C;
-}
-
-/// Plans the forward pass of `d` for `threads` threads (the partition of the kernel stream). Throws
-/// nothing and validates nothing: call d.check()/validate() first (Conv does). Constexpr.
-/// `ring`: allow the forward-only arrangements of the working input (the folded-row ring,
-/// FwdPlan::ring_rows; per-thread phase images, thread_image; the in-place stride-2 read, in_px); the
-/// weight update, which reads the whole working input in its own layout, plans without them.
-constexpr FwdPlan make_fwd_plan(const ConvDesc& d, int threads = 1, bool ring = true) {
-  FwdPlan p{};
-  p.desc = d;
-  p.threads = threads < 1 ? 1 : threads;
-  p.N = d.N;
-  p.P = d.P();
-  p.Q = d.Q();
-  p.Cb = d.Cb();
-  p.Kb = d.Kb();
-
-  const int64_t taps = d.R * d.S;
-  const bool unit = d.stride_h == 1 && d.stride_w == 1;
-  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
-  const int64_t folded = round_up(taps * d.C, kBlock);
-  const bool fold = folds_channels(d);
-
-  if (fold) {
-    p.mode = InputMode::kFold;
-    p.Cr = folded / kBlock;
-    p.phases = 1;
-    p.Hph = p.P;
-    p.Wph = p.Q;
-    p.taps = 1;
-    p.tap[0] = {0, 0};
-  } else {
-    p.mode = unit && unpadded ? InputMode::kDirect : InputMode::kPhases;
-    p.Cr = p.Cb;
-    p.Hph = p.mode == InputMode::kDirect ? d.H : p.P + ((d.R - 1) * d.dil_h) / d.stride_h;
-    p.Wph = p.mode == InputMode::kDirect ? d.W : p.Q + ((d.S - 1) * d.dil_w) / d.stride_w;
-    p.phases = 0;
-    p.taps = taps;
-    for (int64_t r = 0; r < d.R; ++r) {
-      for (int64_t s = 0; s < d.S; ++s) {
-        const int64_t a = (r * d.dil_h) % d.stride_h, b = (s * d.dil_w) % d.stride_w;
-        int64_t ph = 0;
-        while (ph < p.phases && !(p.phase_a[ph] == a && p.phase_b[ph] == b)) ++ph;
-        if (ph == p.phases) {
-          p.phase_a[ph] = a;
-          p.phase_b[ph] = b;
-          ++p.phases;
-        }
-        const int64_t t = r * d.S + s;
-        p.tap[t].in_off = ph * p.Hph * p.Wph * kBlock +
-                          ((r * d.dil_h) / d.stride_h * p.Wph + (s * d.dil_w) / d.stride_w) * kBlock;
-        p.tap[t].w_off = t * kBlock * kBlock;
-      }
-    }
-  }
-  p.in_row = p.Wph * kBlock;
-  p.in_cb = p.phases * p.Hph * p.Wph * kBlock;
-  if (fold) {  // [N][P][Cr][Q][16]: the Cr blocks of one output row together
-    p.in_row = p.Cr * p.Q * kBlock;
-    p.in_cb = p.Q * kBlock;
-  }
-  p.in_n = fold ? p.P * p.in_row : p.Cr * p.in_cb;
-  p.wei_cb = p.taps * kBlock * kBlock;
-  p.wei_kb = p.Cr * p.wei_cb;
-  p.out_row = p.Q * kBlock;
-  p.out_kb = p.P * p.Q * kBlock;
-  p.out_n = p.Kb * p.out_kb;
-  p.scratch_in = p.mode == InputMode::kDirect ? 0 : d.N * p.in_n;
-  if (fold) {
-    p.dense_h = (p.P - 1) * d.stride_h + (d.R - 1) * d.dil_h + 1;
-    p.dense_w = (p.Q - 1) * d.stride_w + (d.S - 1) * d.dil_w + 1;
-    p.scratch_in += d.N * p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack (layout/input_transform.hpp)
-  }
-  p.out_px = kBlock;
-  p.out_base = 0;
-  p.scratch_wei = p.mode == InputMode::kFold ? p.Kb * p.wei_kb : 0;
-  // The first layer with C * stride_w = kDensePx: the folded channels are read in place (see
-  // fold_in_place) when some block covers the plane in that form (the blocking then picks one).
-  if (ring && fold_in_place_fits(p) && plan_detail::cheapest_block(p.P, p.Q, p.Kb, true) >= 0)
-    set_fold_in_place(p);
-
-  choose_blocking(p);
-  // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
-  // other row (in_px = 2), instead of a phase copy made before the FMAs, when every block of the
-  // plane has a stride-2 form and all K blocks can run on each pixel block while its input lines
-  // are in L1 (one K group: weights within 512 KiB and enough row groups for the threads). The
-  // strided reads from memory then overlap the FMAs (N = 16: res3a_branch2a 7.3 -> 5.9 ms); with
-  // several K groups each would read src again, from memory (res4a_branch1 20.9 -> 23.0 ms).
-  if (ring && p.mode == InputMode::kPhases && taps == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded &&
-      !p.images_inner && p.Kb * p.wei_kb * 4 <= int64_t{512} * 1024 && p.N * p.p_groups >= 4 * p.threads &&
-      plan_detail::plane_in(kStride2Blocks, p.block, p.P, p.Q, p.Kb)) {
-    p.mode = InputMode::kDirect;
-    p.in_px = 2 * kBlock;
-    p.in_row = d.stride_h * d.W * kBlock;
-    p.in_cb = d.H * d.W * kBlock;
-    p.in_n = p.Cb * p.in_cb;
-    p.scratch_in = 0;
-    p.per_image = false;
-    p.kb_group = p.Kb;
-  }
-  if (ring && p.mode == InputMode::kPhases && p.per_image) {
-    p.thread_image = true;
-    p.scratch_in = p.threads * p.in_n;
-  }
-  if (p.fold_in_place) {
-    // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
-    // block while its input rows are in L1.
-    p.kb_group = p.Kb;
-    p.thread_image = p.per_image;
-    p.scratch_in = (p.per_image ? p.threads : d.N) * p.in_n;
-  }
-  if (ring && fold && !p.fold_in_place && p.per_image && p.c_chunk == p.Cr && p.kb_group >= p.Kb) {
-    p.ring_rows = p.rb().rb_p;
-    p.ring_size = p.ring_rows * p.in_row + p.dense_h * p.dense_w * d.C + 8;  // + kFoldSlack
-    p.in_n = 0;
-    p.scratch_in = p.threads * p.ring_size;
-  }
-  return p;
+  b.c_chunk = div_up(g.Cr, div_up(g.Cr, chunk));
+  // Loop order: when one image's working input does not fit in 1 MiB, the K blocks of a group run
+  // one after the other on each pixel block (group weights within 1 MiB); otherwise kb_group = 1.
+  const int64_t group_bytes = b.c_chunk * per_block;
+  int64_t kg = g.in_n * 4 > int64_t{1024} * 1024 ? (int64_t{1024} * 1024) / group_bytes : 1;
+  kg = kg < 1 ? 1 : (kg > g.Kb ? g.Kb : kg);
+  while (kg > 1 && g.N * div_up(g.Kb, kg) * b.p_groups < 4 * b.threads) kg = div_up(kg, 2);
+  kg = round_up(kg, kbs);
+  b.kb_group = kg > g.Kb ? g.Kb : kg;
+  b.own_images = copy && g.N > 1 && g.N >= b.threads;
+  const int64_t wei_bytes = g.Kb * g.wei_kb * 4;
+  b.images_inner = g.N > 1 && g.P * g.Q < 128 && wei_bytes > int64_t{1024} * 1024;
+  if (b.images_inner) b.own_images = false;
 }
 
 }  // namespace hwyconv
 
-#endif  // HWYCONV_SINGLE_PLAN_PLAN_HPP_
-// ----- end hwyconv/plan/plan.hpp -----
+#endif  // HWYCONV_SINGLE_PLAN_BLOCKING_HPP_
+// ----- end hwyconv/plan/blocking.hpp -----
 
 // ----- begin hwyconv/stream/kernel_stream.hpp -----
 #ifndef HWYCONV_SINGLE_STREAM_KERNEL_STREAM_HPP_
@@ -746,43 +767,42 @@ struct StreamEntry {
   friend constexpr bool operator==(const StreamEntry&, const StreamEntry&) = default;
 };
 
-/// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
-/// outside the images with FwdPlan::images_inner). Work is split as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
-/// thread and is reduced in the same order whatever the thread count, so results are bitwise
-/// independent of the number of threads.
+/// Visits, in execution order, the calls of thread `t` of a kernel geometry and its blocking:
+/// emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
+/// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
+/// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
+/// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
+/// so results are bitwise independent of the number of threads.
 template <class Emit>
-constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
-  const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
-  const int64_t items = pl.N * kgroups * groups;
-  // Whole images per thread when the plan makes working inputs per image.
-  const int64_t begin = pl.per_image ? pl.N * t / pl.threads * kgroups * groups : items * t / pl.threads;
-  const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
-  const RegBlock rb = pl.rb();
+constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, int t, Emit&& emit) {
+  const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
+  const int64_t items = g.N * kgroups * groups;
+  const int64_t per = kgroups * groups;
+  const int64_t begin = bl.own_images ? g.N * t / bl.threads * per : items * t / bl.threads;
+  const int64_t end = bl.own_images ? g.N * (t + 1) / bl.threads * per : items * (t + 1) / bl.threads;
+  const RegBlock rb = kFwdBlocks[bl.block];
   for (int64_t it = begin; it < end;) {
-    const int64_t n = pl.images_inner ? (it / groups) % pl.N : it / (kgroups * groups);
-    const int64_t kg = pl.images_inner ? it / (pl.N * groups) : (it / groups) % kgroups, g0 = it % groups;
+    const int64_t n = bl.images_inner ? (it / groups) % g.N : it / per;
+    const int64_t kg = bl.images_inner ? it / (g.N * groups) : (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
-    const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
-    for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {
-      const int64_t cn = pl.Cr - c0 < pl.c_chunk ? pl.Cr - c0 : pl.c_chunk;
-      const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) |
-                                    (c0 + cn == pl.Cr ? StreamEntry::kLast : 0));
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t p0 = g * rb.rb_p;
-        const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
-        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int bk, int64_t p, int64_t q) {
+    const int64_t kb0 = kg * bl.kb_group, kb1 = kb0 + bl.kb_group < g.Kb ? kb0 + bl.kb_group : g.Kb;
+    for (int64_t c0 = 0; c0 < g.Cr; c0 += bl.c_chunk) {
+      const int64_t cn = g.Cr - c0 < bl.c_chunk ? g.Cr - c0 : bl.c_chunk;
+      const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) | (c0 + cn == g.Cr ? StreamEntry::kLast : 0));
+      for (int64_t grp = g0; grp < g1; ++grp) {
+        const int64_t p0 = grp * rb.rb_p;
+        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
+        for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
-            const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
-                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px;
-            e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
-            e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
+            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + c0 * g.in_cb +
+                       (bl.ring_rows ? p % bl.ring_rows : p) * g.in_row + q * g.in_px;
+            e.w_off = kb * g.wei_kb + c0 * g.wei_cb;
+            e.out_off = g.out_base + n * g.out_n + kb * g.out_kb + p * g.out_row + q * g.out_px;
             e.kb = int32_t(kb);
-            e.block = uint16_t(b);
+            e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
             e.flags = flags;
             emit(e);
@@ -795,16 +815,16 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
 }
 
 /// Number of calls of thread t.
-constexpr int64_t fwd_stream_size(const FwdPlan& pl, int t) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, int t) {
   int64_t n = 0;
-  for_each_fwd_call(pl, t, [&](const StreamEntry&) { ++n; });
+  for_each_fwd_call(g, b, t, [&](const StreamEntry&) { ++n; });
   return n;
 }
 
 /// Number of calls of all threads.
-constexpr int64_t fwd_stream_size(const FwdPlan& pl) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b) {
   int64_t n = 0;
-  for (int t = 0; t < pl.threads; ++t) n += fwd_stream_size(pl, t);
+  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, t);
   return n;
 }
 
@@ -821,21 +841,21 @@ using RuntimeStream = KernelStream<std::vector<StreamEntry>, std::vector<int64_t
 
 /// Fills `out` (entries and begin of size threads + 1, already sized) from the plan. Constexpr.
 template <class Stream>
-constexpr void fill_fwd_stream(const FwdPlan& pl, Stream& out) {
+constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, Stream& out) {
   int64_t i = 0;
-  for (int t = 0; t < pl.threads; ++t) {
-    out.begin[t] = i;
-    for_each_fwd_call(pl, t, [&](const StreamEntry& e) { out.entries[i++] = e; });
+  for (int t = 0; t < b.threads; ++t) {
+    out.begin[size_t(t)] = i;
+    for_each_fwd_call(g, b, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
   }
-  out.begin[pl.threads] = i;
+  out.begin[size_t(b.threads)] = i;
 }
 
-/// Builds the runtime stream of a plan.
-inline RuntimeStream make_fwd_stream(const FwdPlan& pl) {
+/// Builds the runtime stream of a kernel geometry and its blocking.
+inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b) {
   RuntimeStream s;
-  s.entries.resize(size_t(fwd_stream_size(pl)));
-  s.begin.resize(size_t(pl.threads) + 1);
-  fill_fwd_stream(pl, s);
+  s.entries.resize(size_t(fwd_stream_size(g, b)));
+  s.begin.resize(size_t(b.threads) + 1);
+  fill_fwd_stream(g, b, s);
   return s;
 }
 
@@ -843,11 +863,11 @@ inline RuntimeStream make_fwd_stream(const FwdPlan& pl) {
 template <int64_t kCount, int kThreads>
 using StaticStream = KernelStream<std::array<StreamEntry, size_t(kCount)>, std::array<int64_t, kThreads + 1>>;
 
-/// Builds the compile-time stream; kCount must be fwd_stream_size(pl).
+/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b).
 template <int64_t kCount, int kThreads>
-constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const FwdPlan& pl) {
+constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b) {
   StaticStream<kCount, kThreads> s{};
-  fill_fwd_stream(pl, s);
+  fill_fwd_stream(g, b, s);
   return s;
 }
 
@@ -934,6 +954,7 @@ struct KernelTable {
   BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
+  int vec_per_block;   ///< vectors that hold 16 channels on this target
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
 };
 
@@ -1506,6 +1527,7 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
   t.max_pixels = int(kMaxPixels);
+  t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;
 }
@@ -1536,6 +1558,74 @@ HWY_AFTER_NAMESPACE();
 #ifndef HWYCONV_SINGLE_TAIL_
 #define HWYCONV_SINGLE_TAIL_
 
+// ----- begin hwyconv/detail/checks.hpp -----
+// hwyconv/detail/checks.hpp - the argument checks every entry point shares: dimensions, element
+// counts without overflow, span sizes and overlaps. Each throws hwyconv::Error naming the field, before
+// the caller writes anything.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <span>
+#include <string>
+
+
+namespace hwyconv::detail {
+
+/// A named dimension (for check_dims).
+struct NamedDim {
+  const char* name;
+  int64_t value;
+};
+
+/// Throws Error(name) for the first dimension below 1. (Sizes are then bounded by checked_product.)
+inline void check_dims(std::initializer_list<NamedDim> dims) {
+  for (const NamedDim& d : dims)
+    if (d.value < 1) throw Error(d.name, "must be >= 1 (got " + std::to_string(d.value) + ")");
+}
+
+/// Product of positive factors; throws Error(field) if it overflows int64_t.
+inline int64_t checked_product(const char* field, std::initializer_list<int64_t> factors) {
+  int64_t p = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p)) throw Error(field, "element count overflows int64_t");
+  return p;
+}
+
+/// Throws Error(field) when a buffer of `have` elements is smaller than `need`; `layout` names what
+/// the buffer holds ("nChw16c", "K", ...), for the message.
+inline void check_span(const char* field, size_t have, int64_t need, const char* layout) {
+  if (static_cast<uint64_t>(have) < static_cast<uint64_t>(need))
+    throw Error(field, "needs at least " + std::to_string(need) + " elements (" + layout + "), got " +
+                           std::to_string(have));
+}
+
+/// Whether two spans share memory (empty spans share nothing).
+template <class A, class B>
+bool overlaps(std::span<A> a, std::span<B> b) {
+  if (a.empty() || b.empty()) return false;
+  const auto* a0 = reinterpret_cast<const unsigned char*>(a.data());
+  const auto* b0 = reinterpret_cast<const unsigned char*>(b.data());
+  const std::less<const unsigned char*> lt;
+  return lt(a0, b0 + b.size_bytes()) && lt(b0, a0 + a.size_bytes());
+}
+
+/// A named input buffer (for check_disjoint).
+struct NamedSpan {
+  const char* name;
+  std::span<const float> span;
+};
+
+/// Throws Error(field) when the output buffer `out` overlaps one of the inputs: "must not overlap <input>".
+inline void check_disjoint(const char* field, std::span<const float> out, std::initializer_list<NamedSpan> inputs) {
+  for (const NamedSpan& in : inputs)
+    if (overlaps(out, in.span)) throw Error(field, std::string("must not overlap ") + in.name);
+}
+
+}  // namespace hwyconv::detail
+// ----- end hwyconv/detail/checks.hpp -----
+
 // ----- begin hwyconv/layout/reorder.hpp -----
 // hwyconv/layout/reorder.hpp - blocked layouts and the reorders between them and plain layouts.
 //
@@ -1549,8 +1639,6 @@ HWY_AFTER_NAMESPACE();
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <initializer_list>
 #include <span>
 #include <string>
 
@@ -1571,77 +1659,35 @@ constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
 
 namespace layout_detail {
 
-struct NamedDim {
-  const char* name;
-  int64_t value;
-};
-
-/// Throws Error(name, ...) for the first dimension < 1.
-inline void check_dims(std::initializer_list<NamedDim> dims) {
-  for (const NamedDim& d : dims)
-    if (d.value < 1) throw Error(d.name, "must be >= 1 (got " + std::to_string(d.value) + ")");
-}
-
-/// Product of positive factors; throws Error(field, ...) if it overflows int64_t.
-inline int64_t checked_product(const char* field, std::initializer_list<int64_t> factors) {
-  int64_t p = 1;
-  for (int64_t f : factors)
-    if (__builtin_mul_overflow(p, f, &p))
-      throw Error(field, "element count overflows int64_t");
-  return p;
-}
-
 /// Number of 16-blocks of a positive count, without the overflow of (c + 15).
 constexpr int64_t blocks_of(int64_t c) { return (c - 1) / kBlock + 1; }
 
-/// Throws Error(field, ...) when the span holds fewer than `needed` elements.
-template <class T>
-inline void check_span(const char* field, std::span<T> s, int64_t needed) {
-  if (static_cast<uint64_t>(s.size()) < static_cast<uint64_t>(needed))
-    throw Error(field, "needs at least " + std::to_string(needed) + " elements (given " +
-                           std::to_string(s.size()) + ")");
+/// Shared validation of the activation reorders (dimensions >= 1, element counts without overflow,
+/// span sizes, no overlap).
+inline void check_act(std::span<const float> src, std::span<float> dst, int64_t N, int64_t C, int64_t H,
+                      int64_t W, bool to_blocked) {
+  detail::check_dims({{"N", N}, {"C", C}, {"H", H}, {"W", W}});
+  const int64_t plain = detail::checked_product(to_blocked ? "src" : "dst", {N, C, H, W});
+  const int64_t blocked = detail::checked_product(to_blocked ? "dst" : "src", {N, blocks_of(C), H, W, kBlock});
+  detail::check_span("src", src.size(), to_blocked ? plain : blocked, to_blocked ? "plain" : "nChw16c");
+  detail::check_span("dst", dst.size(), to_blocked ? blocked : plain, to_blocked ? "nChw16c" : "plain");
+  detail::check_disjoint("dst", dst, {{"src (reorders are out of place)", src}});
 }
 
-/// Throws Error("dst", ...) when src and dst share memory (the reorders are out of place).
-inline void check_no_overlap(std::span<const float> src, std::span<float> dst) {
-  if (src.empty() || dst.empty()) return;
-  const float* s0 = src.data();
-  const float* s1 = src.data() + src.size();
-  const float* d0 = dst.data();
-  const float* d1 = dst.data() + dst.size();
-  std::less<const float*> lt;
-  if (lt(d0, s1) && lt(s0, d1)) throw Error("dst", "overlaps src (reorders are out of place)");
-}
-
-/// Shared validation of the activation reorders; returns {plain size, blocked size}.
-struct ActSizes {
-  int64_t plain, blocked;
-};
-inline ActSizes check_act(std::span<const float> src, std::span<float> dst, int64_t N, int64_t C,
-                          int64_t H, int64_t W, bool to_blocked) {
-  check_dims({{"N", N}, {"C", C}, {"H", H}, {"W", W}});
-  const char* plain_name = to_blocked ? "src" : "dst";
-  const char* blocked_name = to_blocked ? "dst" : "src";
-  const int64_t plain = checked_product(plain_name, {N, C, H, W});
-  const int64_t blocked = checked_product(blocked_name, {N, blocks_of(C), H, W, kBlock});
-  check_span("src", src, to_blocked ? plain : blocked);
-  check_span("dst", dst, to_blocked ? blocked : plain);
-  check_no_overlap(src, dst);
-  return {plain, blocked};
-}
-
-/// Shared validation of the weight reorders.
-inline void check_wei(std::span<const float> src, std::span<float> dst, int64_t K, int64_t C,
-                      int64_t R, int64_t S, bool to_blocked) {
-  check_dims({{"K", K}, {"C", C}, {"R", R}, {"S", S}});
-  const char* plain_name = to_blocked ? "src" : "dst";
-  const char* blocked_name = to_blocked ? "dst" : "src";
-  const int64_t plain = checked_product(plain_name, {K, C, R, S});
+/// Shared validation of the weight reorders (blocked: OIhw16i16o or IOhw16o16i, the same size).
+inline void check_wei(std::span<const float> src, std::span<float> dst, int64_t K, int64_t C, int64_t R,
+                      int64_t S, const char* src_layout, const char* dst_layout, const char* src_name = "src",
+                      const char* dst_name = "dst") {
+  detail::check_dims({{"K", K}, {"C", C}, {"R", R}, {"S", S}});
+  // An overflowing count is named after the buffer of that layout.
+  const bool plain_src = std::string(src_layout) == "oihw";
+  const int64_t plain = detail::checked_product(plain_src ? src_name : dst_name, {K, C, R, S});
   const int64_t blocked =
-      checked_product(blocked_name, {blocks_of(K), blocks_of(C), R, S, kBlock * kBlock});
-  check_span("src", src, to_blocked ? plain : blocked);
-  check_span("dst", dst, to_blocked ? blocked : plain);
-  check_no_overlap(src, dst);
+      detail::checked_product(plain_src ? dst_name : src_name, {blocks_of(K), blocks_of(C), R, S, kBlock * kBlock});
+  auto need = [&](const char* layout) { return std::string(layout) == "oihw" ? plain : blocked; };
+  detail::check_span(src_name, src.size(), need(src_layout), src_layout);
+  detail::check_span(dst_name, dst.size(), need(dst_layout), dst_layout);
+  detail::check_disjoint(dst_name, dst, {{src_name, src}});
 }
 
 }  // namespace layout_detail
@@ -1739,7 +1785,7 @@ inline void reorder_nChw16c_to_nhwc(std::span<const float> src, std::span<float>
 /// an element count that overflows int64_t, or overlapping spans; nothing is written then.
 inline void reorder_oihw_to_OIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t K,
                                        int64_t C, int64_t R, int64_t S) {
-  layout_detail::check_wei(src, dst, K, C, R, S, true);
+  layout_detail::check_wei(src, dst, K, C, R, S, "oihw", "OIhw16i16o");
   const int64_t Kb = layout_detail::blocks_of(K), Cb = layout_detail::blocks_of(C), RS = R * S;
   float* out = dst.data();
   for (int64_t kb = 0; kb < Kb; ++kb)
@@ -1759,7 +1805,7 @@ inline void reorder_oihw_to_OIhw16i16o(std::span<const float> src, std::span<flo
 /// an element count that overflows int64_t, or overlapping spans; nothing is written then.
 inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<float> dst, int64_t K,
                                        int64_t C, int64_t R, int64_t S) {
-  layout_detail::check_wei(src, dst, K, C, R, S, false);
+  layout_detail::check_wei(src, dst, K, C, R, S, "OIhw16i16o", "oihw");
   const int64_t Cb = layout_detail::blocks_of(C), RS = R * S;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c)
@@ -1769,8 +1815,131 @@ inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<flo
                                     (c % kBlock) * kBlock + k % kBlock)];
 }
 
+/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
+/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
+/// flipped: the backward-data plans index taps explicitly). Do it once per training step, when the
+/// weights change. Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("weights"/"wei_bwd_d")
+/// for a span that is too small, an element count that overflows int64_t, or overlapping spans;
+/// nothing is written then.
+inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
+                                  int64_t R, int64_t S) {
+  layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
+  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t t = 0; t < taps; ++t) {
+        const float* from = wei.data() + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
+        float* to = wei_bwd_d.data() + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
+        for (int64_t i = 0; i < kBlock; ++i)
+          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
+      }
+}
+
 }  // namespace hwyconv
 // ----- end hwyconv/layout/reorder.hpp -----
+
+// ----- begin hwyconv/detail/buffer.hpp -----
+// hwyconv/detail/buffer.hpp - memory hwyconv allocates itself: 64-byte aligned float buffers, and the pool
+// of workspaces that lets several threads execute one Conv at the same time.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace hwyconv {
+
+/// Alignment of every buffer hwyconv allocates, and of a caller's workspace once hwyconv uses it: one
+/// cache line (and one AVX-512 vector).
+inline constexpr size_t kAlignment = 64;
+
+/// Floats a caller's workspace holds beyond what an implementation uses, so that hwyconv can start
+/// it at the next 64-byte boundary.
+inline constexpr int64_t kAlignSlack = int64_t(kAlignment / sizeof(float));
+
+/// An uninitialised heap array of floats starting at a 64-byte boundary.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  /// n floats (n >= 0). Throws std::bad_alloc.
+  explicit AlignedBuffer(int64_t n)
+      : data_(n > 0 ? static_cast<float*>(::operator new[](size_t(n) * sizeof(float), std::align_val_t(kAlignment)))
+                    : nullptr),
+        size_(n > 0 ? n : 0) {}
+  float* data() const { return data_.get(); }
+  int64_t size() const { return size_; }
+  std::span<float> span() const { return {data_.get(), size_t(size_)}; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(kAlignment)); }
+  };
+  std::unique_ptr<float[], Free> data_;
+  int64_t size_ = 0;
+};
+
+/// The first 64-byte boundary in a caller's workspace, and the floats left from there.
+inline std::span<float> aligned_part(std::span<float> ws) {
+  void* p = ws.data();
+  size_t space = ws.size() * sizeof(float);
+  if (!std::align(kAlignment, sizeof(float), p, space)) return {};
+  return {static_cast<float*>(p), space / sizeof(float)};
+}
+
+namespace detail {
+
+/// Workspaces of one object, one per call in flight: a call leases a free buffer (or allocates one)
+/// and returns it when done, so concurrent calls never share scratch memory and sequential calls
+/// reuse the same buffer.
+class WorkspacePool {
+ public:
+  /// A buffer of at least `floats` floats, owned by the caller until the lease ends.
+  class Lease {
+   public:
+    Lease(WorkspacePool* pool, AlignedBuffer buf) : pool_(pool), buf_(std::move(buf)) {}
+    Lease(Lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), buf_(std::move(o.buf_)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (pool_) pool_->give_back(std::move(buf_));
+    }
+    float* data() const { return buf_.data(); }
+
+   private:
+    WorkspacePool* pool_;
+    AlignedBuffer buf_;
+  };
+
+  Lease lease(int64_t floats) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < free_.size(); ++i)
+        if (free_[i].size() >= floats) {
+          AlignedBuffer b = std::move(free_[i]);
+          free_.erase(free_.begin() + std::ptrdiff_t(i));
+          return Lease(this, std::move(b));
+        }
+    }
+    return Lease(this, AlignedBuffer(floats));
+  }
+
+ private:
+  void give_back(AlignedBuffer b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(b));
+  }
+  std::mutex mu_;
+  std::vector<AlignedBuffer> free_;
+};
+
+}  // namespace detail
+}  // namespace hwyconv
+// ----- end hwyconv/detail/buffer.hpp -----
 
 // ----- begin hwyconv/dispatch/dispatch.hpp -----
 // hwyconv/dispatch/dispatch.hpp - owns the single Highway foreach_target chain of a translation unit.
@@ -1829,578 +1998,6 @@ inline const KernelTable& kernels() {
 
 }  // namespace hwyconv
 // ----- end hwyconv/dispatch/dispatch.hpp -----
-
-// ----- begin hwyconv/plan/bwd_plan.hpp -----
-// hwyconv/plan/bwd_plan.hpp - plans of the training passes: backward data (bwd_d) and backward
-// weights (bwd_w / update), paper SC18 sections on backward propagation and weight update.
-
-#include <array>
-#include <cstdint>
-
-
-namespace hwyconv {
-
-/// Most stride phases (stride_h * stride_w) backward data supports.
-inline constexpr int64_t kMaxBwdPhases = 16;
-
-/// Backward data: dsrc[n][c][h][w] = sum_{k,r,s} ddst[n][k][p][q] * wei[k][c][r][s] over the (p, q)
-/// with h = p*stride_h + r*dil_h - pad_t (and w likewise). Rows h of one stride phase
-/// a = h mod stride_h see a fixed subset of the taps r, each at a fixed offset: for h = i*stride_h + a
-///   p = i + (a + pad_t - r*dil_h) / stride_h   whenever stride_h divides a + pad_t - r*dil_h.
-/// So each of the stride_h x stride_w phases is a stride-1 convolution over a zero-padded copy of
-/// ddst with its own taps: the forward microkernels and kernel streams run it unchanged, writing
-/// every stride-th pixel of dsrc directly (FwdPlan::out_px / out_row). No FMA is spent on a zero.
-/// For stride 1 this is the paper's "swap C and K, rotate R and S by 180 degrees".
-/// Weights are read in IOhw16o16i ([Cb][Kb][R][S][16 k][16 c]), made by reorder_weights_bwd_d.
-struct BwdDataPlan {
-  ConvDesc desc{};
-  int threads = 1;
-  int64_t pad_h = 0, pad_w = 0;  ///< zero rows/columns before ddst in the padded copy
-  int64_t Hpad = 0, Wpad = 0;    ///< padded copy: [N][Kb][Hpad][Wpad][16]
-  bool direct = false;           ///< no padding needed: the kernels read ddst itself
-  int64_t phases = 0;            ///< stride_h * stride_w (phases with no pixel are left out)
-  std::array<FwdPlan, kMaxBwdPhases> phase{};
-  int64_t scratch_in = 0;        ///< floats of the padded ddst copy (0 when direct)
-  /// Small C with (r, s, c) folded (folds_channels, the first layer): instead of phases whose
-  /// outputs are C padded to 16 channels (C = 3: 13 of 16 FMAs on zeros), one 1x1 convolution
-  /// (phase[0], direct, one phase) from the K channels of ddst to the F = R*S*C folded channels
-  /// gives each output pixel's contributions to the R x S x C input pixels it sees ("col" in
-  /// col2im), which are then summed into dsrc (col2im_row). With fold_images, each thread runs
-  /// phase[0] (planned for one image, one thread) on its own images into its own buffer; otherwise
-  /// phase[0] covers all images and the col buffer holds them all.
-  bool fold = false;
-  bool fold_images = false;
-  int64_t col_size = 0;  ///< floats of one image's col buffer [Fb][P][Q][16]
-};
-
-/// Plans backward data for `d` and `threads`. Requires d.check().ok() and
-/// d.stride_h * d.stride_w <= kMaxBwdPhases (Conv checks both). Constexpr.
-constexpr BwdDataPlan make_bwd_data_plan(const ConvDesc& d, int threads = 1) {
-  BwdDataPlan b{};
-  b.desc = d;
-  b.threads = threads < 1 ? 1 : threads;
-  const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), Kb = d.Kb(), taps = d.R * d.S;
-  if (folds_channels(d)) {
-    b.fold = true;
-    b.fold_images = d.N >= b.threads;
-    b.direct = true;  // ddst is read as it is (a masked copy with post.relu_mask)
-    b.Hpad = P;
-    b.Wpad = Q;
-    b.phases = 1;
-    const ConvDesc col(b.fold_images ? 1 : d.N, d.K, taps * d.C, P, Q, 1, 1);
-    b.phase[0] = make_fwd_plan(col, b.fold_images ? 1 : b.threads);
-    b.col_size = col.Kb() * P * Q * kBlock;
-    return b;
-  }
-  // Tap offsets (in ddst rows/columns) and the padding they need, over all phases.
-  auto off_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) / d.stride_h; };
-  auto off_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) / d.stride_w; };
-  auto hits_h = [&](int64_t a, int64_t r) { return (a + d.pad_t - r * d.dil_h) % d.stride_h == 0; };
-  auto hits_w = [&](int64_t a, int64_t s) { return (a + d.pad_l - s * d.dil_w) % d.stride_w == 0; };
-  auto rows = [&](int64_t a) { return a < d.H ? div_up(d.H - a, d.stride_h) : 0; };
-  auto cols = [&](int64_t a) { return a < d.W ? div_up(d.W - a, d.stride_w) : 0; };
-  int64_t lo_h = 0, hi_h = P, lo_w = 0, hi_w = Q;  // ddst rows/cols read: [lo, hi)
-  for (int64_t a = 0; a < d.stride_h; ++a)
-    for (int64_t r = 0; r < d.R; ++r)
-      if (hits_h(a, r) && rows(a) > 0) {
-        lo_h = off_h(a, r) < lo_h ? off_h(a, r) : lo_h;
-        hi_h = off_h(a, r) + rows(a) > hi_h ? off_h(a, r) + rows(a) : hi_h;
-      }
-  for (int64_t a = 0; a < d.stride_w; ++a)
-    for (int64_t s = 0; s < d.S; ++s)
-      if (hits_w(a, s) && cols(a) > 0) {
-        lo_w = off_w(a, s) < lo_w ? off_w(a, s) : lo_w;
-        hi_w = off_w(a, s) + cols(a) > hi_w ? off_w(a, s) + cols(a) : hi_w;
-      }
-  b.pad_h = -lo_h;
-  b.pad_w = -lo_w;
-  b.Hpad = hi_h - lo_h;
-  b.Wpad = hi_w - lo_w;
-  b.direct = b.pad_h == 0 && b.pad_w == 0 && b.Hpad == P && b.Wpad == Q;
-  b.scratch_in = b.direct ? 0 : d.N * Kb * b.Hpad * b.Wpad * kBlock;
-
-  for (int64_t a = 0; a < d.stride_h; ++a) {
-    for (int64_t c = 0; c < d.stride_w; ++c) {
-      if (rows(a) == 0 || cols(c) == 0) continue;
-      FwdPlan p{};
-      p.desc = d;
-      p.threads = b.threads;
-      p.N = d.N;
-      p.P = rows(a);
-      p.Q = cols(c);
-      p.Cb = Kb;
-      p.Kb = Cb;  // outputs are C blocks of dsrc
-      p.mode = InputMode::kDirect;
-      p.Cr = Kb;  // reduction over K blocks of ddst
-      p.phases = 1;
-      p.Hph = b.Hpad;
-      p.Wph = b.Wpad;
-      p.taps = 0;
-      for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < d.S; ++s)
-          if (hits_h(a, r) && hits_w(c, s)) {
-            p.tap[p.taps].in_off = ((off_h(a, r) + b.pad_h) * b.Wpad + off_w(c, s) + b.pad_w) * kBlock;
-            p.tap[p.taps].w_off = (r * d.S + s) * kBlock * kBlock;
-            ++p.taps;
-          }
-      // A phase no tap reaches (1x1 stride 2: three of four) is all zeros: one pass of calls that
-      // reduce over nothing and store zeros, not a pass over every K block.
-      if (p.taps == 0) p.Cr = 1;
-      p.in_row = b.Wpad * kBlock;
-      p.in_cb = b.Hpad * b.Wpad * kBlock;
-      p.in_n = Kb * p.in_cb;
-      p.wei_cb = taps * kBlock * kBlock;
-      p.wei_kb = Kb * p.wei_cb;
-      p.out_row = d.stride_h * d.W * kBlock;
-      p.out_px = d.stride_w * kBlock;
-      p.out_kb = d.H * d.W * kBlock;
-      p.out_n = Cb * p.out_kb;
-      p.out_base = (a * d.W + c) * kBlock;
-      choose_blocking(p);
-      // The kernel reads weights per tap through w_off; chunking over K blocks uses all R*S taps.
-      b.phase[b.phases++] = p;
-    }
-  }
-  return b;
-}
-
-/// Backward weights: dwei[k][c][r][s] = sum_{n,p,q} ddst[n][k][p][q] * src[n][c][h][w] (h, w as in
-/// forward) and dbias[k] = sum_{n,p,q} ddst[n][k][p][q]. The microkernel accumulates one 16 x 16
-/// (input block x output block) sub-tensor for one tap over the output pixels, reading src from the
-/// forward plan's working input (padded phase images, or the folded (r, s, c) channels for small C).
-/// Two parallel strategies (paper SC18, weight update): kTasks splits the independent
-/// (K block, C block, tap) tasks among threads (results independent of the thread count);
-/// kMinibatch, when there are too few tasks or dwei is small and every thread can own whole images,
-/// splits the images, each thread accumulating a private copy of dwei, followed by a reduction in a
-/// fixed order.
-struct BwdWeightsPlan {
-  enum class Strategy : uint8_t { kTasks, kMinibatch };
-  FwdPlan fwd{};       ///< working-input geometry (forward plan of the same layer; with
-                       ///< fold_in_place, Cr blocks of 16 of the S*C channels of each filter row)
-  int threads = 1;
-  Strategy strategy = Strategy::kTasks;
-  /// kMinibatch with fewer images than threads: the items split among threads are (image, block of
-  /// `rows` rows), not images.
-  bool row_split = false;
-  int64_t tasks = 0;   ///< Kb * Cr * taps
-  int64_t rows = 1;    ///< output rows per pass over the tasks (cache blocking of the pixels)
-  /// Task order (loop order of the weight update): C blocks outside the K groups, so that the tasks
-  /// reading one C block's src rows run back to back and its lines come from memory once, not once
-  /// per K group; the ddst rows of all K groups are re-read from L2 instead. Chosen for 1x1 stride 2
-  /// read in place when a row block's src lines (with the unused pixels between) outweigh its ddst
-  /// (N = 16, one thread, two interleaved A/B runs: res3a_branch2a 1.04-1.06x, res4a_branch2a
-  /// 1.04-1.07x; for the other layers it measured no better). Else K groups outside: consecutive
-  /// tasks share a K group's ddst.
-  bool c_outer = false;
-  int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
-  /// kFold: each thread folds the rows of a row block into its own ring of `rows` rows right before
-  /// the tasks read them (and keeps one dense image copy), instead of folding all N images first
-  /// (conv1 at N=16: 128 MiB); with fwd.fold_in_place only the dense image copy, which the tasks
-  /// read in place. Floats per thread; 0 for the other modes.
-  int64_t ring_size = 0;
-  /// kPhases when each thread owns whole images (minibatch split, or one thread): each thread makes
-  /// an image's phase images in its own buffer right before reducing over it, instead of all N
-  /// images first (their copy would go through memory).
-  bool thread_image = false;
-  int64_t work_in = 0;    ///< floats of working input: fwd.scratch_in, threads * ring_size (kFold)
-                          ///< or threads * fwd.in_n (thread_image)
-  int64_t scratch = 0;    ///< floats: working input, private copies, folded dwei, padded dbias
-};
-
-/// Plans backward weights for `d` and `threads`. Constexpr.
-constexpr BwdWeightsPlan make_bwd_weights_plan(const ConvDesc& d, int threads = 1) {
-  BwdWeightsPlan b{};
-  b.fwd = make_fwd_plan(d, threads, /*ring=*/false);
-  // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy
-  // (see fold_in_place), the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16
-  // floats apart), dwei in the forward's folded layout.
-  if (fold_in_place_fits(b.fwd)) {
-    set_fold_in_place(b.fwd);
-    b.fwd.Cr = div_up(b.fwd.tap_channels, kBlock);
-    b.fwd.in_cb = kBlock;
-    b.fwd.wei_cb = kBlock * kBlock;
-  }
-  // 1x1 stride 2 without padding: src read in place, every other pixel of every other row
-  // (in_px = 32 floats), instead of a copy of its one phase first, when dwei is within 512 KiB (few
-  // K groups re-read the strided src lines; N=16, one thread: res3a_branch2a 8.8 -> 7.9 ms,
-  // res4a_branch2a 6.8 -> 6.3; with 2 MiB, res4a_branch1 and res5a_branch2a, 4-9 % slower).
-  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
-  if (b.fwd.mode == InputMode::kPhases && d.R * d.S == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded &&
-      b.fwd.Kb * b.fwd.wei_kb * 4 <= int64_t{512} * 1024) {
-    b.fwd.mode = InputMode::kDirect;
-    b.fwd.in_px = 2 * kBlock;
-    b.fwd.in_row = 2 * d.W * kBlock;
-    b.fwd.in_cb = d.H * d.W * kBlock;
-    b.fwd.in_n = b.fwd.Cb * b.fwd.in_cb;
-    b.fwd.scratch_in = 0;
-  }
-  b.threads = b.fwd.threads;
-  b.tasks = b.fwd.Kb * b.fwd.Cr * b.fwd.taps;
-  b.dwei_size = b.fwd.Kb * b.fwd.wei_kb;
-  // Pixels are reduced in blocks of rows (paper SC18, weight update: image and rows outermost, the
-  // weight gradient accumulated in memory): all tasks run over one block of ddst rows (all K
-  // blocks) and the src rows they see, about 1 MiB kept in L2, before the next block. Without it
-  // each task would stream all of ddst and src from memory.
-  // (Read in place at stride 2, the pixels between the used ones come into cache with them.)
-  const int64_t src_px = b.fwd.in_px == 2 * kBlock ? 2 * b.fwd.Q : b.fwd.phases * b.fwd.Wph;
-  const int64_t row_bytes = (b.fwd.Kb * b.fwd.Q + b.fwd.Cr * src_px) * kBlock * 4;
-  b.rows = (int64_t{1024} * 1024) / row_bytes;
-  b.rows = b.rows < 1 ? 1 : (b.rows > b.fwd.P ? b.fwd.P : b.rows);
-  b.c_outer = b.fwd.in_px == 2 * kBlock && b.fwd.Cr * src_px > b.fwd.Kb * b.fwd.Q;
-  // Minibatch split when there are too few tasks to balance (fewer than 4 per thread), or when every
-  // thread can own whole images and the private copies are small (dwei within 2 MiB): each thread
-  // then reads only its own images' src and ddst instead of both threads streaming all of them
-  // (N = 16, 2 threads: geomean 223 -> 253 GFLOP/s, scaling 1.77x -> 1.98x; with larger dwei, as
-  // 2048 -> 512 1x1, the reduction of the copies cost more than it saved). Else the task split.
-  // With fewer images than threads the split is over blocks of rows (row_split): when tasks are too
-  // few, and for kFold, where a task split had every thread fold every row (conv1, N = 1, 2 threads:
-  // 1.44x of one thread).
-  const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
-  const bool folded = b.fwd.mode == InputMode::kFold;
-  b.row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
-  b.strategy = b.threads > 1 && (b.row_split || (d.N >= b.threads && (few_tasks || small_dwei)))
-                   ? BwdWeightsPlan::Strategy::kMinibatch
-                   : BwdWeightsPlan::Strategy::kTasks;
-  if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
-    const int64_t blocks = div_up(b.fwd.P, b.rows) * d.N;
-    const int64_t per_image = div_up(round_up(blocks, b.threads), d.N);
-    b.rows = div_up(b.fwd.P, per_image);
-  }
-  const int64_t copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  // + 16 floats of slack: the fold's copy chunks (kFoldSlack), or in place the channel group that
-  // covers the end of the last run (at most 16 channels from the last block's start).
-  b.ring_size = folded ? (b.fwd.fold_in_place ? 0 : b.rows * b.fwd.in_row) + b.fwd.dense_h * b.fwd.dense_w * d.C + kBlock
-                       : 0;
-  b.thread_image = b.fwd.mode == InputMode::kPhases &&
-                   ((b.strategy == BwdWeightsPlan::Strategy::kMinibatch && !b.row_split) || b.threads == 1);
-  b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * b.fwd.in_n : b.fwd.scratch_in);
-  b.scratch = b.work_in + copies * (b.dwei_size + b.fwd.Kb * kBlock) + (folded ? b.dwei_size : 0) +
-              b.fwd.Kb * kBlock;
-  return b;
-}
-
-}  // namespace hwyconv
-// ----- end hwyconv/plan/bwd_plan.hpp -----
-
-// ----- begin hwyconv/layout/bwd_transform.hpp -----
-// hwyconv/layout/bwd_transform.hpp - layout work of the training passes: the weights of backward
-// data (IOhw16o16i), the zero-padded (optionally ReLU-masked) copy of ddst, and the unfolding of
-// weight gradients computed on folded channels.
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <span>
-#include <string>
-
-
-namespace hwyconv {
-
-/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
-/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
-/// flipped: the backward-data plan indexes taps explicitly). Do it once per training step, when
-/// the weights change. Throws Error("weights" / "wei_bwd_d") when a span is too small or they overlap.
-inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
-                                  int64_t R, int64_t S) {
-  const int64_t need = wei_blocked_size(K, C, R, S);
-  if (int64_t(wei.size()) < need)
-    throw Error("weights", "needs at least " + std::to_string(need) + " floats (OIhw16i16o), got " + std::to_string(wei.size()));
-  if (int64_t(wei_bwd_d.size()) < need)
-    throw Error("wei_bwd_d", "needs at least " + std::to_string(need) + " floats (IOhw16o16i), got " +
-                                 std::to_string(wei_bwd_d.size()));
-  const float* src = wei.data();
-  float* dst = wei_bwd_d.data();
-  if (src < dst + need && dst < src + need) throw Error("wei_bwd_d", "must not overlap weights");
-  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
-  for (int64_t kb = 0; kb < Kb; ++kb)
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t t = 0; t < taps; ++t) {
-        const float* from = src + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
-        float* to = dst + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
-        for (int64_t i = 0; i < kBlock; ++i)
-          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
-      }
-}
-
-/// Work items of the padded ddst copy: one per (image, K block).
-constexpr int64_t padded_ddst_items(const BwdDataPlan& b) { return b.desc.N * b.desc.Kb(); }
-
-/// Copies item i (image n, K block kb) of ddst [N][Kb][P][Q][16] into the zero-padded
-/// [N][Kb][Hpad][Wpad][16] of the plan; with `mask` (same layout as ddst), values where mask <= 0
-/// become 0 (ReLU backward).
-inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask, float* out, int64_t i) {
-  const ConvDesc& d = b.desc;
-  const int64_t P = d.P(), Q = d.Q();
-  const float* g = ddst + i * P * Q * kBlock;
-  const float* m = mask ? mask + i * P * Q * kBlock : nullptr;
-  float* o = out + i * b.Hpad * b.Wpad * kBlock;
-  std::fill(o, o + b.Hpad * b.Wpad * kBlock, 0.0f);
-  for (int64_t p = 0; p < P; ++p) {
-    float* row = o + ((p + b.pad_h) * b.Wpad + b.pad_w) * kBlock;
-    const int64_t off = p * Q * kBlock;
-    if (!m) {
-      std::memcpy(row, g + off, sizeof(float) * size_t(Q * kBlock));
-    } else {
-      for (int64_t j = 0; j < Q * kBlock; ++j) row[j] = m[off + j] > 0.0f ? g[off + j] : 0.0f;
-    }
-  }
-}
-
-/// Backward data with folded channels (BwdDataPlan::fold): the weights of the 1x1 convolution from
-/// K to F = R*S*C channels, OIhw16i16o [Fb][Kb][16 k][16 f] with f = (r*S + s)*C + c, from the
-/// IOhw16o16i weights [Cb][Kb][R][S][16 k][16 c]; slots f >= F are zero.
-inline void fold_weights_bwd_d(const BwdDataPlan& b, const float* wei_bwd_d, float* folded) {
-  const ConvDesc& d = b.desc;
-  const int64_t Kb = d.Kb(), Fb = div_up(d.R * d.S * d.C, kBlock);
-  std::fill(folded, folded + Fb * Kb * kBlock * kBlock, 0.0f);
-  for (int64_t kb = 0; kb < Kb; ++kb)
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s)
-        for (int64_t c = 0; c < d.C; ++c) {
-          const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from = wei_bwd_d + ((((c / kBlock) * Kb + kb) * d.R + r) * d.S + s) * kBlock * kBlock + c % kBlock;
-          float* to = folded + ((f / kBlock) * Kb + kb) * kBlock * kBlock + f % kBlock;
-          for (int64_t k = 0; k < kBlock; ++k) to[k * kBlock] = from[k * kBlock];
-        }
-}
-
-/// Backward data with folded channels: row h of image n of dsrc (nChw16c [N][Cb][H][W][16], every C
-/// block, padded channels 0) as the sum of the contributions in `col` (that image's [Fb][P][Q][16]
-/// from the 1x1 convolution): dsrc(h, w, c) = sum over the taps (r, s) with h = p*stride_h - pad_t +
-/// r*dil_h and w = q*stride_w - pad_l + s*dil_w of col(f = (r*S + s)*C + c, p, q). The terms are
-/// added in a fixed order (r, s), whatever the thread count.
-inline void col2im_row(const BwdDataPlan& b, const float* col, float* dsrc, int64_t n, int64_t h) {
-  const ConvDesc& d = b.desc;
-  const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), plane = P * Q * kBlock;
-  for (int64_t cb = 0; cb < Cb; ++cb) std::fill_n(dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock, d.W * kBlock, 0.0f);
-  for (int64_t r = 0; r < d.R; ++r) {
-    const int64_t y = h + d.pad_t - r * d.dil_h;  // = p * stride_h
-    if (y < 0 || y % d.stride_h != 0 || y / d.stride_h >= P) continue;
-    const int64_t p = y / d.stride_h;
-    for (int64_t s = 0; s < d.S; ++s) {
-      // Columns q with w = q*stride_w + s*dil_w - pad_l in [0, W).
-      const int64_t shift = s * d.dil_w - d.pad_l;
-      const int64_t q0 = shift >= 0 ? 0 : div_up(-shift, d.stride_w);
-      const int64_t q1 = std::min(Q, d.W - shift <= 0 ? int64_t{0} : div_up(d.W - shift, d.stride_w));
-      for (int64_t c = 0; c < d.C; ++c) {
-        const int64_t f = (r * d.S + s) * d.C + c;
-        const float* from = col + (f / kBlock) * plane + p * Q * kBlock + f % kBlock;
-        float* to = dsrc + ((n * Cb + c / kBlock) * d.H + h) * d.W * kBlock + c % kBlock + shift * kBlock;
-        const int64_t step = d.stride_w * kBlock;
-        for (int64_t q = q0; q < q1; ++q) to[q * step] += from[q * kBlock];
-      }
-    }
-  }
-}
-
-/// Unfolds weight gradients computed on folded channels ([Kb][wei_kb / 16 f][16 k], f = (r*S + s)*C
-/// + c, as fold_weights lays them out) into OIhw16i16o; padded input-channel slots become 0.
-inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
-  const ConvDesc& d = p.desc;
-  std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
-  for (int64_t kb = 0; kb < p.Kb; ++kb)
-    for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < d.S; ++s) {
-          const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from = folded + kb * p.wei_kb + f * kBlock;
-          float* to = wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
-          std::memcpy(to, from, sizeof(float) * kBlock);
-        }
-}
-
-}  // namespace hwyconv
-// ----- end hwyconv/layout/bwd_transform.hpp -----
-
-// ----- begin hwyconv/layout/input_transform.hpp -----
-// hwyconv/layout/input_transform.hpp - makes the plan's working input (and folded weights) from the
-// user's blocked tensors. Plain C++: memory-bound copies; see InputMode in plan/plan.hpp.
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <utility>
-
-
-namespace hwyconv {
-
-/// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
-/// for kFold (a dense copy, then the folding; only the dense copy with fold_in_place), 0 for kDirect.
-constexpr int input_transform_stages(const FwdPlan& p) {
-  return p.mode == InputMode::kPhases ? 1 : (p.mode == InputMode::kFold ? (p.fold_in_place ? 1 : 2) : 0);
-}
-
-/// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
-/// (one row of the dense copy), stage 1: N * P (one output row of one image).
-constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
-  if (p.mode == InputMode::kPhases) return p.desc.N * p.Cb;
-  if (p.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.dense_h : p.P);
-  return 0;
-}
-
-/// Items of `stage` that belong to image n: [first, last). Items are image-major in every stage.
-constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan& p, int stage, int64_t n) {
-  const int64_t per = input_transform_items(p, stage) / p.desc.N;
-  return {n * per, (n + 1) * per};
-}
-
-/// Floats a kFold copy chunk may read past a run of the dense copy (which ends with that much
-/// slack, FwdPlan::scratch_in) and write past it in the pixel buffer.
-inline constexpr int64_t kFoldSlack = 8;
-
-/// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
-/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy; src
-/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C channels of a pixel next to each other, so that
-/// the S*C folded channels of one filter row are one contiguous run.
-inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
-  const ConvDesc& d = p.desc;
-  const int64_t C = d.C, Dw = p.dense_w, sy = y - d.pad_t;
-  float* row = dense + y * Dw * C;
-  std::fill(row, row + Dw * C, 0.0f);
-  if (sy < 0 || sy >= d.H) return;
-  const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
-  if (p.src_nhwc) {  // the row is already x-major with C channels per pixel: one run
-    if (xs > 0) std::copy_n(src + (n * d.H + sy) * d.W * C, xs * C, row + d.pad_l * C);
-    return;
-  }
-  for (int64_t cb = 0; cb < p.Cb; ++cb) {
-    const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
-    const float* srow = src + ((n * p.Cb + cb) * d.H + sy) * d.W * kBlock;
-    float* to = row + d.pad_l * C + cb * kBlock;
-    for (int64_t x = 0; x < xs; ++x)
-      for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
-  }
-}
-
-/// kFold, second step: output row y of one image from its dense copy, into `out` (the row's Cr
-/// blocks of Q pixels, in_cb apart): folded channel f = (r*S + s)*C + c of pixel (y, q) is dense
-/// (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c; channels past R*S*C are zero.
-inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, int64_t y) {
-  const ConvDesc& d = p.desc;
-  const int64_t C = d.C, Dw = p.dense_w, folded = p.Cr * kBlock, run = d.S * C;
-  // Pixels are gathered kFoldBatch at a time into `pixels`, then written out block by block: the
-  // reads of a pixel's blocks come long after its (unaligned, overlapping) stores, which a read
-  // right behind them would wait on (store forwarding fails across differently sized stores).
-  constexpr int64_t kFoldBatch = 8;
-  float pixels[kFoldBatch][kMaxTaps * kBlock + kFoldSlack];
-  for (int64_t q0 = 0; q0 < p.Q; q0 += kFoldBatch) {
-    const int64_t nq = p.Q - q0 < kFoldBatch ? p.Q - q0 : kFoldBatch;
-    for (int64_t i = 0; i < nq; ++i) {
-      float* pixel = pixels[i];
-      const int64_t q = q0 + i;
-      // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a
-      // library call per short run cost more than the copy). A chunk may run past its run: the
-      // next filter row's run overwrites it, and the tail after the last run is cleared below.
-      for (int64_t r = 0; r < d.R; ++r) {
-        const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
-        float* to = pixel + r * run;
-        if (d.dil_w == 1) {
-          for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
-        } else {
-          for (int64_t s = 0; s < d.S; ++s)
-            for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
-        }
-      }
-      std::fill(pixel + d.R * run, pixel + folded, 0.0f);
-    }
-    for (int64_t cb = 0; cb < p.Cr; ++cb)
-      for (int64_t i = 0; i < nq; ++i)
-        std::memcpy(out + cb * p.in_cb + (q0 + i) * kBlock, pixels[i] + cb * kBlock, sizeof(float) * kBlock);
-  }
-}
-
-/// kPhases: row y of phase ph (Wph pixels x 16 channels at `row`) from C block `block` of one image
-/// of src ([H][W][16]): zero where the padding is.
-inline void phase_row(const FwdPlan& p, const float* block, float* row, int64_t ph, int64_t y) {
-  const ConvDesc& d = p.desc;
-  constexpr size_t kPix = sizeof(float) * kBlock;
-  const int64_t sy = y * d.stride_h + p.phase_a[ph] - d.pad_t;
-  if (sy < 0 || sy >= d.H) {
-    std::memset(row, 0, size_t(p.Wph) * kPix);
-    return;
-  }
-  const float* srow = block + sy * d.W * kBlock;
-  // Stride 1: one run of source pixels between the zeros of the left and right padding (one copy per
-  // row instead of one per pixel; 3x3 layers at N = 16, interleaved A/B: 1-3 % faster forward).
-  // (At stride 1 every phase starts at column 0: phase_b is 0.)
-  if (d.stride_w == 1) {
-    const int64_t x0 = std::min(d.pad_l, p.Wph), x1 = std::clamp<int64_t>(d.W + d.pad_l, x0, p.Wph);
-    std::memset(row, 0, size_t(x0) * kPix);
-    std::memcpy(row + x0 * kBlock, srow + (x0 - d.pad_l) * kBlock, size_t(x1 - x0) * kPix);
-    std::memset(row + x1 * kBlock, 0, size_t(p.Wph - x1) * kPix);
-    return;
-  }
-  for (int64_t x = 0; x < p.Wph; ++x) {
-    const int64_t sx = x * d.stride_w + p.phase_b[ph] - d.pad_l;
-    if (sx < 0 || sx >= d.W)
-      std::memset(row + x * kBlock, 0, kPix);
-    else
-      std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
-  }
-}
-
-/// kPhases: the phase images of C block cb of image n, into `image` (that image's working input,
-/// [Cr][phases][Hph][Wph][16]).
-inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t n, int64_t cb) {
-  const float* block = src + (n * p.Cb + cb) * p.desc.H * p.desc.W * kBlock;
-  for (int64_t ph = 0; ph < p.phases; ++ph)
-    for (int64_t y = 0; y < p.Hph; ++y)
-      phase_row(p, block, image + cb * p.in_cb + (ph * p.Hph + y) * p.Wph * kBlock, ph, y);
-}
-
-/// kFold: the whole dense copy of image n (fold_dense_row for every row) into `dense`.
-inline void fold_dense_image(const FwdPlan& p, const float* src, float* dense, int64_t n) {
-  for (int64_t y = 0; y < p.dense_h; ++y) fold_dense_row(p, src, dense, n, y);
-}
-
-/// kPhases: every C block's phase images of image n into `image` (one image's working input).
-inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, int64_t n) {
-  for (int64_t cb = 0; cb < p.Cb; ++cb) phase_copy(p, src, image, n, cb);
-}
-
-/// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
-/// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
-/// [N][dense_h][dense_w][C]; fold_in_place: the dense copies only). Not for a plan with ring_rows
-/// (see run_forward).
-/// Every float of the item's part of `work` is written.
-inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
-  const ConvDesc& d = p.desc;
-  if (p.mode == InputMode::kPhases) {
-    phase_copy(p, src, work + i / p.Cb * p.in_n, i / p.Cb, i % p.Cb);
-    return;
-  }
-  if (p.mode != InputMode::kFold) return;
-  // The dense copies follow the folded rows, or are the working input itself (fold_in_place).
-  const int64_t image = p.fold_in_place ? p.in_n : p.dense_h * p.dense_w * d.C;
-  float* dense = p.fold_in_place ? work : work + d.N * p.in_n;
-  if (stage == 0) {
-    fold_dense_row(p, src, dense + i / p.dense_h * image, i / p.dense_h, i % p.dense_h);
-  } else {
-    const int64_t n = i / p.P, y = i % p.P;
-    fold_output_row(p, dense + n * image, work + n * p.in_n + y * p.in_row, y);
-  }
-}
-
-/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][wei_kb / 16][16 o] with input
-/// channel f = (r*S + s)*C + c (kFold only: Cr blocks of 16 x 16, or with fold_in_place R*S*C rows
-/// read R runs of S*C); padded slots are zero.
-inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
-  const ConvDesc& d = p.desc;
-  std::fill(folded, folded + p.scratch_wei, 0.0f);
-  for (int64_t kb = 0; kb < p.Kb; ++kb)
-    for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < d.S; ++s) {
-          const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from =
-              wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
-          float* to = folded + kb * p.wei_kb + f * kBlock;
-          std::memcpy(to, from, sizeof(float) * kBlock);
-        }
-}
-
-}  // namespace hwyconv
-// ----- end hwyconv/layout/input_transform.hpp -----
 
 // ----- begin hwyconv/threading/parallel_for.hpp -----
 // hwyconv/threading/parallel_for.hpp - how hwyconv runs work on several threads.
@@ -2489,9 +2086,12 @@ class ThreadPool {
     fn_ = nullptr;
   }
 
-  /// The process-wide pool (hardware_concurrency threads), created on first use.
+  /// std::thread::hardware_concurrency(), at least 1.
+  static int hardware_threads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
+  /// The process-wide pool (hardware_threads() threads), created on first use.
   static ThreadPool& global() {
-    static ThreadPool pool(int(std::max(1u, std::thread::hardware_concurrency())));
+    static ThreadPool pool(hardware_threads());
     return pool;
   }
 
@@ -2558,23 +2158,25 @@ inline void parallel_run(const ParallelFor& pf, int64_t n, const std::function<v
 }  // namespace hwyconv
 // ----- end hwyconv/threading/parallel_for.hpp -----
 
-// ----- begin hwyconv/conv.hpp -----
-// hwyconv/conv.hpp - the user-facing convolution objects: Conv (shape known at run time) and
-// StaticConv<desc> (shape known at compile time). Both execute describe -> plan -> kernel stream ->
-// microkernels -> epilogue; they differ only in when the plan and stream are built.
+// ----- begin hwyconv/options.hpp -----
+// hwyconv/options.hpp - what a user passes besides the descriptor: the pass, the fused post-ops of each
+// pass, the src layout, and the execution options (threads, parallel-for, the machine to plan for).
 
-#include <algorithm>
-#include <memory>
 #include <cstdint>
-#include <cstring>
+#include <optional>
 #include <span>
-#include <string>
-#include <vector>
 
 
 namespace hwyconv {
 
-/// Fused operations after the convolution, applied in registers (see epilogue/epilogue-inl.h):
+/// The three passes of a convolution layer (paper SC18): forward propagation, backward data (dL/dsrc)
+/// and backward weights (the weight update: dL/dweights, dL/dbias).
+enum class Pass : uint8_t { fwd, bwd_d, bwd_w };
+
+/// Name of a pass: "fwd", "bwd_d", "bwd_w".
+constexpr const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : (p == Pass::bwd_d ? "bwd_d" : "bwd_w"); }
+
+/// Fused operations after the forward convolution, applied in registers (epilogue/epilogue-inl.h):
 /// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
 struct PostOps {
   bool relu = false;                  ///< max(., 0) last
@@ -2583,7 +2185,7 @@ struct PostOps {
   std::span<const float> shift{};     ///< K floats; with scale
 };
 
-/// Options of the training passes.
+/// Fused operations of the training passes.
 struct BwdPostOps {
   /// ReLU backward fused on read: when set (same layout and size as ddst, normally the forward dst
   /// of this layer computed with PostOps::relu), ddst counts only where relu_mask > 0.
@@ -2595,59 +2197,1773 @@ struct BwdPostOps {
 enum class SrcLayout : uint8_t {
   nChw16c,  ///< [N][div_up(C,16)][H][W][16]: channels in blocks of 16, padded slots zero (default)
   nhwc,     ///< [N][H][W][C]: channels last, unpadded (images as decoders give them, e.g. RGB)
+  any,      ///< the layout the chosen implementation reads directly (Conv::src_layout() tells which)
 };
+
+/// Most threads a plan may be partitioned for.
+inline constexpr int kMaxThreads = 4096;
 
 /// Execution options.
 struct Options {
-  /// Threads the kernel stream is partitioned for; 0 = the global pool's size (hardware threads).
-  /// Results are bitwise the same for every value.
+  /// Threads the work is partitioned for; 0 = std::thread::hardware_concurrency() (the size of
+  /// hwyconv's global pool, and the width assumed for a parallel_for of the caller's). At most
+  /// kMaxThreads. Forward and backward-data results are bitwise the same for every value.
   int threads = 0;
   /// Caller's parallel-for; empty = hwyconv's global ThreadPool.
   ParallelFor parallel_for{};
   /// Layout of src. nhwc is read directly by layers whose channels are folded (C < 16 with R*S > 1,
   /// such as the first layer, 3 -> 64 7x7: 5.3x fewer bytes than nChw16c at C = 3); other layers
-  /// reorder it to nChw16c in their scratch first, a copy per call.
+  /// reorder it to nChw16c in their workspace first, a copy per call. `any`: Conv chooses.
   SrcLayout src_layout = SrcLayout::nChw16c;
+  /// Machine the plans are made for; empty = this machine (Machine::host(), with the register budget
+  /// of the SIMD target chosen at run time).
+  std::optional<Machine> machine{};
 };
+
+}  // namespace hwyconv
+// ----- end hwyconv/options.hpp -----
+
+// ----- begin hwyconv/impl/impl.hpp -----
+// hwyconv/impl/impl.hpp - what an implementation is, and how Conv picks one per pass.
+//
+// An implementation is one algorithm for one pass (forward by direct blocking, backward data by
+// phases, the weight update by task split, ...), in its own file under impl/. It is a type with:
+//   Plan                                    a literal type: every decision, constexpr
+//   plan(desc, ctx, Plan&) -> Status        can it run this layer? ("unimplemented" with the reason)
+//   cost(Plan, ctx) -> double               estimated cycles (plan/model.hpp), to choose among several
+//   invariant_violation(Plan) -> const char*  nullptr, or the first broken invariant of the plan
+//   workspace(Plan) -> int64_t              floats of scratch one execution needs
+//   packed_size(Plan), pack(...)            weights in the implementation's own layout (0: none)
+//   reads_nhwc(Plan), kPrefersNhwc          whether it reads an nhwc src itself (planned for one)
+//   Streams, make_streams(Plan)             its kernel streams (built once, at creation)
+//   run(Plan, Streams, Call, workspace, parallel_for)
+// as oneDNN's implementation list (each init_conf may answer "unimplemented") and XNNPACK's
+// create_*_path are. The lists per pass are in impl/list.hpp; Conv holds the cheapest that can run.
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+
+namespace hwyconv::impl {
+
+/// What a plan depends on besides the descriptor.
+struct PlanContext {
+  int threads = 1;                             ///< parts the work is partitioned into
+  Machine machine{};                           ///< caches and register budget
+  SrcLayout src_layout = SrcLayout::nChw16c;   ///< src as the user gives it (nChw16c or nhwc)
+};
+
+/// "Can run" for Status.
+inline constexpr Status kOk{};
+
+/// Status of an implementation that cannot run a layer: field "impl", the reason.
+constexpr Status unimplemented(const char* reason) { return {"impl", reason, 0}; }
+
+/// Arguments of a forward execution, already checked by the caller (sizes, overlaps). src is in the
+/// layout the implementation reads (nhwc when reads_nhwc and the user's src is nhwc, else nChw16c);
+/// `packed` is the implementation's packed weights or nullptr (then `wei`, OIhw16i16o, is used).
+struct FwdCall {
+  const float* src = nullptr;
+  const float* wei = nullptr;
+  const float* packed = nullptr;
+  const float* bias = nullptr;  ///< K floats, or nullptr
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  const float* residual = nullptr;
+  unsigned ops = 0;  ///< EpilogueOp mask
+  float* dst = nullptr;
+};
+
+/// Arguments of a backward-data execution: ddst, weights IOhw16o16i (or packed), the optional ReLU
+/// mask, dsrc.
+struct BwdDataCall {
+  const float* ddst = nullptr;
+  const float* wei = nullptr;
+  const float* packed = nullptr;
+  const float* mask = nullptr;
+  float* dsrc = nullptr;
+};
+
+/// Arguments of a weight-update execution: src (layout as in FwdCall), ddst, the optional ReLU mask,
+/// dwei (OIhw16i16o) and dbias (K floats, or nullptr).
+struct BwdWeightsCall {
+  const float* src = nullptr;
+  const float* ddst = nullptr;
+  const float* mask = nullptr;
+  float* dwei = nullptr;
+  float* dbias = nullptr;
+};
+
+/// A planned implementation of one pass, as Conv holds it (type-erased). Everything is const: one
+/// object serves concurrent calls, each with its own workspace.
+class PlannedBase {
+ public:
+  virtual ~PlannedBase() = default;
+  virtual const char* name() const = 0;
+  /// The plan's decisions in a few words (register block, loop order, ...), for the bench.
+  virtual std::string describe() const = 0;
+  virtual int64_t workspace() const = 0;
+  virtual int64_t packed_size() const = 0;
+  virtual void pack(const float* wei, float* packed) const = 0;
+  virtual bool reads_nhwc() const = 0;
+  /// Whether the implementation reads an nhwc src without a reorder (when planned for one).
+  virtual bool prefers_nhwc() const = 0;
+  virtual const char* invariant_violation() const = 0;
+  virtual double cost() const = 0;
+  /// Builds the kernel streams of the plan (once, after the choice).
+  virtual void build_streams() = 0;
+};
+
+/// A planned implementation of a pass whose calls take a Call.
+template <class Call>
+class Planned : public PlannedBase {
+ public:
+  virtual void run(const Call& call, float* workspace, const ParallelFor& pf) const = 0;
+};
+
+/// Implementation I with its plan and streams.
+template <class I>
+class PlannedImpl final : public Planned<typename I::Call> {
+  using Call = typename I::Call;
+ public:
+  typename I::Plan plan{};
+  typename I::Streams streams{};
+  double estimate = 0;
+
+  const char* name() const override { return I::kName; }
+  std::string describe() const override { return I::describe(plan); }
+  int64_t workspace() const override { return I::workspace(plan); }
+  int64_t packed_size() const override { return I::packed_size(plan); }
+  void pack(const float* wei, float* packed) const override { I::pack(plan, wei, packed); }
+  bool reads_nhwc() const override { return I::reads_nhwc(plan); }
+  bool prefers_nhwc() const override { return I::kPrefersNhwc; }
+  const char* invariant_violation() const override { return I::invariant_violation(plan); }
+  double cost() const override { return estimate; }
+  void run(const Call& call, float* ws, const ParallelFor& pf) const override { I::run(plan, streams, call, ws, pf); }
+  void build_streams() override { streams = I::make_streams(plan); }
+};
+
+/// Plans every implementation of the tuple List that can run the layer and keeps the one of least
+/// estimated cost (the first of equal ones), with its streams. nullptr when none can run (the last
+/// implementation of each list runs every layer ConvDesc::check() accepts).
+template <class Call, class List>
+std::unique_ptr<Planned<Call>> choose(const ConvDesc& d, const PlanContext& ctx) {
+  std::unique_ptr<Planned<Call>> best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  auto consider = [&](auto tag) {
+    using I = typename decltype(tag)::type;
+    auto p = std::make_unique<PlannedImpl<I>>();
+    if (!I::plan(d, ctx, p->plan).ok()) return;
+    p->estimate = I::cost(p->plan, ctx);
+    if (best && !(p->estimate < best_cost)) return;
+    best_cost = p->estimate;
+    best = std::move(p);
+  };
+  [&]<class... Is>(std::tuple<Is...>*) { (consider(std::type_identity<Is>{}), ...); }(static_cast<List*>(nullptr));
+  if (best) best->build_streams();
+  return best;
+}
+
+/// Index in the tuple List of the implementation of least estimated cost that can run d (choose's
+/// choice, at compile time, for StaticConv); -1 if none.
+template <class List>
+constexpr int choose_static(const ConvDesc& d, const PlanContext& ctx) {
+  int best = -1, index = 0;
+  double best_cost = std::numeric_limits<double>::infinity();
+  auto consider = [&](auto tag) {
+    using I = typename decltype(tag)::type;
+    typename I::Plan p{};
+    const bool ok = I::plan(d, ctx, p).ok();
+    const double c = ok ? I::cost(p, ctx) : 0.0;
+    if (ok && (best < 0 || c < best_cost)) {
+      best = index;
+      best_cost = c;
+    }
+    ++index;
+  };
+  [&]<class... Is>(std::tuple<Is...>*) { (consider(std::type_identity<Is>{}), ...); }(static_cast<List*>(nullptr));
+  return best;
+}
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/impl.hpp -----
+
+// ----- begin hwyconv/plan/fwd_plan.hpp -----
+// hwyconv/plan/fwd_plan.hpp - the plan of a forward-microkernel pass over a working input made from src:
+// what the forward implementations and the weight update share. The microkernel always runs a stride-1,
+// unpadded convolution; the working input says how that is made from the user's src (in place, phase
+// images, or folded channels), the kernel geometry where its calls read and write, the blocking how
+// its loop nest runs.
+
+#include <array>
+#include <cstdint>
+
+
+namespace hwyconv {
+
+/// How the microkernels see the source tensor.
+enum class InputMode : uint8_t {
+  /// The working input is src itself, read in place (stride 1 without padding; or a stride read with
+  /// every other pixel, KernelGeometry::in_px = 32, for 1x1 stride 2 without padding).
+  kDirect,
+  /// src is copied into zero-padded "phase images", one per distinct (r*dil_h mod stride_h,
+  /// s*dil_w mod stride_w). In phase (a, b), pixel (y, x) is padded src pixel (y*stride_h + a,
+  /// x*stride_w + b), so every tap of a strided convolution becomes a unit-stride read and no FMA is
+  /// spent on a skipped pixel.
+  kPhases,
+  /// Small C (e.g. the first layer, C = 3): (r, s, c) are folded into one channel dimension of
+  /// div_up(R*S*C, 16) blocks (an im2col over the taps) and the convolution becomes 1x1, instead of
+  /// padding C up to 16 for each of the R*S taps. Made from a dense H x W x C copy of each image.
+  kFold,
+};
+
+/// How the working input is made from src.
+struct WorkingInput {
+  InputMode mode = InputMode::kDirect;
+  /// kPhases: phase images per C block, their size, and the row/column phase of each.
+  int64_t phases = 1, Hph = 0, Wph = 0;
+  std::array<int64_t, kMaxTaps> phase_a{}, phase_b{};
+  /// kFold: the zero-padded dense H x W x C copy of one image.
+  int64_t dense_h = 0, dense_w = 0;
+  /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
+  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels kDensePx floats apart;
+  /// the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never written and no
+  /// FMA is spent on the padding of R*S*C up to 16. The working input is the dense copies.
+  bool fold_in_place = false;
+  /// kFold: src is nhwc ([N][H][W][C], unpadded channels) instead of nChw16c; the dense copy of an
+  /// image is then its rows with the padding around them.
+  bool src_nhwc = false;
+};
+
+/// A forward-microkernel plan (forward, and the working input of the weight update). Working input
+/// [N][Cr][phases][Hph][Wph][16] (kPhases), src itself (kDirect), or folded rows [N][P][Cr][Q][16]
+/// followed by the dense copies (kFold; the dense copies only when read in place); weights
+/// [Kb][Cr][taps][16 i][16 o] (OIhw16i16o unless folded); dst nChw16c [N][Kb][P][Q][16].
+struct FwdPlan {
+  ConvDesc desc{};
+  WorkingInput in{};
+  KernelGeometry g{};
+  Blocking b{};
+  Taps tap{};
+  int64_t scratch_in = 0;   ///< floats of working input (0 in place), with the kFold dense copies
+  int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
+  int64_t ring_size = 0;    ///< floats per thread of a ring of folded rows and its dense copy
+
+  constexpr RegBlock rb() const { return kFwdBlocks[b.block]; }
+  /// Form of the microkernels this plan runs.
+  constexpr PixelForm form() const {
+    return in.fold_in_place ? PixelForm::kDense : (g.in_px == 2 * kBlock ? PixelForm::kStride2 : PixelForm::kBlocked);
+  }
+};
+
+/// Whether (r, s, c) are worth folding into channels (InputMode::kFold): small C, when that saves at
+/// least a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
+constexpr bool folds_channels(const ConvDesc& d) {
+  const int64_t taps = d.R * d.S;
+  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
+}
+
+namespace plan_detail {
+
+/// Output geometry of the forward pass (dst nChw16c) and the image count.
+constexpr void set_output(FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  p.g.N = d.N;
+  p.g.P = d.P();
+  p.g.Q = d.Q();
+  p.g.Kb = d.Kb();
+  p.g.out_row = p.g.Q * kBlock;
+  p.g.out_kb = p.g.P * p.g.Q * kBlock;
+  p.g.out_n = p.g.Kb * p.g.out_kb;
+}
+
+}  // namespace plan_detail
+
+/// The working input of src in place (stride 1 without padding) or as phase images, with one tap
+/// per (r, s), weights OIhw16i16o. Blocking is left to the caller.
+constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
+  FwdPlan p{};
+  p.desc = d;
+  p.b.threads = threads < 1 ? 1 : threads;
+  plan_detail::set_output(p);
+  const bool unit = d.stride_h == 1 && d.stride_w == 1;
+  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
+  WorkingInput& in = p.in;
+  in.mode = unit && unpadded ? InputMode::kDirect : InputMode::kPhases;
+  in.Hph = in.mode == InputMode::kDirect ? d.H : p.g.P + ((d.R - 1) * d.dil_h) / d.stride_h;
+  in.Wph = in.mode == InputMode::kDirect ? d.W : p.g.Q + ((d.S - 1) * d.dil_w) / d.stride_w;
+  in.phases = 0;
+  p.g.Cr = d.Cb();
+  p.g.taps = d.R * d.S;
+  for (int64_t r = 0; r < d.R; ++r) {
+    for (int64_t s = 0; s < d.S; ++s) {
+      const int64_t a = (r * d.dil_h) % d.stride_h, b = (s * d.dil_w) % d.stride_w;
+      int64_t ph = 0;
+      while (ph < in.phases && !(in.phase_a[size_t(ph)] == a && in.phase_b[size_t(ph)] == b)) ++ph;
+      if (ph == in.phases) {
+        in.phase_a[size_t(ph)] = a;
+        in.phase_b[size_t(ph)] = b;
+        ++in.phases;
+      }
+      const int64_t t = r * d.S + s;
+      p.tap[size_t(t)].in_off =
+          ph * in.Hph * in.Wph * kBlock + ((r * d.dil_h) / d.stride_h * in.Wph + (s * d.dil_w) / d.stride_w) * kBlock;
+      p.tap[size_t(t)].w_off = t * kBlock * kBlock;
+    }
+  }
+  p.g.in_row = in.Wph * kBlock;
+  p.g.in_cb = in.phases * in.Hph * in.Wph * kBlock;
+  p.g.in_n = p.g.Cr * p.g.in_cb;
+  p.g.wei_cb = p.g.taps * kBlock * kBlock;
+  p.g.wei_kb = p.g.Cr * p.g.wei_cb;
+  p.scratch_in = in.mode == InputMode::kDirect ? 0 : d.N * p.g.in_n;
+  return p;
+}
+
+/// Whether src can be read in place with every other pixel of every other row (1x1, stride 2, no
+/// padding): KernelGeometry::in_px = 32 floats, the kStride2Blocks.
+constexpr bool strided_in_place_fits(const ConvDesc& d) {
+  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
+  return d.R * d.S == 1 && d.stride_h == 2 && d.stride_w == 2 && unpadded;
+}
+
+/// Turns a blocked_input_plan of a layer that strided_in_place_fits into one reading src in place.
+constexpr void set_strided_in_place(FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  p.in.mode = InputMode::kDirect;
+  p.g.in_px = 2 * kBlock;
+  p.g.in_row = d.stride_h * d.W * kBlock;
+  p.g.in_cb = d.H * d.W * kBlock;
+  p.g.in_n = d.Cb() * p.g.in_cb;
+  p.scratch_in = 0;
+}
+
+/// The working input of folded channels (InputMode::kFold): Cr = div_up(R*S*C, 16) blocks as one
+/// output row's folded rows [N][P][Cr][Q][16], one tap; folded weights [Kb][Cr][16 i][16 o].
+constexpr FwdPlan fold_plan(const ConvDesc& d, int threads) {
+  FwdPlan p{};
+  p.desc = d;
+  p.b.threads = threads < 1 ? 1 : threads;
+  plan_detail::set_output(p);
+  p.in.mode = InputMode::kFold;
+  p.in.Hph = p.g.P;
+  p.in.Wph = p.g.Q;
+  p.in.dense_h = (p.g.P - 1) * d.stride_h + (d.R - 1) * d.dil_h + 1;
+  p.in.dense_w = (p.g.Q - 1) * d.stride_w + (d.S - 1) * d.dil_w + 1;
+  p.g.Cr = round_up(d.R * d.S * d.C, kBlock) / kBlock;
+  p.g.taps = 1;
+  p.tap[0] = {0, 0};
+  p.g.in_row = p.g.Cr * p.g.Q * kBlock;
+  p.g.in_cb = p.g.Q * kBlock;
+  p.g.in_n = p.g.P * p.g.in_row;
+  p.g.wei_cb = kBlock * kBlock;
+  p.g.wei_kb = p.g.Cr * p.g.wei_cb;
+  p.scratch_in = d.N * p.g.in_n + d.N * p.in.dense_h * p.in.dense_w * d.C + 8;  // + kFoldSlack
+  p.scratch_wei = p.g.Kb * p.g.wei_kb;
+  return p;
+}
+
+/// Whether a fold_plan can read its folded channels in place: the S*C channels of a filter row
+/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
+constexpr bool fold_in_place_fits(const ConvDesc& d) { return d.dil_w == 1 && d.stride_w * d.C == kDensePx; }
+
+/// Turns a fold_plan into the in-place one (WorkingInput::fold_in_place): one tap per filter row r,
+/// reading the S*C floats from the pixel's first column of the image's dense copy, with the folded
+/// weights (wei_kb unchanged, channel f = (r*S + s)*C + c at f*16).
+constexpr void set_fold_in_place(FwdPlan& p) {
+  const ConvDesc& d = p.desc;
+  p.in.fold_in_place = true;
+  p.g.taps = d.R;
+  p.g.tap_channels = d.S * d.C;
+  for (int64_t r = 0; r < d.R; ++r) p.tap[size_t(r)] = {r * d.dil_h * p.in.dense_w * d.C, r * d.S * d.C * kBlock};
+  p.g.Cr = 1;
+  p.g.wei_cb = p.g.wei_kb;  // one "C block": all R*S*C folded channels
+  p.g.in_row = d.stride_h * p.in.dense_w * d.C;
+  p.g.in_px = kDensePx;
+  p.g.in_cb = 0;
+  p.g.in_n = p.in.dense_h * p.in.dense_w * d.C;
+}
+
+}  // namespace hwyconv
+// ----- end hwyconv/plan/fwd_plan.hpp -----
+
+// ----- begin hwyconv/layout/input_transform.hpp -----
+// hwyconv/layout/input_transform.hpp - makes the plan's working input (and folded weights) from the
+// user's blocked tensors. Plain C++: memory-bound copies; see InputMode in plan/plan.hpp.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+
+namespace hwyconv {
+
+/// Stages of the input transform (each a parallel loop over its items, in order): 1 for kPhases, 2
+/// for kFold (a dense copy, then the folding; only the dense copy with fold_in_place), 0 for kDirect.
+constexpr int input_transform_stages(const FwdPlan& p) {
+  return p.in.mode == InputMode::kPhases ? 1 : (p.in.mode == InputMode::kFold ? (p.in.fold_in_place ? 1 : 2) : 0);
+}
+
+/// Work items of a stage: kPhases: N * Cb (one C block of one image each); kFold stage 0: N * dense_h
+/// (one row of the dense copy), stage 1: N * P (one output row of one image).
+constexpr int64_t input_transform_items(const FwdPlan& p, int stage) {
+  if (p.in.mode == InputMode::kPhases) return p.desc.N * p.desc.Cb();
+  if (p.in.mode == InputMode::kFold) return p.desc.N * (stage == 0 ? p.in.dense_h : p.g.P);
+  return 0;
+}
+
+/// Items of `stage` that belong to image n: [first, last). Items are image-major in every stage.
+constexpr std::pair<int64_t, int64_t> input_transform_image_items(const FwdPlan& p, int stage, int64_t n) {
+  const int64_t per = input_transform_items(p, stage) / p.desc.N;
+  return {n * per, (n + 1) * per};
+}
+
+/// Floats a kFold copy chunk may read past a run of the dense copy (which ends with that much
+/// slack, FwdPlan::scratch_in) and write past it in the pixel buffer.
+inline constexpr int64_t kFoldSlack = 8;
+
+/// kFold, first step: row y of the dense copy of image n, dense[y][x][c] = src pixel
+/// (y - pad_t, x - pad_l), channel c, or 0 (dense_w x C floats at `dense`, the image's copy; src
+/// nChw16c, or nhwc with FwdPlan::src_nhwc): the C channels of a pixel next to each other, so that
+/// the S*C folded channels of one filter row are one contiguous run.
+inline void fold_dense_row(const FwdPlan& p, const float* src, float* dense, int64_t n, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.in.dense_w, sy = y - d.pad_t;
+  float* row = dense + y * Dw * C;
+  std::fill(row, row + Dw * C, 0.0f);
+  if (sy < 0 || sy >= d.H) return;
+  const int64_t xs = Dw - d.pad_l < d.W ? Dw - d.pad_l : d.W;  // src columns the copy holds
+  if (p.in.src_nhwc) {  // the row is already x-major with C channels per pixel: one run
+    if (xs > 0) std::copy_n(src + (n * d.H + sy) * d.W * C, xs * C, row + d.pad_l * C);
+    return;
+  }
+  for (int64_t cb = 0; cb < d.Cb(); ++cb) {
+    const int64_t cn = C - cb * kBlock < kBlock ? C - cb * kBlock : kBlock;
+    const float* srow = src + ((n * d.Cb() + cb) * d.H + sy) * d.W * kBlock;
+    float* to = row + d.pad_l * C + cb * kBlock;
+    for (int64_t x = 0; x < xs; ++x)
+      for (int64_t c = 0; c < cn; ++c) to[x * C + c] = srow[x * kBlock + c];
+  }
+}
+
+/// kFold, second step: output row y of one image from its dense copy, into `out` (the row's Cr
+/// blocks of Q pixels, in_cb apart): folded channel f = (r*S + s)*C + c of pixel (y, q) is dense
+/// (y*stride_h + r*dil_h, q*stride_w + s*dil_w), channel c; channels past R*S*C are zero.
+inline void fold_output_row(const FwdPlan& p, const float* dense, float* out, int64_t y) {
+  const ConvDesc& d = p.desc;
+  const int64_t C = d.C, Dw = p.in.dense_w, folded = p.g.Cr * kBlock, run = d.S * C;
+  // Pixels are gathered kFoldBatch at a time into `pixels`, then written out block by block: the
+  // reads of a pixel's blocks come long after its (unaligned, overlapping) stores, which a read
+  // right behind them would wait on (store forwarding fails across differently sized stores).
+  constexpr int64_t kFoldBatch = 8;
+  float pixels[kFoldBatch][kMaxTaps * kBlock + kFoldSlack];
+  for (int64_t q0 = 0; q0 < p.g.Q; q0 += kFoldBatch) {
+    const int64_t nq = p.g.Q - q0 < kFoldBatch ? p.g.Q - q0 : kFoldBatch;
+    for (int64_t i = 0; i < nq; ++i) {
+      float* pixel = pixels[i];
+      const int64_t q = q0 + i;
+      // Runs of S*C floats in chunks of kFoldSlack (fixed-size copies the compiler inlines; a
+      // library call per short run cost more than the copy). A chunk may run past its run: the
+      // next filter row's run overwrites it, and the tail after the last run is cleared below.
+      for (int64_t r = 0; r < d.R; ++r) {
+        const float* from = dense + ((y * d.stride_h + r * d.dil_h) * Dw + q * d.stride_w) * C;
+        float* to = pixel + r * run;
+        if (d.dil_w == 1) {
+          for (int64_t j = 0; j < run; j += kFoldSlack) std::memcpy(to + j, from + j, sizeof(float) * kFoldSlack);
+        } else {
+          for (int64_t s = 0; s < d.S; ++s)
+            for (int64_t c = 0; c < C; ++c) to[s * C + c] = from[s * d.dil_w * C + c];
+        }
+      }
+      std::fill(pixel + d.R * run, pixel + folded, 0.0f);
+    }
+    for (int64_t cb = 0; cb < p.g.Cr; ++cb)
+      for (int64_t i = 0; i < nq; ++i)
+        std::memcpy(out + cb * p.g.in_cb + (q0 + i) * kBlock, pixels[i] + cb * kBlock, sizeof(float) * kBlock);
+  }
+}
+
+/// kPhases: row y of phase ph (Wph pixels x 16 channels at `row`) from C block `block` of one image
+/// of src ([H][W][16]): zero where the padding is.
+inline void phase_row(const FwdPlan& p, const float* block, float* row, int64_t ph, int64_t y) {
+  const ConvDesc& d = p.desc;
+  constexpr size_t kPix = sizeof(float) * kBlock;
+  const int64_t sy = y * d.stride_h + p.in.phase_a[ph] - d.pad_t;
+  if (sy < 0 || sy >= d.H) {
+    std::memset(row, 0, size_t(p.in.Wph) * kPix);
+    return;
+  }
+  const float* srow = block + sy * d.W * kBlock;
+  // Stride 1: one run of source pixels between the zeros of the left and right padding (one copy per
+  // row instead of one per pixel; 3x3 layers at N = 16, interleaved A/B: 1-3 % faster forward).
+  // (At stride 1 every phase starts at column 0: phase_b is 0.)
+  if (d.stride_w == 1) {
+    const int64_t x0 = std::min(d.pad_l, p.in.Wph), x1 = std::clamp<int64_t>(d.W + d.pad_l, x0, p.in.Wph);
+    std::memset(row, 0, size_t(x0) * kPix);
+    std::memcpy(row + x0 * kBlock, srow + (x0 - d.pad_l) * kBlock, size_t(x1 - x0) * kPix);
+    std::memset(row + x1 * kBlock, 0, size_t(p.in.Wph - x1) * kPix);
+    return;
+  }
+  for (int64_t x = 0; x < p.in.Wph; ++x) {
+    const int64_t sx = x * d.stride_w + p.in.phase_b[ph] - d.pad_l;
+    if (sx < 0 || sx >= d.W)
+      std::memset(row + x * kBlock, 0, kPix);
+    else
+      std::memcpy(row + x * kBlock, srow + sx * kBlock, kPix);
+  }
+}
+
+/// kPhases: the phase images of C block cb of image n, into `image` (that image's working input,
+/// [Cr][phases][Hph][Wph][16]).
+inline void phase_copy(const FwdPlan& p, const float* src, float* image, int64_t n, int64_t cb) {
+  const float* block = src + (n * p.desc.Cb() + cb) * p.desc.H * p.desc.W * kBlock;
+  for (int64_t ph = 0; ph < p.in.phases; ++ph)
+    for (int64_t y = 0; y < p.in.Hph; ++y)
+      phase_row(p, block, image + cb * p.g.in_cb + (ph * p.in.Hph + y) * p.in.Wph * kBlock, ph, y);
+}
+
+/// kFold: the whole dense copy of image n (fold_dense_row for every row) into `dense`.
+inline void fold_dense_image(const FwdPlan& p, const float* src, float* dense, int64_t n) {
+  for (int64_t y = 0; y < p.in.dense_h; ++y) fold_dense_row(p, src, dense, n, y);
+}
+
+/// kPhases: every C block's phase images of image n into `image` (one image's working input).
+inline void phase_copy_image(const FwdPlan& p, const float* src, float* image, int64_t n) {
+  for (int64_t cb = 0; cb < p.desc.Cb(); ++cb) phase_copy(p, src, image, n, cb);
+}
+
+/// Runs item `i` of `stage`: src is nChw16c [N][Cb][H][W][16], work the plan's working input
+/// [N][Cr][phases][Hph][Wph][16] (kFold: [N][P][Cr][Q][16], followed by the dense copies
+/// [N][dense_h][dense_w][C]; fold_in_place: the dense copies only). Not for a plan with ring_rows
+/// (see run_forward).
+/// Every float of the item's part of `work` is written.
+inline void transform_input(const FwdPlan& p, const float* src, float* work, int stage, int64_t i) {
+  const ConvDesc& d = p.desc;
+  if (p.in.mode == InputMode::kPhases) {
+    phase_copy(p, src, work + i / d.Cb() * p.g.in_n, i / d.Cb(), i % d.Cb());
+    return;
+  }
+  if (p.in.mode != InputMode::kFold) return;
+  // The dense copies follow the folded rows, or are the working input itself (fold_in_place).
+  const int64_t image = p.in.fold_in_place ? p.g.in_n : p.in.dense_h * p.in.dense_w * d.C;
+  float* dense = p.in.fold_in_place ? work : work + d.N * p.g.in_n;
+  if (stage == 0) {
+    fold_dense_row(p, src, dense + i / p.in.dense_h * image, i / p.in.dense_h, i % p.in.dense_h);
+  } else {
+    const int64_t n = i / p.g.P, y = i % p.g.P;
+    fold_output_row(p, dense + n * image, work + n * p.g.in_n + y * p.g.in_row, y);
+  }
+}
+
+/// Folds OIhw16i16o weights [Kb][Cb][R][S][16 i][16 o] into [Kb][wei_kb / 16][16 o] with input
+/// channel f = (r*S + s)*C + c (kFold only: Cr blocks of 16 x 16, or with fold_in_place R*S*C rows
+/// read R runs of S*C); padded slots are zero.
+inline void fold_weights(const FwdPlan& p, const float* wei, float* folded) {
+  const ConvDesc& d = p.desc;
+  std::fill(folded, folded + p.scratch_wei, 0.0f);
+  for (int64_t kb = 0; kb < p.g.Kb; ++kb)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t r = 0; r < d.R; ++r)
+        for (int64_t s = 0; s < d.S; ++s) {
+          const int64_t f = (r * d.S + s) * d.C + c;
+          const float* from =
+              wei + (((kb * d.Cb() + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
+          float* to = folded + kb * p.g.wei_kb + f * kBlock;
+          std::memcpy(to, from, sizeof(float) * kBlock);
+        }
+}
+
+}  // namespace hwyconv
+// ----- end hwyconv/layout/input_transform.hpp -----
+
+// ----- begin hwyconv/impl/common.hpp -----
+// hwyconv/impl/common.hpp - pieces the drivers of several implementations share: work split among
+// threads, the replay loop of a kernel stream, the microkernel arguments of a plan, the epilogue's
+// per-channel vectors, and the working input made for all images at once.
+
+#include <algorithm>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+/// Runs `items` work items over `threads` parts in contiguous ranges.
+template <class F>
+void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
+  if (items <= 0) return;
+  parallel_run(pf, threads, [&](int64_t t) {
+    for (int64_t i = items * t / threads; i < items * (t + 1) / threads; ++i) f(i);
+  });
+}
+
+/// A kernel stream as the replay loop reads it: entries, and thread t's range [begin[t], begin[t + 1]).
+struct StreamView {
+  const StreamEntry* entries = nullptr;
+  const int64_t* begin = nullptr;
+};
+
+inline StreamView view(const RuntimeStream& s) { return {s.entries.data(), s.begin.data()}; }
+
+/// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
+/// per-image input transforms use it). Each call prefetches the data of the next entry into L1 and
+/// of the entry kL2PrefetchDistance ahead into L2.
+template <class Before = void (*)(const StreamEntry&)>
+void replay(const FwdKernelFn* fns, const FwdArgs& a, StreamView s, int64_t t,
+            Before&& before = [](const StreamEntry&) {}) {
+  const int64_t b = s.begin[t], e = s.begin[t + 1];
+  for (int64_t i = b; i < e; ++i) {
+    const StreamEntry& en = s.entries[i];
+    before(en);
+    fns[en.block](a, en, s.entries[std::min(i + 1, e - 1)], s.entries[std::min(i + kL2PrefetchDistance, e - 1)]);
+  }
+}
+
+/// The forward microkernels compiled in form f for this CPU.
+inline const FwdKernelFn* fwd_kernels(PixelForm f) {
+  const KernelTable& kt = kernels();
+  return f == PixelForm::kStride2 ? kt.fwd_s2 : (f == PixelForm::kDense ? kt.fwd_dense : kt.fwd);
+}
+
+/// Microkernel arguments of a kernel geometry (data pointers and epilogue are set by the caller).
+inline FwdArgs kernel_args(const KernelGeometry& g, const Tap* taps) {
+  FwdArgs a;
+  a.tap = taps;
+  a.taps = g.taps;
+  a.in_row = g.in_row;
+  a.in_cb = g.in_cb;
+  a.wei_cb = g.wei_cb;
+  a.wei_kb = g.wei_kb;
+  a.out_row = g.out_row;
+  a.out_kb = g.out_kb;
+  a.out_px = g.out_px;
+  a.tap_channels = g.tap_channels;
+  a.epilogue = find_epilogue(kEpiNone);
+  return a;
+}
+
+/// Floats of the epilogue's per-channel vectors in a forward workspace: bias, scale, shift, each
+/// padded to Kb*16.
+constexpr int64_t epilogue_floats(const ConvDesc& d) { return 3 * d.Kb() * kBlock; }
+
+/// Sets the epilogue of a forward call: copies bias, scale and shift into `vecs` (epilogue_floats,
+/// zero-padded to Kb*16 so a whole block can be loaded) and points the arguments at them.
+inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdArgs& a) {
+  const int64_t kpad = d.Kb() * kBlock;
+  std::fill(vecs, vecs + 3 * kpad, 0.0f);
+  if (c.bias) std::copy_n(c.bias, d.K, vecs);
+  if (c.scale) {
+    std::copy_n(c.scale, d.K, vecs + kpad);
+    std::copy_n(c.shift, d.K, vecs + 2 * kpad);
+  }
+  a.bias = vecs;
+  a.scale = vecs + kpad;
+  a.shift = vecs + 2 * kpad;
+  a.residual = c.residual;
+  a.ops = c.ops;
+  a.epilogue = find_epilogue(c.ops);
+  a.out = c.dst;
+}
+
+/// Makes a plan's working input for all images at once (every stage, each a parallel loop).
+inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const float* src, float* work) {
+  for (int stage = 0; stage < input_transform_stages(p); ++stage)
+    run_items(pf, p.b.threads, input_transform_items(p, stage),
+              [&](int64_t i) { transform_input(p, src, work, stage, i); });
+}
+
+/// Blocking of a forward plan in a few words: "rb1x14x2k cc4 kg2" (register block, C chunk, K group)
+/// and the loop-order flags.
+inline std::string describe_blocking(const RegBlock& rb, const Blocking& b) {
+  std::ostringstream s;
+  s << "rb" << rb.rb_p << "x" << rb.rb_q;
+  if (rb.kbs > 1) s << "x" << rb.kbs << "k";
+  s << " cc" << b.c_chunk << " kg" << b.kb_group;
+  if (b.images_inner) s << " images-inner";
+  return s.str();
+}
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/common.hpp -----
+
+// ----- begin hwyconv/layout/bwd_transform.hpp -----
+// hwyconv/layout/bwd_transform.hpp - layout work of the training passes: the zero-padded (optionally
+// ReLU-masked) copy of ddst, the folded weights and col2im of backward data by folded channels, and the
+// unfolding of weight gradients computed on folded channels.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+
+namespace hwyconv {
+
+/// Whether tap r (or s) reaches the dsrc rows (columns) of stride phase a: stride divides
+/// a + pad - r*dil (see impl/bwd_d_phases.hpp).
+constexpr bool phase_hits(int64_t pad, int64_t dil, int64_t stride, int64_t a, int64_t r) {
+  return (a + pad - r * dil) % stride == 0;
+}
+
+/// The ddst row (column) offset of tap r in phase a: row i of the phase reads ddst row i + offset.
+constexpr int64_t phase_offset(int64_t pad, int64_t dil, int64_t stride, int64_t a, int64_t r) {
+  return (a + pad - r * dil) / stride;
+}
+
+/// The zero-padded copy of ddst that backward data reads: [N][Kb][Hpad][Wpad][16], ddst pixel (p, q)
+/// at (p + pad_h, q + pad_w). `direct`: no padding is needed and ddst is read as it is (a copy is
+/// still made to apply a ReLU mask); `floats`: the size of the copy.
+struct PaddedDdst {
+  int64_t pad_h = 0, pad_w = 0, Hpad = 0, Wpad = 0;
+  bool direct = true;
+  int64_t floats = 0;
+};
+
+/// The padding the phases of d read around ddst: the extent of every tap offset of every phase with
+/// rows, so that each phase is an unpadded stride-1 convolution over the copy.
+constexpr PaddedDdst padded_ddst(const ConvDesc& d) {
+  const int64_t P = d.P(), Q = d.Q();
+  int64_t lo_h = 0, hi_h = P, lo_w = 0, hi_w = Q;  // ddst rows/cols read: [lo, hi)
+  for (int64_t a = 0; a < d.stride_h && a < d.H; ++a)
+    for (int64_t r = 0; r < d.R; ++r)
+      if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r)) {
+        const int64_t off = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r), rows = div_up(d.H - a, d.stride_h);
+        lo_h = off < lo_h ? off : lo_h;
+        hi_h = off + rows > hi_h ? off + rows : hi_h;
+      }
+  for (int64_t a = 0; a < d.stride_w && a < d.W; ++a)
+    for (int64_t s = 0; s < d.S; ++s)
+      if (phase_hits(d.pad_l, d.dil_w, d.stride_w, a, s)) {
+        const int64_t off = phase_offset(d.pad_l, d.dil_w, d.stride_w, a, s), cols = div_up(d.W - a, d.stride_w);
+        lo_w = off < lo_w ? off : lo_w;
+        hi_w = off + cols > hi_w ? off + cols : hi_w;
+      }
+  PaddedDdst p;
+  p.pad_h = -lo_h;
+  p.pad_w = -lo_w;
+  p.Hpad = hi_h - lo_h;
+  p.Wpad = hi_w - lo_w;
+  p.direct = p.pad_h == 0 && p.pad_w == 0 && p.Hpad == P && p.Wpad == Q;
+  p.floats = d.N * d.Kb() * p.Hpad * p.Wpad * kBlock;
+  return p;
+}
+
+/// No padding: ddst as it is ([N][Kb][P][Q][16]); a copy only to apply a ReLU mask.
+constexpr PaddedDdst unpadded_ddst(const ConvDesc& d) {
+  return {0, 0, d.P(), d.Q(), true, d.N * d.Kb() * d.P() * d.Q() * kBlock};
+}
+
+/// Copies item i (image n, K block kb) of ddst [N][Kb][P][Q][16] into the zero-padded copy `out`;
+/// with `mask` (same layout as ddst), values where mask <= 0 become 0 (ReLU backward).
+inline void pad_ddst(const ConvDesc& d, const PaddedDdst& pd, const float* ddst, const float* mask, float* out,
+                     int64_t i) {
+  const int64_t P = d.P(), Q = d.Q();
+  const float* g = ddst + i * P * Q * kBlock;
+  const float* m = mask ? mask + i * P * Q * kBlock : nullptr;
+  float* o = out + i * pd.Hpad * pd.Wpad * kBlock;
+  std::fill(o, o + pd.Hpad * pd.Wpad * kBlock, 0.0f);
+  for (int64_t p = 0; p < P; ++p) {
+    float* row = o + ((p + pd.pad_h) * pd.Wpad + pd.pad_w) * kBlock;
+    const int64_t off = p * Q * kBlock;
+    if (!m) {
+      std::memcpy(row, g + off, sizeof(float) * size_t(Q * kBlock));
+    } else {
+      for (int64_t j = 0; j < Q * kBlock; ++j) row[j] = m[off + j] > 0.0f ? g[off + j] : 0.0f;
+    }
+  }
+}
+
+/// Backward data with folded channels (impl/bwd_d_col2im.hpp): the weights of the 1x1 convolution
+/// from K to F = R*S*C channels, [Fb][Kb][16 k][16 f] with f = (r*S + s)*C + c, from the IOhw16o16i
+/// weights [Cb][Kb][R][S][16 k][16 c]; slots f >= F are zero.
+inline void fold_weights_bwd_d(const ConvDesc& d, const float* wei_bwd_d, float* folded) {
+  const int64_t Kb = d.Kb(), Fb = div_up(d.R * d.S * d.C, kBlock);
+  std::fill(folded, folded + Fb * Kb * kBlock * kBlock, 0.0f);
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t r = 0; r < d.R; ++r)
+      for (int64_t s = 0; s < d.S; ++s)
+        for (int64_t c = 0; c < d.C; ++c) {
+          const int64_t f = (r * d.S + s) * d.C + c;
+          const float* from = wei_bwd_d + ((((c / kBlock) * Kb + kb) * d.R + r) * d.S + s) * kBlock * kBlock + c % kBlock;
+          float* to = folded + ((f / kBlock) * Kb + kb) * kBlock * kBlock + f % kBlock;
+          for (int64_t k = 0; k < kBlock; ++k) to[k * kBlock] = from[k * kBlock];
+        }
+}
+
+/// Backward data with folded channels: row h of image n of dsrc (nChw16c [N][Cb][H][W][16], every C
+/// block, padded channels 0) as the sum of the contributions in `col` (that image's [Fb][P][Q][16]
+/// from the 1x1 convolution): dsrc(h, w, c) = sum over the taps (r, s) with h = p*stride_h - pad_t +
+/// r*dil_h and w = q*stride_w - pad_l + s*dil_w of col(f = (r*S + s)*C + c, p, q). The terms are
+/// added in a fixed order (r, s), whatever the thread count.
+inline void col2im_row(const ConvDesc& d, const float* col, float* dsrc, int64_t n, int64_t h) {
+  const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), plane = P * Q * kBlock;
+  for (int64_t cb = 0; cb < Cb; ++cb) std::fill_n(dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock, d.W * kBlock, 0.0f);
+  for (int64_t r = 0; r < d.R; ++r) {
+    const int64_t y = h + d.pad_t - r * d.dil_h;  // = p * stride_h
+    if (y < 0 || y % d.stride_h != 0 || y / d.stride_h >= P) continue;
+    const int64_t p = y / d.stride_h;
+    for (int64_t s = 0; s < d.S; ++s) {
+      // Columns q with w = q*stride_w + s*dil_w - pad_l in [0, W).
+      const int64_t shift = s * d.dil_w - d.pad_l;
+      const int64_t q0 = shift >= 0 ? 0 : div_up(-shift, d.stride_w);
+      const int64_t q1 = std::min(Q, d.W - shift <= 0 ? int64_t{0} : div_up(d.W - shift, d.stride_w));
+      for (int64_t c = 0; c < d.C; ++c) {
+        const int64_t f = (r * d.S + s) * d.C + c;
+        const float* from = col + (f / kBlock) * plane + p * Q * kBlock + f % kBlock;
+        float* to = dsrc + ((n * Cb + c / kBlock) * d.H + h) * d.W * kBlock + c % kBlock + shift * kBlock;
+        const int64_t step = d.stride_w * kBlock;
+        for (int64_t q = q0; q < q1; ++q) to[q * step] += from[q * kBlock];
+      }
+    }
+  }
+}
+
+/// Unfolds weight gradients computed on folded channels ([Kb][wei_kb / 16 f][16 k], f = (r*S + s)*C
+/// + c, as fold_weights lays them out) into OIhw16i16o; padded input-channel slots become 0.
+inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
+  const ConvDesc& d = p.desc;
+  std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
+  for (int64_t kb = 0; kb < p.g.Kb; ++kb)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t r = 0; r < d.R; ++r)
+        for (int64_t s = 0; s < d.S; ++s) {
+          const int64_t f = (r * d.S + s) * d.C + c;
+          const float* from = folded + kb * p.g.wei_kb + f * kBlock;
+          float* to = wei + (((kb * d.Cb() + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
+          std::memcpy(to, from, sizeof(float) * kBlock);
+        }
+}
+
+}  // namespace hwyconv
+// ----- end hwyconv/layout/bwd_transform.hpp -----
+
+// ----- begin hwyconv/impl/bwd_d_col2im.hpp -----
+// hwyconv/impl/bwd_d_col2im.hpp - backward data of a layer with folded channels (small C, the first
+// layer) as a 1x1 convolution followed by col2im.
+//
+// Instead of phases whose outputs are C padded to 16 channels (C = 3: 13 of 16 FMAs on zeros), one 1x1
+// convolution from the K channels of ddst to the F = R*S*C folded channels gives each output pixel's
+// contributions to the R x S x C input pixels it sees ("col"), which col2im then sums into dsrc, each
+// dsrc row in a fixed order.
+
+#include <cstdint>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+struct BwdDataCol2imPlan {
+  ConvDesc desc{};
+  int threads = 1;
+  /// The 1x1 convolution from ddst (K channels) to col (F channels): of one image, run by each
+  /// thread on its own images into its own col buffer (per_image), or of all images.
+  FwdPlan col{};
+  bool per_image = false;
+  int64_t col_size = 0;  ///< floats of one image's col [Fb][P][Q][16]
+  int64_t col_wei = 0;   ///< floats of the folded weights [Fb][Kb][16][16]
+};
+
+struct BwdDataCol2im {
+  static constexpr const char* kName = "bwd_d_col2im";
+  using Call = BwdDataCall;
+  using Plan = BwdDataCol2imPlan;
+  using Streams = RuntimeStream;
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (!folds_channels(d)) return unimplemented("channels are not folded: phases (bwd_d_phases)");
+    b.desc = d;
+    b.threads = ctx.threads < 1 ? 1 : ctx.threads;
+    b.per_image = d.N >= b.threads;
+    const ConvDesc col(b.per_image ? 1 : d.N, d.K, d.R * d.S * d.C, d.P(), d.Q(), 1, 1);
+    b.col = blocked_input_plan(col, b.per_image ? 1 : b.threads);
+    choose_blocking(b.col.g, b.col.b, PixelForm::kBlocked, /*copy=*/false);
+    b.col_size = col.Kb() * d.P() * d.Q() * kBlock;
+    b.col_wei = b.col.g.Kb * b.col.g.wei_kb;
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+
+  static constexpr const char* invariant_violation(const Plan& b) {
+    if (b.col.in.mode != InputMode::kDirect || b.col.g.taps != 1) return "col is a 1x1 convolution read in place";
+    if (b.per_image && (b.col.g.N != 1 || b.col.b.threads != 1)) return "per-image col planned for more than one image";
+    return nullptr;
+  }
+
+  /// Workspace: the (masked) ddst copy, the folded weights (unless packed), the col buffers.
+  static constexpr int64_t workspace(const Plan& b) {
+    return unpadded_ddst(b.desc).floats + b.col_wei + (b.per_image ? b.threads : b.desc.N) * b.col_size;
+  }
+  static constexpr int64_t packed_size(const Plan& b) { return b.col_wei; }
+  /// Packs from IOhw16o16i (the backward-data weights).
+  static void pack(const Plan& b, const float* wei_bwd_d, float* packed) { fold_weights_bwd_d(b.desc, wei_bwd_d, packed); }
+  static constexpr bool reads_nhwc(const Plan&) { return false; }
+  static constexpr bool kPrefersNhwc = false;
+
+  static std::string describe(const Plan& b) { return "fold col2im " + describe_blocking(b.col.rb(), b.col.b); }
+
+  static Streams make_streams(const Plan& b) { return make_fwd_stream(b.col.g, b.col.b); }
+
+  static void run(const Plan& b, const Streams& s, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
+    const ConvDesc& d = b.desc;
+    const PaddedDdst masked = unpadded_ddst(d);
+    if (c.mask) run_items(pf, b.threads, d.N * d.Kb(), [&](int64_t i) { pad_ddst(d, masked, c.ddst, c.mask, ws, i); });
+    float* wf = ws + masked.floats;
+    float* col = wf + b.col_wei;
+    if (!c.packed) fold_weights_bwd_d(d, c.wei, wf);
+    FwdArgs a = kernel_args(b.col.g, b.col.tap.data());
+    a.in = c.mask ? ws : c.ddst;
+    a.wei = c.packed ? c.packed : wf;
+    a.out = col;
+    const FwdKernelFn* fns = fwd_kernels(PixelForm::kBlocked);
+    if (b.per_image) {  // each thread: its images, one at a time, in its own col buffer
+      const int64_t ddst_n = d.Kb() * d.P() * d.Q() * kBlock;
+      parallel_run(pf, b.threads, [&](int64_t t) {
+        FwdArgs at = a;
+        at.out = col + t * b.col_size;
+        for (int64_t n = d.N * t / b.threads; n < d.N * (t + 1) / b.threads; ++n) {
+          at.in = a.in + n * ddst_n;
+          replay(fns, at, view(s), 0);
+          for (int64_t h = 0; h < d.H; ++h) col2im_row(d, at.out, c.dsrc, n, h);
+        }
+      });
+      return;
+    }
+    // All images' col, then the rows of dsrc split among threads.
+    parallel_run(pf, b.threads, [&](int64_t t) { replay(fns, a, view(s), t); });
+    run_items(pf, b.threads, d.N * d.H, [&](int64_t i) { col2im_row(d, col + i / d.H * b.col_size, c.dsrc, i / d.H, i % d.H); });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/bwd_d_col2im.hpp -----
+
+// ----- begin hwyconv/impl/bwd_d_phases.hpp -----
+// hwyconv/impl/bwd_d_phases.hpp - backward data by stride phases (paper SC18, backward propagation).
+//
+// dsrc[n][c][h][w] = sum_{k,r,s} ddst[n][k][p][q] * wei[k][c][r][s] over the (p, q) with
+// h = p*stride_h + r*dil_h - pad_t (and w likewise). Rows h of one stride phase a = h mod stride_h see
+// a fixed subset of the taps r, each at a fixed offset: for h = i*stride_h + a,
+//   p = i + (a + pad_t - r*dil_h) / stride_h   whenever stride_h divides a + pad_t - r*dil_h.
+// So each of the stride_h x stride_w phases is a stride-1 convolution over a zero-padded copy of ddst
+// with its own taps: the forward microkernels and kernel streams run it unchanged, writing every
+// stride-th pixel of dsrc directly (KernelGeometry::out_px, out_row). No FMA is spent on a zero. For
+// stride 1 this is the paper's "swap C and K, rotate R and S by 180 degrees". Each tap belongs to
+// exactly one phase, so at most R*S phases have taps; dsrc pixels of the phases no tap reaches (1x1
+// stride 2: three of four) are zero, written by one memset per C block first.
+// Weights are read in IOhw16o16i ([Cb][Kb][R][S][16 k][16 c], reorder_weights_bwd_d).
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+/// One phase with taps: its kernel geometry (P x Q = the phase's rows and columns of dsrc), blocking
+/// and its taps (the plan's taps [tap0, tap0 + g.taps)).
+struct BwdDataPhase {
+  KernelGeometry g{};
+  Blocking b{};
+  int64_t tap0 = 0;
+};
+
+struct BwdDataPhasesPlan {
+  ConvDesc desc{};
+  int threads = 1;
+  PaddedDdst pad{};       ///< the zero-padded copy of ddst the phases read ([N][Kb][Hpad][Wpad][16])
+  int64_t phases = 0;     ///< phases with taps
+  bool zero_phases = false;  ///< some phase has dsrc pixels but no tap: dsrc is zeroed first
+  Taps tap{};             ///< the taps of all phases, phase by phase
+  std::array<BwdDataPhase, kMaxTaps> phase{};
+};
+
+struct BwdDataPhases {
+  static constexpr const char* kName = "bwd_d_phases";
+  using Call = BwdDataCall;
+  using Plan = BwdDataPhasesPlan;
+  using Streams = std::array<RuntimeStream, kMaxTaps>;
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (bwd_d_col2im)");
+    b.desc = d;
+    b.threads = ctx.threads < 1 ? 1 : ctx.threads;
+    b.pad = padded_ddst(d);
+    const int64_t Cb = d.Cb(), Kb = d.Kb();
+    for (int64_t a = 0; a < d.stride_h; ++a) {
+      for (int64_t c = 0; c < d.stride_w; ++c) {
+        const int64_t rows = a < d.H ? div_up(d.H - a, d.stride_h) : 0, cols = c < d.W ? div_up(d.W - c, d.stride_w) : 0;
+        if (rows == 0 || cols == 0) continue;
+        BwdDataPhase& ph = b.phase[size_t(b.phases)];
+        ph.tap0 = b.phases == 0 ? 0 : b.phase[size_t(b.phases - 1)].tap0 + b.phase[size_t(b.phases - 1)].g.taps;
+        ph.g.taps = 0;
+        for (int64_t r = 0; r < d.R; ++r)
+          for (int64_t s = 0; s < d.S; ++s)
+            if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r) && phase_hits(d.pad_l, d.dil_w, d.stride_w, c, s)) {
+              const int64_t oh = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r) + b.pad.pad_h;
+              const int64_t ow = phase_offset(d.pad_l, d.dil_w, d.stride_w, c, s) + b.pad.pad_w;
+              b.tap[size_t(ph.tap0 + ph.g.taps++)] = {(oh * b.pad.Wpad + ow) * kBlock, (r * d.S + s) * kBlock * kBlock};
+            }
+        if (ph.g.taps == 0) {
+          b.zero_phases = true;
+          continue;
+        }
+        KernelGeometry& g = ph.g;
+        g.N = d.N;
+        g.P = rows;
+        g.Q = cols;
+        g.Cr = Kb;  // reduction over the K blocks of ddst
+        g.Kb = Cb;  // outputs are the C blocks of dsrc
+        g.in_row = b.pad.Wpad * kBlock;
+        g.in_cb = b.pad.Hpad * b.pad.Wpad * kBlock;
+        g.in_n = Kb * g.in_cb;
+        g.wei_cb = d.R * d.S * kBlock * kBlock;
+        g.wei_kb = Kb * g.wei_cb;
+        g.out_row = d.stride_h * d.W * kBlock;
+        g.out_px = d.stride_w * kBlock;
+        g.out_kb = d.H * d.W * kBlock;
+        g.out_n = Cb * g.out_kb;
+        g.out_base = (a * d.W + c) * kBlock;
+        ph.b.threads = b.threads;
+        choose_blocking(g, ph.b, PixelForm::kBlocked, /*copy=*/false);
+        ++b.phases;
+      }
+    }
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+
+  static constexpr const char* invariant_violation(const Plan& b) {
+    int64_t taps = 0;
+    for (int64_t i = 0; i < b.phases; ++i) {
+      const BwdDataPhase& ph = b.phase[size_t(i)];
+      if (ph.g.taps < 1 || ph.tap0 != taps) return "phase taps not consecutive";
+      taps += ph.g.taps;
+      if (ph.b.own_images || ph.b.thread_image || ph.b.ring_rows) return "a phase reads a per-image input";
+      if (ph.b.c_chunk < 1 || ph.b.c_chunk > ph.g.Cr) return "C chunk out of range";
+    }
+    // Each tap belongs to one phase; the taps of phases without dsrc pixels (a >= H) are left out.
+    if (taps > b.desc.R * b.desc.S) return "a tap in more than one phase";
+    return nullptr;
+  }
+
+  /// Workspace: the padded (or masked) copy of ddst.
+  static constexpr int64_t workspace(const Plan& b) { return b.pad.floats; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan&) { return false; }
+  static constexpr bool kPrefersNhwc = false;
+
+  static std::string describe(const Plan& b) {
+    const RegBlock rb = kFwdBlocks[b.phase[0].b.block];
+    std::ostringstream s;
+    s << "phases" << b.phases << (b.pad.direct ? " direct " : " padded ") << describe_blocking(rb, b.phase[0].b);
+    return s.str();
+  }
+
+  static Streams make_streams(const Plan& b) {
+    Streams s;
+    for (int64_t i = 0; i < b.phases; ++i) s[size_t(i)] = make_fwd_stream(b.phase[size_t(i)].g, b.phase[size_t(i)].b);
+    return s;
+  }
+
+  static void run(const Plan& b, const Streams& s, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
+    const ConvDesc& d = b.desc;
+    const bool copy = !b.pad.direct || c.mask;
+    if (copy) run_items(pf, b.threads, d.N * d.Kb(), [&](int64_t i) { pad_ddst(d, b.pad, c.ddst, c.mask, ws, i); });
+    if (b.zero_phases) {  // one item per C block of an image, so that N = 1 splits too
+      const int64_t plane = d.H * d.W * kBlock;
+      run_items(pf, b.threads, d.N * d.Cb(),
+                [&](int64_t i) { std::memset(c.dsrc + i * plane, 0, sizeof(float) * size_t(plane)); });
+    }
+    const FwdKernelFn* fns = fwd_kernels(PixelForm::kBlocked);
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      for (int64_t i = 0; i < b.phases; ++i) {
+        const BwdDataPhase& ph = b.phase[size_t(i)];
+        FwdArgs a = kernel_args(ph.g, b.tap.data() + ph.tap0);
+        a.in = copy ? ws : c.ddst;
+        a.wei = c.wei;
+        a.out = c.dsrc;
+        replay(fns, a, view(s[size_t(i)]), t);
+      }
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/bwd_d_phases.hpp -----
+
+// ----- begin hwyconv/impl/bwd_w_common.hpp -----
+// hwyconv/impl/bwd_w_common.hpp - what the two weight-update implementations share (paper SC18, weight
+// update): the plan of the working input and the tasks, and the loop over images and row blocks that
+// runs a range of tasks on each.
+//
+// dwei[k][c][r][s] = sum_{n,p,q} ddst[n][k][p][q] * src[n][c][h][w] (h, w as in forward) and
+// dbias[k] = sum_{n,p,q} ddst[n][k][p][q]. The microkernel accumulates the 16 x 16 (input block x
+// output block) sub-tensors of one tap (kernels/bwd_w-inl.h) over a block of output rows, reading src
+// from the forward working input (phase images, src in place, or the folded channels of a small C).
+// Tasks are (K group, C block, tap); each dwei block belongs to one task.
+
+#include <algorithm>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+/// The weight-update plan: the working input (FwdPlan's geometry), the tasks, the pixel blocking and
+/// the thread partition.
+struct BwdWPlan {
+  /// Working-input geometry (the forward plan of the layer; with fold_in_place, Cr blocks of 16 of
+  /// the S*C channels of each filter row).
+  FwdPlan in{};
+  int threads = 1;
+  /// Threads split the minibatch, each accumulating a private copy of dwei, summed in a fixed order
+  /// afterwards; else they split the tasks.
+  bool minibatch = false;
+  /// Minibatch split with fewer images than threads: the items split are (image, block of `rows`
+  /// rows), not images.
+  bool row_split = false;
+  int64_t tasks = 0;  ///< Kb * Cr * taps
+  int64_t rows = 1;   ///< output rows per pass over the tasks (cache blocking of the pixels)
+  /// Task order: C blocks outside the K groups, so that the tasks reading one C block's src rows run
+  /// back to back and its lines come from memory once, not once per K group. Else K groups outside.
+  bool c_outer = false;
+  int64_t dwei_size = 0;  ///< floats of one dwei copy in the working layout [Kb][Cr][taps][16][16]
+  /// kFold: floats per thread of a ring of `rows` folded rows and one dense image copy (only the
+  /// dense copy with fold_in_place); 0 for the other modes.
+  int64_t ring_size = 0;
+  /// kPhases when each thread owns whole images: each thread makes an image's phase images in its
+  /// own buffer right before reducing over it, instead of all N images first.
+  bool thread_image = false;
+  int64_t work_in = 0;  ///< floats of working input
+  int64_t scratch = 0;  ///< floats: working input, private copies, folded dwei, dbias
+};
+
+/// The weight update's working input, tasks and row blocks for d (the strategy is set by the
+/// implementation: set_strategy).
+constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx) {
+  BwdWPlan b{};
+  const int threads = ctx.threads < 1 ? 1 : ctx.threads;
+  if (folds_channels(d)) {
+    b.in = fold_plan(d, threads);
+    b.in.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
+    // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy,
+    // the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei
+    // in the forward's folded layout.
+    if (fold_in_place_fits(d)) {
+      set_fold_in_place(b.in);
+      b.in.g.Cr = div_up(b.in.g.tap_channels, kBlock);
+      b.in.g.in_cb = kBlock;
+      b.in.g.wei_cb = kBlock * kBlock;
+    }
+  } else {
+    b.in = blocked_input_plan(d, threads);
+    // 1x1 stride 2 without padding: src read in place, every other pixel of every other row, instead
+    // of a copy of its one phase first, when dwei is within 512 KiB (few K groups re-read the strided
+    // src lines).
+    if (strided_in_place_fits(d) && b.in.g.Kb * b.in.g.wei_kb * 4 <= int64_t{512} * 1024) set_strided_in_place(b.in);
+  }
+  const KernelGeometry& g = b.in.g;
+  b.threads = threads;
+  b.tasks = g.Kb * g.Cr * g.taps;
+  b.dwei_size = g.Kb * g.wei_kb;
+  // Pixels are reduced in blocks of rows: all tasks run over one block of ddst rows (all K blocks)
+  // and the src rows they see, about 1 MiB kept in L2, before the next block. (Read in place at
+  // stride 2, the pixels between the used ones come into cache with them.)
+  const int64_t src_px = g.in_px == 2 * kBlock ? 2 * g.Q : b.in.in.phases * b.in.in.Wph;
+  const int64_t row_bytes = (g.Kb * g.Q + g.Cr * src_px) * kBlock * 4;
+  b.rows = (int64_t{1024} * 1024) / row_bytes;
+  b.rows = b.rows < 1 ? 1 : (b.rows > g.P ? g.P : b.rows);
+  b.c_outer = g.in_px == 2 * kBlock && g.Cr * src_px > g.Kb * g.Q;
+  return b;
+}
+
+/// Whether the minibatch split is the better strategy: too few tasks to balance (fewer than 4 per
+/// thread), or every thread can own whole images and the private copies are small (dwei within
+/// 2 MiB); the folded layer with fewer images than threads splits row blocks.
+constexpr bool prefers_minibatch(const BwdWPlan& b, const ConvDesc& d) {
+  const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
+  const bool folded = b.in.in.mode == InputMode::kFold;
+  const bool row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
+  return b.threads > 1 && (row_split || (d.N >= b.threads && (few_tasks || small_dwei)));
+}
+
+/// Completes a base plan for a strategy: the row split, the per-thread buffers and the scratch size.
+constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch) {
+  const KernelGeometry& g = b.in.g;
+  const bool folded = b.in.in.mode == InputMode::kFold;
+  b.minibatch = minibatch;
+  b.row_split = minibatch && d.N < b.threads;
+  if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
+    const int64_t blocks = div_up(g.P, b.rows) * d.N;
+    const int64_t per_image = div_up(round_up(blocks, b.threads), d.N);
+    b.rows = div_up(g.P, per_image);
+  }
+  const int64_t copies = minibatch ? b.threads : 0;
+  // + 16 floats of slack: the fold's copy chunks (kFoldSlack), or in place the channel group that
+  // covers the end of the last run (at most 16 channels from the last block's start).
+  b.ring_size = folded ? (b.in.in.fold_in_place ? 0 : b.rows * g.in_row) + b.in.in.dense_h * b.in.in.dense_w * d.C + kBlock
+                       : 0;
+  b.thread_image = b.in.in.mode == InputMode::kPhases && ((minibatch && !b.row_split) || b.threads == 1);
+  b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * g.in_n : b.in.scratch_in);
+  b.scratch = b.work_in + copies * (b.dwei_size + g.Kb * kBlock) + (folded ? b.dwei_size : 0) + g.Kb * kBlock;
+}
+
+constexpr const char* bwd_w_invariant_violation(const BwdWPlan& b) {
+  const KernelGeometry& g = b.in.g;
+  if (b.tasks != g.Kb * g.Cr * g.taps) return "tasks != Kb * Cr * taps";
+  if (b.rows < 1 || b.rows > g.P) return "row block out of range";
+  if (b.row_split && !b.minibatch) return "row split without the minibatch strategy";
+  if (b.c_outer && g.in_px != 2 * kBlock) return "C blocks outside the K groups without the strided in-place read";
+  if (b.thread_image && b.in.in.mode != InputMode::kPhases) return "per-thread image without phases";
+  return nullptr;
+}
+
+inline std::string describe_bwd_w(const BwdWPlan& b) {
+  const WorkingInput& in = b.in.in;
+  std::ostringstream s;
+  s << (in.mode == InputMode::kFold ? (in.fold_in_place ? "fold-in-place" : "fold")
+        : in.mode == InputMode::kPhases ? "phases"
+        : (b.in.g.in_px == 2 * kBlock ? "strided" : "direct"));
+  s << " tasks" << b.tasks << " rows" << b.rows;
+  if (b.row_split) s << " row-split";
+  if (b.c_outer) s << " c-outer";
+  return s.str();
+}
+
+/// Where dwei and dbias are accumulated in a workspace: the working input, the private copies
+/// (minibatch), the folded dwei (kFold, unfolded at the end) and dbias padded to Kb*16.
+struct BwdWBuffers {
+  float* work;
+  float* copies;
+  float* dwei;   ///< the final dwei in the working layout: the user's, or the folded one
+  float* dbias;  ///< Kb*16 floats
+};
+
+inline BwdWBuffers bwd_w_buffers(const BwdWPlan& b, float* ws, float* dwei) {
+  const int64_t copy_size = b.dwei_size + b.in.g.Kb * kBlock, n_copies = b.minibatch ? b.threads : 0;
+  const bool folded = b.in.in.mode == InputMode::kFold;
+  float* copies = ws + b.work_in;
+  float* after = copies + n_copies * copy_size;
+  return {ws, copies, folded ? after : dwei, after + (folded ? b.dwei_size : 0)};
+}
+
+/// Microkernel arguments of the plan for one call (data pointers from the call).
+inline BwdWArgs bwd_w_args(const BwdWPlan& b, const BwdWeightsCall& c, float* work) {
+  const KernelGeometry& g = b.in.g;
+  BwdWArgs a;
+  a.in = b.in.in.mode == InputMode::kDirect ? c.src : work;
+  a.ddst = c.ddst;
+  a.mask = c.mask;
+  a.tap = b.in.tap.data();
+  a.in_row = g.in_row;
+  a.in_cb = g.in_cb;
+  a.in_n = g.in_n;
+  a.P = g.P;
+  a.Q = g.Q;
+  a.ddst_kb = g.out_kb;
+  a.ddst_n = g.out_n;
+  a.wei_kb = g.wei_kb;
+  a.wei_cb = g.wei_cb;
+  a.tap_channels = g.tap_channels;
+  a.in_px = g.in_px;
+  return a;
+}
+
+/// Runs tasks [task0, task1) over the items [i0, i1) of (image, row block), accumulating into
+/// a.dwei and a.dbias (overwritten by the first item). Thread t's buffers: its ring of folded rows
+/// and dense image (kFold), or its phase images (thread_image).
+inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a, float* work, int64_t t, int64_t i0,
+                         int64_t i1, int64_t task0, int64_t task1) {
+  const FwdPlan& f = b.in;
+  const bool folded = f.in.mode == InputMode::kFold;
+  const KernelTable& kt = kernels();
+  const BwdWKernelFn kernel = (f.in.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[c.mask ? 1 : 0];
+  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.g.Kb, kbs), taps = f.g.taps, Cr = f.g.Cr;
+  // Tasks (K group, C block, tap), or (C block, K group, tap) with c_outer; tap innermost. A K group
+  // is the K blocks one call takes (the last group may be smaller).
+  auto task = [&](int64_t i) {
+    const int64_t kb = (b.c_outer ? i / taps % kgroups : i / (Cr * taps)) * kbs;
+    const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
+    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb)};
+  };
+  const int64_t row_blocks = div_up(f.g.P, b.rows);
+  float* ring = work + t * b.ring_size;
+  float* dense = ring + (f.in.fold_in_place ? 0 : b.rows * f.g.in_row);
+  for (int64_t i = i0, image = -1; i < i1; ++i) {
+    const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
+    if (n != image) {
+      image = n;
+      if (folded) fold_dense_image(f, c.src, dense, n);
+      if (b.thread_image) {  // this thread's buffer holds image n only
+        float* img = work + t * f.g.in_n;
+        phase_copy_image(f, c.src, img, n);
+        a.in = img;
+        a.in_n = 0;
+      }
+    }
+    a.n0 = n;
+    a.n1 = n + 1;
+    a.p0 = p0;
+    a.p1 = std::min(f.g.P, p0 + b.rows);
+    if (folded) {  // the tasks read the dense copy in place, or this block's folded rows
+      a.in = f.in.fold_in_place ? dense : ring;
+      a.in_n = 0;
+      a.in_p0 = f.in.fold_in_place ? 0 : p0;
+      if (!f.in.fold_in_place)
+        for (int64_t y = p0; y < a.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.g.in_row, y);
+    }
+    for (int64_t k = task0; k < task1; ++k) kernel(a, task(k));
+    a.accumulate = true;
+  }
+}
+
+/// The end of a weight update: dwei unfolded from the folded channels (kFold), dbias copied out.
+inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWBuffers& buf) {
+  if (b.in.in.mode == InputMode::kFold) unfold_weights(b.in, buf.dwei, c.dwei);
+  if (c.dbias) std::copy_n(buf.dbias, b.in.desc.K, c.dbias);
+}
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/bwd_w_common.hpp -----
+
+// ----- begin hwyconv/impl/bwd_w_minibatch.hpp -----
+// hwyconv/impl/bwd_w_minibatch.hpp - the weight update by minibatch split (paper SC18, weight update,
+// second parallel strategy): each thread takes whole images (or, with fewer images than threads, whole
+// blocks of rows) and accumulates a private copy of dwei and dbias over them; the copies are then
+// summed in thread order. Each thread reads only its own share of src and ddst; the sums may differ in
+// the last bits between thread counts.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+struct BwdWMinibatch {
+  static constexpr const char* kName = "bwd_w_minibatch";
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    b = bwd_w_base_plan(d, ctx);
+    if (!prefers_minibatch(b, d)) return unimplemented("enough tasks for the threads: task split");
+    set_strategy(b, d, /*minibatch=*/true);
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr const char* invariant_violation(const Plan& b) {
+    return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
+  }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = false;
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+
+  static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
+    const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);
+    const FwdPlan& f = b.in;
+    const ConvDesc& d = f.desc;
+    if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
+    const BwdWArgs a = bwd_w_args(b, c, buf.work);
+    const int64_t copy_size = b.dwei_size + f.g.Kb * kBlock, row_blocks = div_up(f.g.P, b.rows);
+    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      BwdWArgs at = a;
+      at.dwei = buf.copies + t * copy_size;
+      at.dbias = at.dwei + b.dwei_size;
+      // Whole images per thread, or (row_split) whole row blocks.
+      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
+      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
+      if (i0 == i1)
+        std::fill(at.dwei, at.dwei + copy_size, 0.0f);
+      else
+        bwd_w_reduce(b, c, at, buf.work, t, i0 * per, i1 * per, 0, tasks);
+    });
+    sum_copies(b, buf, copy_size, pf);
+    bwd_w_finish(b, c, buf);
+  }
+
+ private:
+  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run).
+  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, const ParallelFor& pf) {
+    const int64_t chunk = 4096;
+    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t ch) {
+      const int64_t lo = ch * chunk, hi = std::min(copy_size, lo + chunk);
+      for (int64_t j = lo; j < hi; ++j) {
+        float sum = buf.copies[j];
+        for (int64_t t = 1; t < b.threads; ++t) sum += buf.copies[t * copy_size + j];
+        if (j < b.dwei_size)
+          buf.dwei[j] = sum;
+        else
+          buf.dbias[j - b.dwei_size] = sum;
+      }
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/bwd_w_minibatch.hpp -----
+
+// ----- begin hwyconv/impl/bwd_w_tasks.hpp -----
+// hwyconv/impl/bwd_w_tasks.hpp - the weight update by task split (paper SC18, weight update, first
+// parallel strategy): the independent (K group, C block, tap) tasks are split among the threads; each
+// thread reads every image's src and ddst and writes only its own dwei blocks, so the result is
+// bitwise independent of the thread count.
+
+#include <cstdint>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+struct BwdWTasks {
+  static constexpr const char* kName = "bwd_w_tasks";
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    b = bwd_w_base_plan(d, ctx);
+    if (prefers_minibatch(b, d)) return unimplemented("too few tasks or small dwei: minibatch split");
+    set_strategy(b, d, /*minibatch=*/false);
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr const char* invariant_violation(const Plan& b) {
+    return b.minibatch ? "task split planned as a minibatch split" : bwd_w_invariant_violation(b);
+  }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = false;
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+
+  /// Every thread runs its range of tasks over all (image, row block) items.
+  static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
+    const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);
+    const FwdPlan& f = b.in;
+    if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
+    BwdWArgs a = bwd_w_args(b, c, buf.work);
+    a.dwei = buf.dwei;
+    a.dbias = buf.dbias;
+    const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
+    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      bwd_w_reduce(b, c, a, buf.work, t, 0, items, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+    });
+    bwd_w_finish(b, c, buf);
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/bwd_w_tasks.hpp -----
+
+// ----- begin hwyconv/impl/fwd_direct.hpp -----
+// hwyconv/impl/fwd_direct.hpp - forward by direct blocking (paper SC18, forward propagation): src read in
+// place (stride 1 without padding; 1x1 stride 2 every other pixel) or copied into zero-padded phase
+// images, the register-blocked microkernels run over it by the kernel stream, the epilogue fused.
+
+#include <cstdint>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+struct FwdDirect {
+  static constexpr const char* kName = "fwd_direct";
+  using Call = FwdCall;
+  using Plan = FwdPlan;
+  using Streams = RuntimeStream;
+
+  /// Plans every layer (groups == 1) except those whose channels are folded (FwdFold).
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (fwd_fold)");
+    p = blocked_input_plan(d, ctx.threads);
+    choose_blocking(p.g, p.b, PixelForm::kBlocked, p.in.mode != InputMode::kDirect);
+    // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
+    // other row, instead of a phase copy made before the FMAs, when every block of the plane has a
+    // stride-2 form and all K blocks can run on each pixel block while its input lines are in L1
+    // (one K group: weights within 512 KiB and enough row groups for the threads).
+    if (strided_in_place_fits(d) && !p.b.images_inner && p.g.Kb * p.g.wei_kb * 4 <= int64_t{512} * 1024 &&
+        p.g.N * p.b.p_groups >= 4 * p.b.threads && plane_in(PixelForm::kStride2, p.b.block, p.g.P, p.g.Q, p.g.Kb)) {
+      set_strided_in_place(p);
+      p.b.own_images = false;
+      p.b.kb_group = p.g.Kb;
+    }
+    // Threads that own whole images make each image's phase images in their own buffer right
+    // before computing it, so the copy writes lines already in cache.
+    if (p.in.mode == InputMode::kPhases && p.b.own_images) {
+      p.b.thread_image = true;
+      p.scratch_in = p.b.threads * p.g.in_n;
+    }
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+
+  static constexpr const char* invariant_violation(const Plan& p) {
+    if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
+    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
+    if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
+    if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
+    if (p.b.thread_image && (!p.b.own_images || p.in.mode != InputMode::kPhases)) return "per-thread image without phases";
+    if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
+    if (p.in.mode == InputMode::kDirect && p.scratch_in != 0) return "working input copied in direct mode";
+    return nullptr;
+  }
+
+  static constexpr int64_t workspace(const Plan& p) { return epilogue_floats(p.desc) + p.scratch_in; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan&) { return false; }
+  static constexpr bool kPrefersNhwc = false;
+
+  static std::string describe(const Plan& p) {
+    const char* mode = p.in.mode == InputMode::kPhases ? "phases" : (p.g.in_px == 2 * kBlock ? "strided" : "direct");
+    return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
+  }
+
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+
+  /// Workspace: the epilogue's vectors, then the working input (all images, or one per thread).
+  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    run_stream(p, view(s), c, ws, pf);
+  }
+
+  /// As run, with the stream given as a view (StaticConv's constant table).
+  static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    FwdArgs a = kernel_args(p.g, p.tap.data());
+    set_epilogue(p.desc, c, ws, a);
+    float* work = ws + epilogue_floats(p.desc);
+    a.in = p.in.mode == InputMode::kDirect ? c.src : work;
+    a.wei = c.wei;
+    const FwdKernelFn* fns = fwd_kernels(p.form());
+    if (!p.b.thread_image) {
+      run_input_transform(pf, p, c.src, work);
+      parallel_run(pf, p.b.threads, [&](int64_t t) { replay(fns, a, s, t); });
+      return;
+    }
+    parallel_run(pf, p.b.threads, [&](int64_t t) {
+      FwdArgs at = a;
+      float* image = work + t * p.g.in_n;
+      at.in = image;
+      int64_t n_made = -1;
+      replay(fns, at, s, t, [&](const StreamEntry& e) {
+        const int64_t n = e.out_off / p.g.out_n;
+        if (n != n_made) phase_copy_image(p, c.src, image, n_made = n);
+      });
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/fwd_direct.hpp -----
+
+// ----- begin hwyconv/impl/fwd_fold.hpp -----
+// hwyconv/impl/fwd_fold.hpp - forward of a layer with few input channels (the first layer, C = 3) by
+// folded channels: (r, s, c) become one reduction of div_up(R*S*C, 16) blocks over a dense H x W x C
+// copy of each image (an im2col over the taps), so no FMA multiplies the padding of C up to 16 for
+// each tap. The folded channels are read in place from the dense copy where a compiled form fits
+// (C * stride_w = kDensePx), else written per output row into a ring each thread keeps in cache.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+
+namespace hwyconv::impl {
+
+struct FwdFold {
+  static constexpr const char* kName = "fwd_fold";
+  using Call = FwdCall;
+  using Plan = FwdPlan;
+  using Streams = RuntimeStream;
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (!folds_channels(d)) return unimplemented("folding saves less than a quarter of the reduction");
+    p = fold_plan(d, ctx.threads);
+    p.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
+    // In place when some register block covers the plane in the dense-pixel form.
+    if (fold_in_place_fits(d) && cheapest_block(p.g.P, p.g.Q, p.g.Kb, PixelForm::kDense) >= 0) set_fold_in_place(p);
+    choose_blocking(p.g, p.b, p.form(), /*copy=*/true);
+    if (p.in.fold_in_place) {
+      // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
+      // block while its input rows are in L1; threads that own images copy each into their buffer.
+      p.b.kb_group = p.g.Kb;
+      p.b.thread_image = p.b.own_images;
+      p.scratch_in = (p.b.own_images ? p.b.threads : d.N) * p.g.in_n;
+    } else if (p.b.own_images && p.b.c_chunk == p.g.Cr && p.b.kb_group >= p.g.Kb) {
+      // Each thread folds the rows of a row group just before the group's calls, into a ring of
+      // RB_P rows, so the folded input is written and read in cache (conv1 at N = 16: 8 MiB per image).
+      p.b.ring_rows = p.rb().rb_p;
+      p.ring_size = p.b.ring_rows * p.g.in_row + p.in.dense_h * p.in.dense_w * d.C + kFoldSlack;
+      p.g.in_n = 0;
+      p.scratch_in = p.b.threads * p.ring_size;
+    }
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+
+  static constexpr const char* invariant_violation(const Plan& p) {
+    if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";
+    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
+    if (p.b.ring_rows > 0 && (!p.b.own_images || p.b.c_chunk != p.g.Cr || p.b.kb_group < p.g.Kb))
+      return "ring of folded rows without whole images, one C chunk and one K group per thread";
+    if (p.b.ring_rows > 0 && p.b.ring_rows != p.rb().rb_p) return "ring rows differ from RB_P";
+    if (p.b.thread_image && !p.in.fold_in_place) return "per-thread image without the in-place form";
+    if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
+    return nullptr;
+  }
+
+  /// Workspace: the epilogue's vectors, the working input, then the folded weights (unless packed).
+  static constexpr int64_t workspace(const Plan& p) { return epilogue_floats(p.desc) + p.scratch_in + p.scratch_wei; }
+  static constexpr int64_t packed_size(const Plan& p) { return p.scratch_wei; }
+  static void pack(const Plan& p, const float* wei, float* packed) { fold_weights(p, wei, packed); }
+  static constexpr bool reads_nhwc(const Plan& p) { return p.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = true;
+
+  static std::string describe(const Plan& p) {
+    std::string s = p.in.fold_in_place ? "fold-in-place" : (p.b.ring_rows ? "fold-ring" : "fold");
+    if (p.in.src_nhwc) s += "(nhwc)";
+    return s + " " + describe_blocking(p.rb(), p.b);
+  }
+
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+
+  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    run_stream(p, view(s), c, ws, pf);
+  }
+
+  static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    FwdArgs a = kernel_args(p.g, p.tap.data());
+    set_epilogue(p.desc, c, ws, a);
+    float* work = ws + epilogue_floats(p.desc);
+    float* folded = work + p.scratch_in;
+    if (!c.packed) fold_weights(p, c.wei, folded);
+    a.wei = c.packed ? c.packed : folded;
+    a.in = work;
+    const FwdKernelFn* fns = fwd_kernels(p.form());
+    if (!p.b.own_images) {
+      run_input_transform(pf, p, c.src, work);
+      parallel_run(pf, p.b.threads, [&](int64_t t) { replay(fns, a, s, t); });
+      return;
+    }
+    parallel_run(pf, p.b.threads, [&](int64_t t) { run_images(p, s, c, a, work, t, fns); });
+  }
+
+ private:
+  /// Thread t's images: each made right before its calls, in the thread's own buffer (a ring of
+  /// folded rows with the image's dense copy, or the dense copy read in place), or into its part of
+  /// the shared working input.
+  static void run_images(const Plan& p, StreamView s, const FwdCall& c, FwdArgs a, float* work, int64_t t,
+                         const FwdKernelFn* fns) {
+    const bool own = p.b.ring_rows > 0 || p.b.thread_image;
+    float* buf = work + t * (p.b.ring_rows > 0 ? p.ring_size : p.g.in_n);
+    if (own) a.in = buf;
+    float* dense = buf + p.b.ring_rows * p.g.in_row;
+    int64_t image = -1, group = -1;
+    replay(fns, a, s, t, [&](const StreamEntry& e) {
+      const int64_t n = e.out_off / p.g.out_n;
+      if (n != image) {
+        image = n;
+        group = -1;
+        if (own) {
+          fold_dense_image(p, c.src, dense, n);
+        } else {
+          for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+            const auto [lo, hi] = input_transform_image_items(p, stage, n);
+            for (int64_t j = lo; j < hi; ++j) transform_input(p, c.src, work, stage, j);
+          }
+        }
+      }
+      if (p.b.ring_rows == 0) return;
+      const int64_t grp = (e.out_off % p.g.out_kb) / p.g.out_row / p.b.ring_rows;
+      if (grp == group) return;
+      group = grp;
+      for (int64_t y = grp * p.b.ring_rows; y < std::min(p.g.P, (grp + 1) * p.b.ring_rows); ++y)
+        fold_output_row(p, dense, buf + (y % p.b.ring_rows) * p.g.in_row, y);
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/fwd_fold.hpp -----
+
+// ----- begin hwyconv/impl/list.hpp -----
+// hwyconv/impl/list.hpp - the implementations of each pass, in order of preference. Conv plans every one
+// that can run a layer and holds the one of least estimated cost (impl/impl.hpp, choose); StaticConv
+// makes the same choice at compile time (choose_static). A new algorithm (groups, depthwise, bf16,
+// Winograd, ...) is one more entry here. The last entry of each list runs every layer that
+// ConvDesc::check() accepts.
+
+#include <tuple>
+
+
+namespace hwyconv::impl {
+
+using FwdImpls = std::tuple<FwdFold, FwdDirect>;
+using BwdDataImpls = std::tuple<BwdDataCol2im, BwdDataPhases>;
+using BwdWeightsImpls = std::tuple<BwdWTasks, BwdWMinibatch>;
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/list.hpp -----
+
+// ----- begin hwyconv/conv.hpp -----
+// hwyconv/conv.hpp - the user-facing convolution objects: Conv (shape known at run time) and
+// StaticConv<desc> (shape known at compile time). Both check the arguments of a call once, here, then
+// run the implementation chosen for the pass (impl/list.hpp); they differ only in when the plans and
+// streams are made.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace hwyconv {
 
 namespace detail {
 
-inline void check_span(const char* name, size_t have, int64_t need, const char* layout) {
-  if (int64_t(have) < need)
-    throw Error(name, std::string("needs at least ") + std::to_string(need) + " floats (" + layout +
-                          "), got " + std::to_string(have));
-}
-
-template <class A, class B>
-bool overlaps(std::span<A> a, std::span<B> b) {
-  if (a.empty() || b.empty()) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a.data()), a1 = a0 + a.size_bytes();
-  const auto b0 = reinterpret_cast<uintptr_t>(b.data()), b1 = b0 + b.size_bytes();
-  return a0 < b1 && b0 < a1;
-}
-
-/// Scratch floats a forward execution needs: padded bias/scale/shift, working input, folded weights.
-constexpr int64_t fwd_scratch_size(const FwdPlan& p) {
-  return 3 * p.Kb * kBlock + p.scratch_in + p.scratch_wei + 64;
-}
-
-/// Floats of a src of `d` in a layout: N*H*W*C (nhwc) or act_blocked_size (nChw16c).
+/// Floats of a src of d in a layout: N*H*W*C (nhwc) or act_blocked_size (nChw16c).
 constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
   return layout == SrcLayout::nhwc ? d.N * d.H * d.W * d.C : act_blocked_size(d.N, d.C, d.H, d.W);
 }
 
-/// Floats of src a plan reads (nhwc with FwdPlan::src_nhwc).
-constexpr int64_t src_need(const FwdPlan& p) {
-  return src_floats(p.desc, p.src_nhwc ? SrcLayout::nhwc : SrcLayout::nChw16c);
-}
+inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
-/// Checks every argument of a forward call; throws Error naming the first bad one.
-inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std::span<const float> wei,
-                              std::span<const float> bias, std::span<float> dst, const PostOps& post) {
-  const ConvDesc& d = p.desc;
-  check_span("src", src.size(), src_need(p), p.src_nhwc ? "nhwc" : "nChw16c");
-  check_span("weights", wei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
-  const int64_t dst_need = act_blocked_size(d.N, d.K, p.P, p.Q);
+/// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
+/// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
+inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<const float> src, std::span<const float> wei,
+                              int64_t wei_need, const char* wei_layout, std::span<const float> bias,
+                              std::span<float> dst, const PostOps& post) {
+  const int64_t dst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
+  check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
+  check_span("weights", wei.size(), wei_need, wei_layout);
   check_span("dst", dst.size(), dst_need, "nChw16c");
   unsigned ops = post.relu ? kEpiRelu : 0u;
   if (!bias.empty()) {
@@ -2666,533 +3982,435 @@ inline unsigned check_forward(const FwdPlan& p, std::span<const float> src, std:
     check_span("shift", post.shift.size(), d.K, "K");
     ops |= kEpiScaleShift;
   }
-  if (overlaps(src, dst)) throw Error("dst", "must not overlap src");
-  if (overlaps(wei, dst)) throw Error("dst", "must not overlap weights");
+  check_disjoint("dst", dst, {{"src", src}, {"weights", wei}, {"bias", bias}, {"scale", post.scale}, {"shift", post.shift}});
   return ops;
 }
 
-/// Replays thread t's part of a kernel stream; `before(entry)` runs ahead of each call (the
-/// per-image input transform uses it).
-template <class Before = void (*)(const StreamEntry&)>
-void replay(const FwdKernelFn* fns, const FwdArgs& a, const StreamEntry* entries, const int64_t* begin, int64_t t,
-            Before&& before = [](const StreamEntry&) {}) {
-  const int64_t b = begin[t], e = begin[t + 1];
-  for (int64_t i = b; i < e; ++i) {
-    const StreamEntry& en = entries[i];
-    before(en);
-    fns[en.block](a, en, entries[std::min(i + 1, e - 1)], entries[std::min(i + kL2PrefetchDistance, e - 1)]);
-  }
-}
-
-/// Microkernel arguments of a plan (geometry only; data pointers are set by the caller).
-inline FwdArgs fwd_args(const FwdPlan& p) {
-  FwdArgs a;
-  a.tap = p.tap.data();
-  a.taps = p.taps;
-  a.in_row = p.in_row;
-  a.in_cb = p.in_cb;
-  a.wei_cb = p.wei_cb;
-  a.wei_kb = p.wei_kb;
-  a.out_row = p.out_row;
-  a.out_kb = p.out_kb;
-  a.out_px = p.out_px;
-  a.tap_channels = p.tap_channels;
-  return a;
-}
-
-/// Runs `items` work items over the plan's threads in contiguous ranges.
-template <class F>
-void run_items(const ParallelFor& pf, int threads, int64_t items, F&& f) {
-  if (items <= 0) return;
-  parallel_run(pf, threads, [&](int64_t t) {
-    for (int64_t i = items * t / threads; i < items * (t + 1) / threads; ++i) f(i);
-  });
-}
-
-/// Makes the plan's working input from src (all stages, each a parallel loop).
-inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const float* src, float* work) {
-  for (int stage = 0; stage < input_transform_stages(p); ++stage)
-    run_items(pf, p.threads, input_transform_items(p, stage), [&](int64_t i) { transform_input(p, src, work, stage, i); });
-}
-
-/// Executes a forward pass from a plan and its stream (entries, per-thread begins). Arguments must
-/// have passed check_forward; `scratch` holds fwd_scratch_size(p) floats.
-inline void run_forward(const FwdPlan& p, const StreamEntry* entries, const int64_t* begin,
-                        std::span<const float> src, std::span<const float> wei,
-                        std::span<const float> bias, std::span<float> dst, const PostOps& post,
-                        unsigned ops, float* scratch, const ParallelFor& pf) {
-  const ConvDesc& d = p.desc;
-  const int64_t kpad = p.Kb * kBlock;
-  float* epi = scratch;  // bias | scale | shift, each padded to Kb*16 with zeros
-  std::fill(epi, epi + 3 * kpad, 0.0f);
-  if (!bias.empty()) std::copy_n(bias.data(), d.K, epi);
-  if (!post.scale.empty()) {
-    std::copy_n(post.scale.data(), d.K, epi + kpad);
-    std::copy_n(post.shift.data(), d.K, epi + 2 * kpad);
-  }
-  float* work = epi + 3 * kpad;
-  float* folded = work + p.scratch_in;
-
-  FwdArgs a = fwd_args(p);
-  a.in = p.mode == InputMode::kDirect ? src.data() : work;
-  a.wei = p.mode == InputMode::kFold ? folded : wei.data();
-  a.out = dst.data();
-  a.bias = epi;
-  a.scale = epi + kpad;
-  a.shift = epi + 2 * kpad;
-  a.residual = post.residual.empty() ? nullptr : post.residual.data();
-  a.ops = ops;
-  a.epilogue = find_epilogue(ops);
-
-  if (p.mode == InputMode::kFold) fold_weights(p, wei.data(), folded);
-  const KernelTable& kt = kernels();
-  const FwdKernelFn* fns = p.fold_in_place ? kt.fwd_dense : (p.in_px == 2 * kBlock ? kt.fwd_s2 : kt.fwd);
-  if (!p.per_image) {
-    run_input_transform(pf, p, src.data(), work);
-    parallel_run(pf, p.threads, [&](int64_t t) { replay(fns, a, entries, begin, t); });
-    return;
-  }
-  // Threads own whole images and make what an image's calls read right before them: in the thread's
-  // own buffer, a ring of folded rows (ring_rows, made per row group from the image's dense copy)
-  // or one image's phase images (thread_image); otherwise the image's part of the working input.
-  const bool own = p.ring_rows > 0 || p.thread_image;
-  const int64_t own_size = p.ring_rows > 0 ? p.ring_size : p.in_n;
-  parallel_run(pf, p.threads, [&](int64_t t) {
-    FwdArgs at = a;
-    float* buf = work + t * own_size;
-    if (own) at.in = buf;
-    float* dense = buf + p.ring_rows * p.in_row;  // ring_rows > 0 only
-    int64_t image = -1, group = -1;
-    replay(fns, at, entries, begin, t, [&](const StreamEntry& en) {
-      const int64_t n = en.out_off / p.out_n;
-      if (n != image) {
-        image = n;
-        group = -1;
-        if (p.ring_rows > 0) {
-          fold_dense_image(p, src.data(), dense, n);
-        } else if (p.thread_image) {
-          if (p.fold_in_place)
-            fold_dense_image(p, src.data(), buf, n);
-          else
-            phase_copy_image(p, src.data(), buf, n);
-        } else {
-          for (int stage = 0; stage < input_transform_stages(p); ++stage) {
-            const auto [lo, hi] = input_transform_image_items(p, stage, n);
-            for (int64_t j = lo; j < hi; ++j) transform_input(p, src.data(), work, stage, j);
-          }
-        }
-      }
-      if (p.ring_rows == 0) return;
-      const int64_t g = (en.out_off % p.out_kb) / p.out_row / p.ring_rows;
-      if (g == group) return;
-      group = g;
-      for (int64_t y = g * p.ring_rows; y < std::min(p.P, (g + 1) * p.ring_rows); ++y)
-        fold_output_row(p, dense, buf + (y % p.ring_rows) * p.in_row, y);
-    });
-  });
-}
-
-/// Streams of a backward-data plan, one per phase.
-struct BwdDataStreams {
-  BwdDataPlan plan;
-  std::vector<RuntimeStream> phase;
-};
-
-inline BwdDataStreams make_bwd_data_streams(const BwdDataPlan& plan) {
-  BwdDataStreams s{plan, {}};
-  for (int64_t i = 0; i < s.plan.phases; ++i) s.phase.push_back(make_fwd_stream(s.plan.phase[size_t(i)]));
-  return s;
-}
-
-inline void check_mask(const BwdPostOps& post, int64_t ddst_need) {
-  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
-}
-
-/// Backward data (see BwdDataPlan): dsrc from ddst and IOhw16o16i weights. Checks, then runs.
-inline void run_backward_data(const BwdDataStreams& bs, std::span<const float> ddst, std::span<const float> wei_bwd_d,
-                              std::span<float> dsrc, const BwdPostOps& post, std::vector<float>& scratch,
-                              const ParallelFor& pf) {
-  const BwdDataPlan& b = bs.plan;
-  const ConvDesc& d = b.desc;
+/// Checks the arguments of a backward-data call (weights of `wei_need` floats in `wei_layout`).
+inline void check_backward_data(const ConvDesc& d, std::span<const float> ddst, std::span<const float> wei,
+                                int64_t wei_need, const char* wei_layout, std::span<float> dsrc,
+                                const BwdPostOps& post) {
   const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
-  check_span("wei_bwd_d", wei_bwd_d.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "IOhw16o16i");
+  check_span("wei_bwd_d", wei.size(), wei_need, wei_layout);
   check_span("dsrc", dsrc.size(), act_blocked_size(d.N, d.C, d.H, d.W), "nChw16c");
-  check_mask(post, ddst_need);
-  if (overlaps(ddst, dsrc)) throw Error("dsrc", "must not overlap ddst");
-  if (overlaps(wei_bwd_d, dsrc)) throw Error("dsrc", "must not overlap wei_bwd_d");
-  if (overlaps(post.relu_mask, dsrc)) throw Error("dsrc", "must not overlap relu_mask");
-
-  const bool copy = !b.direct || !post.relu_mask.empty();
-  const int64_t Hpad = b.direct ? d.P() : b.Hpad, Wpad = b.direct ? d.Q() : b.Wpad;
-  const int64_t copy_size = copy ? d.N * d.Kb() * Hpad * Wpad * kBlock : 0;
-  const FwdPlan& cp = b.phase[0];  // fold: the 1x1 convolution to the folded channels
-  const int64_t fold_wei = b.fold ? cp.Kb * cp.wei_kb : 0;
-  const int64_t cols = b.fold ? (b.fold_images ? b.threads : d.N) * b.col_size : 0;
-  scratch.resize(size_t(copy_size + fold_wei + cols) + 64);
-  if (copy)
-    run_items(pf, b.threads, padded_ddst_items(b), [&](int64_t i) {
-      pad_ddst(b, ddst.data(), post.relu_mask.empty() ? nullptr : post.relu_mask.data(), scratch.data(), i);
-    });
-  const KernelTable& kt = kernels();
-  if (b.fold) {  // 1x1 convolution to the folded channels (col), then col2im into dsrc
-    float* wf = scratch.data() + copy_size;
-    float* col = wf + fold_wei;
-    fold_weights_bwd_d(b, wei_bwd_d.data(), wf);
-    FwdArgs a = fwd_args(cp);
-    a.in = copy ? scratch.data() : ddst.data();
-    a.wei = wf;
-    a.out = col;
-    a.epilogue = find_epilogue(kEpiNone);
-    const RuntimeStream& st = bs.phase[0];
-    const int64_t ddst_n = d.Kb() * d.P() * d.Q() * kBlock;
-    if (b.fold_images) {  // each thread: its images, one at a time, in its own col buffer
-      parallel_run(pf, b.threads, [&](int64_t t) {
-        FwdArgs at = a;
-        at.out = col + t * b.col_size;
-        for (int64_t n = d.N * t / b.threads; n < d.N * (t + 1) / b.threads; ++n) {
-          at.in = a.in + n * ddst_n;
-          replay(kt.fwd, at, st.entries.data(), st.begin.data(), 0);
-          for (int64_t h = 0; h < d.H; ++h) col2im_row(b, at.out, dsrc.data(), n, h);
-        }
-      });
-    } else {  // all images' col, then the rows of dsrc split among threads
-      parallel_run(pf, b.threads, [&](int64_t t) { replay(kt.fwd, a, st.entries.data(), st.begin.data(), t); });
-      run_items(pf, b.threads, d.N * d.H, [&](int64_t i) {
-        col2im_row(b, col + i / d.H * b.col_size, dsrc.data(), i / d.H, i % d.H);
-      });
-    }
-    return;
-  }
-  // Phases no tap reaches (1x1 stride 2: three of four) are zero: one memset of dsrc per C block
-  // (full-line writes, no read for ownership), then only the phases with taps run. Measured against
-  // running the zero phases as streams of calls that store zeros: 1x1 stride-2 layers 1.1-1.7x.
-  bool zero_phases = false;
-  for (int64_t ph = 0; ph < b.phases; ++ph) zero_phases |= b.phase[size_t(ph)].taps == 0;
-  if (zero_phases) {  // one item per C block of an image, so that N = 1 splits too
-    const int64_t plane = d.H * d.W * kBlock;
-    run_items(pf, b.threads, d.N * d.Cb(), [&](int64_t i) {
-      std::memset(dsrc.data() + i * plane, 0, sizeof(float) * size_t(plane));
-    });
-  }
-  parallel_run(pf, b.threads, [&](int64_t t) {
-    for (int64_t ph = 0; ph < b.phases; ++ph) {
-      if (zero_phases && b.phase[size_t(ph)].taps == 0) continue;
-      FwdArgs a = fwd_args(b.phase[size_t(ph)]);
-      a.in = copy ? scratch.data() : ddst.data();
-      a.wei = wei_bwd_d.data();
-      a.out = dsrc.data();
-      a.epilogue = find_epilogue(kEpiNone);
-      const RuntimeStream& st = bs.phase[size_t(ph)];
-      replay(kt.fwd, a, st.entries.data(), st.begin.data(), t);
-    }
-  });
+  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
+  check_disjoint("dsrc", dsrc, {{"ddst", ddst}, {"wei_bwd_d", wei}, {"relu_mask", post.relu_mask}});
 }
 
-/// Backward weights (see BwdWeightsPlan): dwei (OIhw16i16o) and dbias (K floats, optional).
-inline void run_backward_weights(const BwdWeightsPlan& b, std::span<const float> src, std::span<const float> ddst,
-                                 std::span<float> dwei, std::span<float> dbias, const BwdPostOps& post,
-                                 std::vector<float>& scratch, const ParallelFor& pf) {
-  const FwdPlan& f = b.fwd;
-  const ConvDesc& d = f.desc;
-  const int64_t ddst_need = act_blocked_size(d.N, d.K, f.P, f.Q);
-  check_span("src", src.size(), src_need(f), f.src_nhwc ? "nhwc" : "nChw16c");
+/// Checks the arguments of a weight-update call (src in `layout`).
+inline void check_backward_weights(const ConvDesc& d, SrcLayout layout, std::span<const float> src,
+                                   std::span<const float> ddst, std::span<float> dwei, std::span<float> dbias,
+                                   const BwdPostOps& post) {
+  const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
+  check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
   check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
   if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
-  check_mask(post, ddst_need);
-  for (const auto& in : {src, ddst, post.relu_mask}) {
-    if (overlaps(in, dwei)) throw Error("dweights", "must not overlap the inputs");
-    if (overlaps(in, dbias)) throw Error("dbias", "must not overlap the inputs");
-  }
-  if (overlaps(dwei, dbias)) throw Error("dbias", "must not overlap dweights");
-
-  scratch.resize(size_t(b.scratch) + 64);
-  float* work = scratch.data();
-  const int64_t copy_size = b.dwei_size + f.Kb * kBlock;
-  float* copies = work + b.work_in;
-  const int64_t n_copies = b.strategy == BwdWeightsPlan::Strategy::kMinibatch ? b.threads : 0;
-  const bool folded = f.mode == InputMode::kFold;
-  float* final_dwei = folded ? copies + n_copies * copy_size : dwei.data();
-  float* final_dbias = copies + n_copies * copy_size + (folded ? b.dwei_size : 0);
-
-  if (!folded && !b.thread_image) run_input_transform(pf, f, src.data(), work);
-
-  BwdWArgs a;
-  a.in = f.mode == InputMode::kDirect ? src.data() : work;
-  a.ddst = ddst.data();
-  a.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-  a.tap = f.tap.data();
-  a.in_row = f.in_row;
-  a.in_cb = f.in_cb;
-  a.in_n = f.in_n;
-  a.P = f.P;
-  a.Q = f.Q;
-  a.ddst_kb = f.out_kb;
-  a.ddst_n = f.out_n;
-  a.wei_kb = f.wei_kb;
-  a.wei_cb = f.wei_cb;
-  a.tap_channels = f.tap_channels;
-  const KernelTable& kt = kernels();
-  a.in_px = f.in_px;
-  const BwdWKernelFn kernel = (f.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[a.mask ? 1 : 0];
-  // Tasks (K group, C block, tap), or (C block, K group, tap) with BwdWeightsPlan::c_outer; tap
-  // innermost. A K group is the K blocks one call takes (the last group may be smaller). Each dwei
-  // block belongs to one task whatever the thread count or order.
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.Kb, kbs), tasks = kgroups * f.Cr * f.taps;
-  auto task = [&](int64_t i) {
-    const int64_t kb = (b.c_outer ? i / f.taps % kgroups : i / (f.Cr * f.taps)) * kbs;
-    const int64_t cb = b.c_outer ? i / (f.taps * kgroups) : i / f.taps % f.Cr;
-    return BwdWTask{kb, cb, i % f.taps, std::min(kbs, f.Kb - kb)};
-  };
-  // Images, then blocks of rows, outermost; the thread's tasks innermost, accumulating into dwei.
-  // Items [i0, i1) of (image, row block); kFold: thread t first folds the block's rows into its ring
-  // (its own copy of the dense image).
-  const int64_t row_blocks = div_up(f.P, b.rows);
-  auto reduce = [&](BwdWArgs at, int64_t t, int64_t i0, int64_t i1, int64_t task0, int64_t task1) {
-    bool first = true;
-    float* ring = work + t * b.ring_size;
-    float* dense = ring + (f.fold_in_place ? 0 : b.rows * f.in_row);
-    for (int64_t i = i0, image = -1; i < i1; ++i) {
-      const int64_t n = i / row_blocks, p0 = i % row_blocks * b.rows;
-      if (n != image) {
-        image = n;
-        if (folded) fold_dense_image(f, src.data(), dense, n);
-        if (b.thread_image) {  // this thread's buffer holds image n only
-          float* img = work + t * f.in_n;
-          phase_copy_image(f, src.data(), img, n);
-          at.in = img;
-          at.in_n = 0;
-        }
-      }
-      at.n0 = n;
-      at.n1 = n + 1;
-      at.p0 = p0;
-      at.p1 = std::min(f.P, p0 + b.rows);
-      at.accumulate = !first;
-      first = false;
-      if (folded && f.fold_in_place) {  // the tasks read the dense copy in place
-        at.in = dense;
-        at.in_n = 0;
-      } else if (folded) {
-        for (int64_t y = p0; y < at.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.in_row, y);
-        at.in = ring;
-        at.in_n = 0;
-        at.in_p0 = p0;
-      }
-      for (int64_t k = task0; k < task1; ++k) kernel(at, task(k));
-    }
-  };
-  if (n_copies == 0) {
-    a.dwei = final_dwei;
-    a.dbias = final_dbias;
-    parallel_run(pf, b.threads, [&](int64_t t) {
-      reduce(a, t, 0, d.N * row_blocks, tasks * t / b.threads, tasks * (t + 1) / b.threads);
-    });
-  } else {
-    parallel_run(pf, b.threads, [&](int64_t t) {
-      BwdWArgs at = a;
-      at.dwei = copies + t * copy_size;
-      at.dbias = at.dwei + b.dwei_size;
-      // Whole images per thread, or (row_split) whole row blocks.
-      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
-      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
-      if (i0 == i1)
-        std::fill(at.dwei, at.dwei + copy_size, 0.0f);
-      else
-        reduce(at, t, i0 * per, i1 * per, 0, tasks);
-    });
-    // Reduction of the private copies, in thread order (the same for every run).
-    const int64_t chunk = 4096;
-    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t c) {
-      const int64_t lo = c * chunk, hi = std::min(copy_size, lo + chunk);
-      for (int64_t j = lo; j < hi; ++j) {
-        float sum = copies[j];
-        for (int64_t t = 1; t < n_copies; ++t) sum += copies[t * copy_size + j];
-        if (j < b.dwei_size)
-          final_dwei[j] = sum;
-        else
-          final_dbias[j - b.dwei_size] = sum;
-      }
-    });
-  }
-  if (folded) unfold_weights(f, final_dwei, dwei.data());
-  if (!dbias.empty()) std::copy_n(final_dbias, d.K, dbias.data());
+  if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
+  check_disjoint("dweights", dwei, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}});
+  check_disjoint("dbias", dbias, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}, {"dweights", dwei}});
 }
 
-inline int default_threads(const Options& o) {
-  if (o.threads > 0) return o.threads;
-  return o.parallel_for ? 1 : ThreadPool::global().size();
+/// A caller's workspace, checked (size, no overlap with the call's tensors) and aligned to 64 bytes.
+inline float* checked_workspace(std::span<float> ws, int64_t need, std::initializer_list<NamedSpan> tensors) {
+  check_span("workspace", ws.size(), need, "floats: workspace_size()");
+  check_disjoint("workspace", ws, tensors);
+  return aligned_part(ws).data();
 }
+
+/// Threads a plan is partitioned for: Options::threads, or hardware_concurrency for 0.
+inline int threads_of(const Options& o) { return o.threads > 0 ? o.threads : ThreadPool::hardware_threads(); }
 
 }  // namespace detail
 
-/// A convolution whose shape is known at run time. Construction validates the descriptor (throws
-/// Error naming the field), plans the blocking and builds the kernel stream: no code is generated,
-/// it costs microseconds. forward() may be called many times; one Conv must not run forward() from
-/// two threads at once (it owns its scratch buffer).
+/// Weights in the layout one implementation of one pass reads (folded for the first layer's forward,
+/// IOhw16o16i for backward data, ...), made once by Conv::pack_weights instead of on every call.
+/// Usable by any Conv with the same descriptor that chose the same implementation for the pass.
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  /// The pass these weights were packed for.
+  Pass pass() const { return pass_; }
+  /// The packed floats (layout private to the implementation).
+  std::span<const float> data() const { return data_.span(); }
+
+ private:
+  friend class Conv;
+  Pass pass_ = Pass::fwd;
+  ConvDesc desc_{};
+  const char* impl_ = nullptr;
+  AlignedBuffer data_;
+};
+
+/// A convolution whose shape is known at run time. Construction validates the descriptor and the
+/// options (throws Error naming the field; Conv::check answers the same without throwing), then plans
+/// every pass with the implementation of least estimated cost and builds its kernel streams: no code
+/// is generated, it costs microseconds. Every call is const: one Conv may run from several threads at
+/// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
 class Conv {
  public:
-  /// Throws Error for an invalid descriptor or options (field "threads" for threads < 0).
-  explicit Conv(const ConvDesc& d, Options opt = {}) : opt_(std::move(opt)) {
-    d.validate();
-    if (d.R * d.S > kMaxTaps) throw Error("R", "R*S larger than 256 is not supported (got " + std::to_string(d.R * d.S) + ")");
-    if (d.stride_h * d.stride_w > kMaxBwdPhases)
-      throw Error("stride_h", "stride_h*stride_w larger than 16 is not supported (got " +
-                                  std::to_string(d.stride_h * d.stride_w) + ")");
-    if (opt_.threads < 0) throw Error("threads", "must be >= 0 (got " + std::to_string(opt_.threads) + ")");
-    if (opt_.src_layout != SrcLayout::nChw16c && opt_.src_layout != SrcLayout::nhwc)
-      throw Error("src_layout", "must be nChw16c or nhwc (got " + std::to_string(int(opt_.src_layout)) + ")");
-    plan_ = make_fwd_plan(d, detail::default_threads(opt_));
-    plan_.src_nhwc = reads_nhwc(plan_);
-    stream_ = make_fwd_stream(plan_);
+  /// Whether Conv(d, opt) constructs (then every pass can be planned and run): d.check(), and
+  /// Options::threads in [0, kMaxThreads], a known src_layout.
+  static Status check(const ConvDesc& d, const Options& opt = {}) {
+    const Status s = d.check();
+    if (!s.ok()) return s;
+    if (opt.threads < 0) return {"threads", "must be >= 0", opt.threads};
+    if (opt.threads > kMaxThreads) return {"threads", "must be <= 4096", opt.threads};
+    if (opt.src_layout != SrcLayout::nChw16c && opt.src_layout != SrcLayout::nhwc && opt.src_layout != SrcLayout::any)
+      return {"src_layout", "must be nChw16c, nhwc or any", int64_t(opt.src_layout)};
+    return {};
   }
 
-  const ConvDesc& desc() const { return plan_.desc; }
-  /// The blocking decisions (register block, input mode, C chunk, thread count).
-  const FwdPlan& plan() const { return plan_; }
-  /// The forward kernel stream (per-thread tables of microkernel calls).
-  const RuntimeStream& stream() const { return stream_; }
-  /// Floats of src: N x Cb x H x W x 16 (nChw16c), or N x H x W x C (Options::src_layout nhwc).
-  int64_t src_size() const { return detail::src_floats(desc(), opt_.src_layout); }
-  /// Floats of dsrc (nChw16c whatever Options::src_layout says).
-  int64_t dsrc_size() const { return act_blocked_size(desc().N, desc().C, desc().H, desc().W); }
+  /// Throws Error for what check() rejects.
+  explicit Conv(const ConvDesc& d, Options opt = {}) : desc_(d), opt_(std::move(opt)) {
+    throw_if_error(check(d, opt_));
+    const bool any = opt_.src_layout == SrcLayout::any;
+    impl::PlanContext ctx{detail::threads_of(opt_), machine(opt_), any ? SrcLayout::nhwc : opt_.src_layout};
+    threads_ = ctx.threads;
+    fwd_ = impl::choose<impl::FwdCall, impl::FwdImpls>(d, ctx);
+    // `any`: nhwc when the forward implementation reads it itself (planned for nhwc above: a plan
+    // that does not read it is the same for nChw16c), else nChw16c.
+    layout_ = any ? (fwd_->reads_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c) : opt_.src_layout;
+    ctx.src_layout = layout_;
+    bwd_d_ = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(d, ctx);
+    bwd_w_ = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(d, ctx);
+    if (!fwd_ || !bwd_d_ || !bwd_w_) throw std::logic_error("hwyconv: no implementation planned the layer");
+  }
+
+  const ConvDesc& desc() const { return desc_; }
+  /// Parts the work of every pass is partitioned into.
+  int threads() const { return threads_; }
+  /// Name of the implementation chosen for a pass ("fwd_direct", "bwd_d_phases", ...).
+  const char* impl_name(Pass p) const { return planned(p).name(); }
+  /// The chosen plan of a pass in a few words (implementation, register block, loop order), for logs.
+  std::string describe(Pass p) const { return std::string(planned(p).name()) + " " + planned(p).describe(); }
+  /// The estimated cost of the chosen plan of a pass (plan/model.hpp), in cycles.
+  double estimated_cycles(Pass p) const { return planned(p).cost(); }
+  /// The layout src is taken in by forward() and backward_weights() (Options::src_layout, `any` resolved).
+  SrcLayout src_layout() const { return layout_; }
+  /// The src layout the forward implementation reads without a reorder (nhwc for folded channels).
+  SrcLayout preferred_src_layout() const { return fwd_->prefers_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c; }
+  /// Floats of src in src_layout(): N x Cb x H x W x 16 (nChw16c), or N x H x W x C (nhwc).
+  int64_t src_size() const { return detail::src_floats(desc_, layout_); }
+  /// Floats of dsrc (nChw16c whatever src_layout() is).
+  int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
   /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
-  int64_t wei_size() const { return wei_blocked_size(desc().K, desc().C, desc().R, desc().S); }
+  int64_t wei_size() const { return wei_blocked_size(desc_.K, desc_.C, desc_.R, desc_.S); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
-  int64_t dst_size() const { return act_blocked_size(desc().N, desc().K, plan_.P, plan_.Q); }
+  int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
+  /// Floats of the workspace one call of pass p needs when the caller provides it (64-byte alignment
+  /// slack included). Without one, each call leases a workspace from this Conv's pool.
+  int64_t workspace_size(Pass p) const { return planned(p).workspace() + reorder_floats(p) + kAlignSlack; }
 
-  /// Forward propagation: dst = post(conv(src, weights) + bias). src nChw16c (N, C, H, W) or nhwc
-  /// (Options::src_layout), weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c
-  /// (N, K, P, Q); padded channels of src and weights must be zero (the reorders make them so) and
-  /// stay zero in dst. Throws Error (naming "src", "weights", "bias", "dst", "residual", "scale" or
-  /// "shift") before writing anything.
-  void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
-               std::span<float> dst, const PostOps& post = {}) {
-    if (detail::overlaps(src, dst)) throw Error("dst", "must not overlap src");
-    const std::span<const float> in = planned_src(src, plan_.src_nhwc);
-    const unsigned ops = detail::check_forward(plan_, in, wei, bias, dst, post);
-    scratch_.resize(size_t(detail::fwd_scratch_size(plan_)));
-    detail::run_forward(plan_, stream_.entries.data(), stream_.begin.data(), in, wei, bias, dst, post, ops,
-                        scratch_.data(), opt_.parallel_for);
+  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from OIhw16i16o (K, C,
+  /// R, S): do it once per weight update instead of on every call. Throws Error("weights") for a span
+  /// too small, Error("pass") for bwd_w (it takes no weights).
+  PackedWeights pack_weights(Pass p, std::span<const float> wei) const {
+    if (p == Pass::bwd_w) throw Error("pass", "bwd_w takes no weights to pack");
+    detail::check_span("weights", wei.size(), wei_size(), "OIhw16i16o");
+    PackedWeights w;
+    w.pass_ = p;
+    w.desc_ = desc_;
+    const int64_t own = planned(p).packed_size();
+    w.impl_ = planned(p).name();
+    w.data_ = AlignedBuffer(own > 0 ? own : wei_size());
+    if (p == Pass::fwd) {
+      if (own > 0)
+        fwd_->pack(wei.data(), w.data_.data());
+      else
+        std::copy_n(wei.data(), wei_size(), w.data_.data());
+      return w;
+    }
+    AlignedBuffer bwd_d(own > 0 ? wei_size() : 0);
+    float* io = own > 0 ? bwd_d.data() : w.data_.data();
+    reorder_weights_bwd_d(wei.first(size_t(wei_size())), std::span<float>(io, size_t(wei_size())));
+    if (own > 0) bwd_d_->pack(io, w.data_.data());
+    return w;
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Part of the plan made
-  /// explicit: do it once per training step, after the weights change. Throws Error on bad spans.
+  /// Forward propagation: dst = post(conv(src, weights) + bias). src in src_layout() (N, C, H, W),
+  /// weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
+  /// channels of src and weights must be zero (the reorders make them so) and stay zero in dst.
+  /// `workspace`: empty, or at least workspace_size(Pass::fwd) floats of the caller's. Throws Error
+  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift" or "workspace") before
+  /// writing anything.
+  void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
+               std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
+    run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
+  }
+
+  /// Forward with weights from pack_weights(Pass::fwd, ...). Throws Error("weights") for weights
+  /// packed for another pass, layer or implementation.
+  void forward(std::span<const float> src, const PackedWeights& wei, std::span<const float> bias,
+               std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    check_packed(Pass::fwd, wei);
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei.data(), wei.data().size(), "packed", bias, dst, post);
+    const bool own = fwd_->packed_size() > 0;
+    run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
+  }
+
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Do it once per training
+  /// step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights",
+  /// "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
-    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc().K, desc().C, desc().R, desc().S);
+    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (from reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded
-  /// channels 0). Any stride, padding and dilation (strides split into phases, see BwdDataPlan).
-  /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask")
-  /// before writing anything. The plan and streams are built on the first call.
+  /// IOhw16o16i (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded channels 0).
+  /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
+  /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
-                     const BwdPostOps& post = {}) {
-    if (!bwd_d_) bwd_d_ = std::make_unique<detail::BwdDataStreams>(detail::make_bwd_data_streams(make_bwd_data_plan(desc(), plan_.threads)));
-    detail::run_backward_data(*bwd_d_, ddst, wei_bwd_d, dsrc, post, scratch_, opt_.parallel_for);
+                     const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
+    run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
+  }
+
+  /// Backward data with weights from pack_weights(Pass::bwd_d, ...).
+  void backward_data(std::span<const float> ddst, const PackedWeights& wei, std::span<float> dsrc,
+                     const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    check_packed(Pass::bwd_d, wei);
+    detail::check_backward_data(desc_, ddst, wei.data(), wei.data().size(), "packed", dsrc, post);
+    const bool own = bwd_d_->packed_size() > 0;
+    run_backward_data(ddst, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, dsrc, post,
+                      workspace, wei.data());
   }
 
   /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
-  /// dbias = dL/dbias (K floats), from src (nChw16c, or nhwc as Options::src_layout says) and ddst
-  /// (nChw16c). post.relu_mask fuses ReLU backward. Results may differ in the last bits between thread counts when the plan splits the
-  /// minibatch (BwdWeightsPlan::Strategy::kMinibatch). Throws Error ("src", "ddst", "dweights",
-  /// "dbias", "relu_mask") before writing anything.
+  /// dbias = dL/dbias (K floats), from src (src_layout()) and ddst (nChw16c). post.relu_mask fuses
+  /// ReLU backward. Results may differ in the last bits between thread counts when the minibatch is
+  /// split (impl bwd_w_minibatch). Throws Error ("src", "ddst", "dweights", "dbias", "relu_mask",
+  /// "workspace") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
-                        std::span<float> dbias, const BwdPostOps& post = {}) {
-    if (!bwd_w_) {
-      bwd_w_ = std::make_unique<BwdWeightsPlan>(make_bwd_weights_plan(desc(), plan_.threads));
-      bwd_w_->fwd.src_nhwc = reads_nhwc(bwd_w_->fwd);
-    }
-    if (detail::overlaps(src, dwei)) throw Error("dweights", "must not overlap the inputs");
-    if (detail::overlaps(src, dbias)) throw Error("dbias", "must not overlap the inputs");
-    detail::run_backward_weights(*bwd_w_, planned_src(src, bwd_w_->fwd.src_nhwc), ddst, dwei, dbias, post, scratch_,
-                                 opt_.parallel_for);
+                        std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
+    Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
+    impl::BwdWeightsCall c;
+    c.src = blocked_src(src, bwd_w_->reads_nhwc(), ws.data(), Pass::bwd_w);
+    c.ddst = ddst.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dwei = dwei.data();
+    c.dbias = dbias.empty() ? nullptr : dbias.data();
+    bwd_w_->run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
   static const char* target() { return kernels().target; }
 
+  /// The first broken invariant of the plans, or nullptr (every plan is checked by the tests).
+  const char* invariant_violation() const {
+    for (Pass p : {Pass::fwd, Pass::bwd_d, Pass::bwd_w})
+      if (const char* v = planned(p).invariant_violation()) return v;
+    return nullptr;
+  }
+
+  /// The plan of implementation I when it was chosen for its pass, else nullptr (tests, bench).
+  template <class I>
+  const typename I::Plan* plan() const {
+    const auto* p = dynamic_cast<const impl::PlannedImpl<I>*>(holder<typename I::Call>());
+    return p ? &p->plan : nullptr;
+  }
+  /// The kernel streams of implementation I when it was chosen for its pass, else nullptr.
+  template <class I>
+  const typename I::Streams* streams() const {
+    const auto* p = dynamic_cast<const impl::PlannedImpl<I>*>(holder<typename I::Call>());
+    return p ? &p->streams : nullptr;
+  }
+
  private:
-  /// Whether plan p reads an nhwc src directly: folded channels (the dense copy is made from it).
-  bool reads_nhwc(const FwdPlan& p) const {
-    return opt_.src_layout == SrcLayout::nhwc && p.mode == InputMode::kFold;
+  /// The implementation chosen for pass p.
+  const impl::PlannedBase& planned(Pass p) const {
+    if (p == Pass::fwd) return *fwd_;
+    if (p == Pass::bwd_d) return *bwd_d_;
+    return *bwd_w_;
+  }
+  template <class Call>
+  const impl::Planned<Call>* holder() const {
+    if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
+    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return bwd_d_.get();
+    else return bwd_w_.get();
   }
 
-  /// src as a plan reads it: an nhwc src that the plan does not read directly is checked, then
-  /// reordered to nChw16c in src_blocked_ (outputs are not written before their own checks).
-  std::span<const float> planned_src(std::span<const float> src, bool plan_reads_nhwc) {
-    if (opt_.src_layout != SrcLayout::nhwc || plan_reads_nhwc) return src;
-    const ConvDesc& d = desc();
-    const int64_t need = detail::src_floats(d, SrcLayout::nhwc);
-    detail::check_span("src", src.size(), need, "nhwc");
-    src_blocked_.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
-    reorder_nhwc_to_nChw16c(src.first(size_t(need)), src_blocked_, d.N, d.C, d.H, d.W);
-    return src_blocked_;
+  static Machine machine(const Options& o) {
+    if (o.machine) return *o.machine;
+    Machine m = Machine::host();
+    m.max_pixels = kernels().max_pixels;
+    m.vec_per_block = kernels().vec_per_block;
+    return m;
   }
 
+  /// Floats of a pass's workspace that hold an nhwc src reordered to nChw16c (src_layout() nhwc,
+  /// implementation reading nChw16c).
+  int64_t reorder_floats(Pass p) const {
+    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w_->reads_nhwc() : true);
+    return layout_ == SrcLayout::nhwc && !nhwc_read ? round_up(dsrc_size(), kAlignSlack) : 0;
+  }
+
+  /// src as the implementation reads it: an nhwc src it does not read itself is reordered into the
+  /// front of the workspace.
+  const float* blocked_src(std::span<const float> src, bool impl_reads_nhwc, float* ws, Pass p) const {
+    if (layout_ != SrcLayout::nhwc || impl_reads_nhwc) return src.data();
+    const ConvDesc& d = desc_;
+    reorder_nhwc_to_nChw16c(src.first(size_t(detail::src_floats(d, SrcLayout::nhwc))),
+                            std::span<float>(ws, size_t(reorder_floats(p))), d.N, d.C, d.H, d.W);
+    return ws;
+  }
+
+  void check_packed(Pass p, const PackedWeights& w) const {
+    if (w.pass_ != p || !(w.desc_ == desc_) || w.impl_ != planned(p).name())
+      throw Error("weights", std::string("packed for another pass, layer or implementation (this call: ") + pass_name(p) +
+                                 " " + planned(p).name() + ")");
+  }
+
+  /// A call's workspace: the caller's (checked, aligned) or one leased from the pool.
+  class Scratch {
+   public:
+    Scratch(const Conv& c, Pass p, std::span<float> given, std::initializer_list<detail::NamedSpan> tensors)
+        : lease_(given.empty() ? c.pool_->lease(c.workspace_size(p)) : detail::WorkspacePool::Lease(nullptr, {})),
+          data_(given.empty() ? lease_.data() : detail::checked_workspace(given, c.workspace_size(p), tensors)) {}
+    float* data() const { return data_; }
+
+   private:
+    detail::WorkspacePool::Lease lease_;
+    float* data_;
+  };
+
+  void run_forward(std::span<const float> src, const float* wei, const float* packed, std::span<const float> bias,
+                   std::span<float> dst, const PostOps& post, unsigned ops, std::span<float> workspace) const {
+    Scratch ws(*this, Pass::fwd, workspace,
+               {{"src", src}, {"bias", bias}, {"dst", dst}, {"residual", post.residual}, {"scale", post.scale},
+                {"shift", post.shift}});
+    impl::FwdCall c;
+    c.src = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
+    c.wei = wei;
+    c.packed = packed;
+    c.bias = bias.empty() ? nullptr : bias.data();
+    c.scale = post.scale.empty() ? nullptr : post.scale.data();
+    c.shift = post.shift.empty() ? nullptr : post.shift.data();
+    c.residual = post.residual.empty() ? nullptr : post.residual.data();
+    c.ops = ops;
+    c.dst = dst.data();
+    fwd_->run(c, ws.data() + reorder_floats(Pass::fwd), opt_.parallel_for);
+  }
+
+  void run_backward_data(std::span<const float> ddst, const float* wei, const float* packed, std::span<float> dsrc,
+                         const BwdPostOps& post, std::span<float> workspace, std::span<const float> wei_span) const {
+    Scratch ws(*this, Pass::bwd_d, workspace,
+               {{"ddst", ddst}, {"wei_bwd_d", wei_span}, {"dsrc", dsrc}, {"relu_mask", post.relu_mask}});
+    impl::BwdDataCall c;
+    c.ddst = ddst.data();
+    c.wei = wei;
+    c.packed = packed;
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dsrc = dsrc.data();
+    bwd_d_->run(c, ws.data(), opt_.parallel_for);
+  }
+
+  ConvDesc desc_;
   Options opt_;
-  FwdPlan plan_;
-  RuntimeStream stream_;
-  std::vector<float> scratch_;
-  std::vector<float> src_blocked_;  ///< nhwc src reordered for plans that read nChw16c
-  std::unique_ptr<detail::BwdDataStreams> bwd_d_;
-  std::unique_ptr<BwdWeightsPlan> bwd_w_;
+  SrcLayout layout_ = SrcLayout::nChw16c;
+  int threads_ = 1;
+  std::unique_ptr<impl::Planned<impl::FwdCall>> fwd_;
+  std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d_;
+  std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w_;
+  std::unique_ptr<detail::WorkspacePool> pool_ = std::make_unique<detail::WorkspacePool>();
 };
 
-/// A convolution whose shape is a compile-time constant: the plan and the kernel stream are constant
-/// expressions (a read-only table), checked by static_assert; only the target is chosen at run time
-/// (unless HWYCONV_STATIC_DISPATCH). kThreads: the partition of the stream (run on the global pool,
-/// or the ParallelFor passed to forward()).
-template <ConvDesc kDesc, int kThreads = 1>
+/// A convolution whose shape is a compile-time constant: the implementations, plans and the forward
+/// kernel stream are constant expressions (read-only tables), checked by static_assert; only the SIMD
+/// target is chosen at run time (unless HWYCONV_STATIC_DISPATCH). kThreads: the partition of the work
+/// (run on the global pool, or the ParallelFor passed to each call); kMachine: the machine the plans
+/// are made for (default: Machine{}'s typical AVX-512 server core). src is nChw16c.
+template <ConvDesc kDesc, int kThreads = 1, Machine kMachine = Machine{}>
 struct StaticConv {
   static_assert(kDesc.check().ok(), "invalid ConvDesc: call kDesc.check() to see which field");
-  static_assert(kDesc.R * kDesc.S <= kMaxTaps, "R*S larger than 256 is not supported");
-  static_assert(kThreads >= 1, "kThreads must be >= 1");
+  static_assert(kThreads >= 1 && kThreads <= kMaxThreads, "kThreads must be in [1, kMaxThreads]");
+  static constexpr impl::PlanContext kCtx{kThreads, kMachine, SrcLayout::nChw16c};
 
-  static constexpr FwdPlan kPlan = make_fwd_plan(kDesc, kThreads);
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan);
-  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan);
+  using FwdImpl = std::tuple_element_t<size_t(impl::choose_static<impl::FwdImpls>(kDesc, kCtx)), impl::FwdImpls>;
+  using BwdDataImpl =
+      std::tuple_element_t<size_t(impl::choose_static<impl::BwdDataImpls>(kDesc, kCtx)), impl::BwdDataImpls>;
+  using BwdWeightsImpl =
+      std::tuple_element_t<size_t(impl::choose_static<impl::BwdWeightsImpls>(kDesc, kCtx)), impl::BwdWeightsImpls>;
+
+  template <class I>
+  static constexpr typename I::Plan make_plan() {
+    typename I::Plan p{};
+    I::plan(kDesc, kCtx, p);
+    return p;
+  }
+  static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
+  static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
+  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b);
+  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b);
   static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
-  /// Scratch floats forward() needs (see the overload taking a workspace).
-  static constexpr int64_t kScratch = detail::fwd_scratch_size(kPlan);
+  /// Workspace floats forward() needs (see the overload taking a workspace).
+  static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;
+
+  /// Backward-data and weight-update plans (constant); their streams are built on first use.
+  static constexpr typename BwdDataImpl::Plan kBwdDataPlan = make_plan<BwdDataImpl>();
+  static constexpr typename BwdWeightsImpl::Plan kBwdWeightsPlan = make_plan<BwdWeightsImpl>();
+  static_assert(BwdDataImpl::invariant_violation(kBwdDataPlan) == nullptr, "backward-data plan invariant broken");
+  static_assert(BwdWeightsImpl::invariant_violation(kBwdWeightsPlan) == nullptr, "weight-update plan invariant broken");
 
   /// As Conv::forward, with a caller-provided workspace of at least kScratch floats.
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, std::span<float> workspace, const PostOps& post = {},
                       const ParallelFor& pf = {}) {
-    const unsigned ops = detail::check_forward(kPlan, src, wei, bias, dst, post);
-    detail::check_span("workspace", workspace.size(), kScratch, "StaticConv::kScratch");
-    detail::run_forward(kPlan, kStream.entries.data(), kStream.begin.data(), src, wei, bias, dst, post, ops,
-                        workspace.data(), pf);
-  }
-  /// Backward-data plan (constant) and weight-update plan (constant); see Conv::backward_data and
-  /// Conv::backward_weights. The per-phase kernel streams of backward data are built on first use.
-  static constexpr BwdDataPlan kBwdDataPlan = make_bwd_data_plan(kDesc, kThreads);
-  static constexpr BwdWeightsPlan kBwdWeightsPlan = make_bwd_weights_plan(kDesc, kThreads);
-  static_assert(kDesc.stride_h * kDesc.stride_w <= kMaxBwdPhases, "stride_h*stride_w larger than 16");
-
-  /// As Conv::backward_data (scratch: a thread-local buffer).
-  static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
-                            const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
-    static const detail::BwdDataStreams streams = detail::make_bwd_data_streams(kBwdDataPlan);
-    thread_local std::vector<float> ws;
-    detail::run_backward_data(streams, ddst, wei_bwd_d, dsrc, post, ws, pf);
-  }
-  /// As Conv::backward_weights (scratch: a thread-local buffer).
-  static void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
-                               std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
-    thread_local std::vector<float> ws;
-    detail::run_backward_weights(kBwdWeightsPlan, src, ddst, dwei, dbias, post, ws, pf);
+    const unsigned ops =
+        detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
+                              "OIhw16i16o", bias, dst, post);
+    float* ws = detail::checked_workspace(workspace, kScratch,
+                                          {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
+                                           {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
+    impl::FwdCall c;
+    c.src = src.data();
+    c.wei = wei.data();
+    c.bias = bias.empty() ? nullptr : bias.data();
+    c.scale = post.scale.empty() ? nullptr : post.scale.data();
+    c.shift = post.shift.empty() ? nullptr : post.shift.data();
+    c.residual = post.residual.empty() ? nullptr : post.residual.data();
+    c.ops = ops;
+    c.dst = dst.data();
+    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, c, ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, const PostOps& post = {}, const ParallelFor& pf = {}) {
-    thread_local std::vector<float> ws;
-    ws.resize(size_t(kScratch));
-    forward(src, wei, bias, dst, std::span<float>(ws), post, pf);
+    thread_local AlignedBuffer ws(kScratch);
+    forward(src, wei, bias, dst, ws.span(), post, pf);
+  }
+
+  /// As Conv::backward_data (workspace: a thread-local buffer).
+  static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
+                            const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    static const typename BwdDataImpl::Streams streams = BwdDataImpl::make_streams(kBwdDataPlan);
+    detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
+                                "IOhw16o16i", dsrc, post);
+    thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
+    impl::BwdDataCall c;
+    c.ddst = ddst.data();
+    c.wei = wei_bwd_d.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dsrc = dsrc.data();
+    BwdDataImpl::run(kBwdDataPlan, streams, c, ws.data(), pf);
+  }
+
+  /// As Conv::backward_weights (workspace: a thread-local buffer).
+  static void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
+                               std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
+    detail::check_backward_weights(kDesc, SrcLayout::nChw16c, src, ddst, dwei, dbias, post);
+    thread_local AlignedBuffer ws(BwdWeightsImpl::workspace(kBwdWeightsPlan));
+    impl::BwdWeightsCall c;
+    c.src = src.data();
+    c.ddst = ddst.data();
+    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+    c.dwei = dwei.data();
+    c.dbias = dbias.empty() ? nullptr : dbias.data();
+    BwdWeightsImpl::run(kBwdWeightsPlan, {}, c, ws.data(), pf);
   }
 };
 
@@ -3219,12 +4437,10 @@ namespace hwyconv::reference {
 
 namespace detail {
 
-/// Throws Error(field, ...) when the span holds fewer than `needed` elements.
+/// Throws Error(field) when the span holds fewer than `needed` elements (plain layouts).
 template <class T>
 inline void check_size(const char* field, std::span<T> s, int64_t needed) {
-  if (static_cast<uint64_t>(s.size()) < static_cast<uint64_t>(needed))
-    throw Error(field, "needs at least " + std::to_string(needed) + " elements (given " +
-                           std::to_string(s.size()) + ")");
+  hwyconv::detail::check_span(field, s.size(), needed, "plain");
 }
 
 }  // namespace detail
@@ -3351,15 +4567,17 @@ inline void conv_bwd_w(const ConvDesc& d, std::span<const float> src_nchw,
 // hwyconv: header-only direct convolutions for CPUs, ahead-of-time microkernels over Google Highway
 // (Georganas et al., "Anatomy of High-Performance Deep Learning Convolutions on SIMD Architectures",
 // SC18, without the JIT). Layering, one folder each:
-//   desc.hpp        shape (ConvDesc) and errors
-//   layout/         blocked layouts (nChw16c, OIhw16i16o), reorders, the plan's working input
-//   plan/           blocking decisions (FwdPlan), constexpr
+//   desc.hpp, options.hpp  the layer (ConvDesc), errors, what a call takes (Pass, PostOps, Options)
+//   impl/           implementations, one file each (plan, stream, driver), and the list per pass
+//   plan/           the machine model, the plan values they share (kernel geometry, blocking), constexpr
 //   stream/         kernel streams: flat per-thread tables of microkernel calls, constexpr
 //   kernels/        the variant list and the per-target microkernels (Highway, *-inl.h)
 //   epilogue/       fused bias / scale-shift / residual / ReLU, in registers
+//   layout/         blocked layouts, reorders, the working inputs the implementations make
 //   dispatch/       the Highway foreach_target chain and the run-time target choice
 //   threading/      parallel-for and the default thread pool
-//   conv.hpp        Conv and StaticConv<desc>
+//   detail/         argument checks, aligned buffers
+//   conv.hpp        Conv and StaticConv<desc>: argument checks, then the chosen implementation
 // ----- end hwyconv/hwyconv.hpp -----
 
 #endif  // HWYCONV_SINGLE_TAIL_

@@ -43,6 +43,7 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
   t.max_pixels = int(kMaxPixels);
+  t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);
   return t;
 }

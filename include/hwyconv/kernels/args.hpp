@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "hwyconv/kernels/variants.hpp"
-#include "hwyconv/plan/plan.hpp"
+#include "hwyconv/plan/kernel_plan.hpp"
 #include "hwyconv/stream/kernel_stream.hpp"
 
 namespace hwyconv {
@@ -76,6 +76,7 @@ struct KernelTable {
   BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
+  int vec_per_block;   ///< vectors that hold 16 channels on this target
   int bwd_w_kbs;       ///< K blocks one weight-update call can take (BwdWTask::kbs)
 };
 

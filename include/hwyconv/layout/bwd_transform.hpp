@@ -1,61 +1,83 @@
-// hwyconv/layout/bwd_transform.hpp - layout work of the training passes: the weights of backward
-// data (IOhw16o16i), the zero-padded (optionally ReLU-masked) copy of ddst, and the unfolding of
-// weight gradients computed on folded channels.
+// hwyconv/layout/bwd_transform.hpp - layout work of the training passes: the zero-padded (optionally
+// ReLU-masked) copy of ddst, the folded weights and col2im of backward data by folded channels, and the
+// unfolding of weight gradients computed on folded channels.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <span>
-#include <string>
 
 #include "hwyconv/desc.hpp"
 #include "hwyconv/layout/reorder.hpp"
-#include "hwyconv/plan/bwd_plan.hpp"
+#include "hwyconv/plan/fwd_plan.hpp"
 
 namespace hwyconv {
 
-/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
-/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
-/// flipped: the backward-data plan indexes taps explicitly). Do it once per training step, when
-/// the weights change. Throws Error("weights" / "wei_bwd_d") when a span is too small or they overlap.
-inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
-                                  int64_t R, int64_t S) {
-  const int64_t need = wei_blocked_size(K, C, R, S);
-  if (int64_t(wei.size()) < need)
-    throw Error("weights", "needs at least " + std::to_string(need) + " floats (OIhw16i16o), got " + std::to_string(wei.size()));
-  if (int64_t(wei_bwd_d.size()) < need)
-    throw Error("wei_bwd_d", "needs at least " + std::to_string(need) + " floats (IOhw16o16i), got " +
-                                 std::to_string(wei_bwd_d.size()));
-  const float* src = wei.data();
-  float* dst = wei_bwd_d.data();
-  if (src < dst + need && dst < src + need) throw Error("wei_bwd_d", "must not overlap weights");
-  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
-  for (int64_t kb = 0; kb < Kb; ++kb)
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t t = 0; t < taps; ++t) {
-        const float* from = src + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
-        float* to = dst + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
-        for (int64_t i = 0; i < kBlock; ++i)
-          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
-      }
+/// Whether tap r (or s) reaches the dsrc rows (columns) of stride phase a: stride divides
+/// a + pad - r*dil (see impl/bwd_d_phases.hpp).
+constexpr bool phase_hits(int64_t pad, int64_t dil, int64_t stride, int64_t a, int64_t r) {
+  return (a + pad - r * dil) % stride == 0;
 }
 
-/// Work items of the padded ddst copy: one per (image, K block).
-constexpr int64_t padded_ddst_items(const BwdDataPlan& b) { return b.desc.N * b.desc.Kb(); }
+/// The ddst row (column) offset of tap r in phase a: row i of the phase reads ddst row i + offset.
+constexpr int64_t phase_offset(int64_t pad, int64_t dil, int64_t stride, int64_t a, int64_t r) {
+  return (a + pad - r * dil) / stride;
+}
 
-/// Copies item i (image n, K block kb) of ddst [N][Kb][P][Q][16] into the zero-padded
-/// [N][Kb][Hpad][Wpad][16] of the plan; with `mask` (same layout as ddst), values where mask <= 0
-/// become 0 (ReLU backward).
-inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask, float* out, int64_t i) {
-  const ConvDesc& d = b.desc;
+/// The zero-padded copy of ddst that backward data reads: [N][Kb][Hpad][Wpad][16], ddst pixel (p, q)
+/// at (p + pad_h, q + pad_w). `direct`: no padding is needed and ddst is read as it is (a copy is
+/// still made to apply a ReLU mask); `floats`: the size of the copy.
+struct PaddedDdst {
+  int64_t pad_h = 0, pad_w = 0, Hpad = 0, Wpad = 0;
+  bool direct = true;
+  int64_t floats = 0;
+};
+
+/// The padding the phases of d read around ddst: the extent of every tap offset of every phase with
+/// rows, so that each phase is an unpadded stride-1 convolution over the copy.
+constexpr PaddedDdst padded_ddst(const ConvDesc& d) {
+  const int64_t P = d.P(), Q = d.Q();
+  int64_t lo_h = 0, hi_h = P, lo_w = 0, hi_w = Q;  // ddst rows/cols read: [lo, hi)
+  for (int64_t a = 0; a < d.stride_h && a < d.H; ++a)
+    for (int64_t r = 0; r < d.R; ++r)
+      if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r)) {
+        const int64_t off = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r), rows = div_up(d.H - a, d.stride_h);
+        lo_h = off < lo_h ? off : lo_h;
+        hi_h = off + rows > hi_h ? off + rows : hi_h;
+      }
+  for (int64_t a = 0; a < d.stride_w && a < d.W; ++a)
+    for (int64_t s = 0; s < d.S; ++s)
+      if (phase_hits(d.pad_l, d.dil_w, d.stride_w, a, s)) {
+        const int64_t off = phase_offset(d.pad_l, d.dil_w, d.stride_w, a, s), cols = div_up(d.W - a, d.stride_w);
+        lo_w = off < lo_w ? off : lo_w;
+        hi_w = off + cols > hi_w ? off + cols : hi_w;
+      }
+  PaddedDdst p;
+  p.pad_h = -lo_h;
+  p.pad_w = -lo_w;
+  p.Hpad = hi_h - lo_h;
+  p.Wpad = hi_w - lo_w;
+  p.direct = p.pad_h == 0 && p.pad_w == 0 && p.Hpad == P && p.Wpad == Q;
+  p.floats = d.N * d.Kb() * p.Hpad * p.Wpad * kBlock;
+  return p;
+}
+
+/// No padding: ddst as it is ([N][Kb][P][Q][16]); a copy only to apply a ReLU mask.
+constexpr PaddedDdst unpadded_ddst(const ConvDesc& d) {
+  return {0, 0, d.P(), d.Q(), true, d.N * d.Kb() * d.P() * d.Q() * kBlock};
+}
+
+/// Copies item i (image n, K block kb) of ddst [N][Kb][P][Q][16] into the zero-padded copy `out`;
+/// with `mask` (same layout as ddst), values where mask <= 0 become 0 (ReLU backward).
+inline void pad_ddst(const ConvDesc& d, const PaddedDdst& pd, const float* ddst, const float* mask, float* out,
+                     int64_t i) {
   const int64_t P = d.P(), Q = d.Q();
   const float* g = ddst + i * P * Q * kBlock;
   const float* m = mask ? mask + i * P * Q * kBlock : nullptr;
-  float* o = out + i * b.Hpad * b.Wpad * kBlock;
-  std::fill(o, o + b.Hpad * b.Wpad * kBlock, 0.0f);
+  float* o = out + i * pd.Hpad * pd.Wpad * kBlock;
+  std::fill(o, o + pd.Hpad * pd.Wpad * kBlock, 0.0f);
   for (int64_t p = 0; p < P; ++p) {
-    float* row = o + ((p + b.pad_h) * b.Wpad + b.pad_w) * kBlock;
+    float* row = o + ((p + pd.pad_h) * pd.Wpad + pd.pad_w) * kBlock;
     const int64_t off = p * Q * kBlock;
     if (!m) {
       std::memcpy(row, g + off, sizeof(float) * size_t(Q * kBlock));
@@ -65,11 +87,10 @@ inline void pad_ddst(const BwdDataPlan& b, const float* ddst, const float* mask,
   }
 }
 
-/// Backward data with folded channels (BwdDataPlan::fold): the weights of the 1x1 convolution from
-/// K to F = R*S*C channels, OIhw16i16o [Fb][Kb][16 k][16 f] with f = (r*S + s)*C + c, from the
-/// IOhw16o16i weights [Cb][Kb][R][S][16 k][16 c]; slots f >= F are zero.
-inline void fold_weights_bwd_d(const BwdDataPlan& b, const float* wei_bwd_d, float* folded) {
-  const ConvDesc& d = b.desc;
+/// Backward data with folded channels (impl/bwd_d_col2im.hpp): the weights of the 1x1 convolution
+/// from K to F = R*S*C channels, [Fb][Kb][16 k][16 f] with f = (r*S + s)*C + c, from the IOhw16o16i
+/// weights [Cb][Kb][R][S][16 k][16 c]; slots f >= F are zero.
+inline void fold_weights_bwd_d(const ConvDesc& d, const float* wei_bwd_d, float* folded) {
   const int64_t Kb = d.Kb(), Fb = div_up(d.R * d.S * d.C, kBlock);
   std::fill(folded, folded + Fb * Kb * kBlock * kBlock, 0.0f);
   for (int64_t kb = 0; kb < Kb; ++kb)
@@ -88,8 +109,7 @@ inline void fold_weights_bwd_d(const BwdDataPlan& b, const float* wei_bwd_d, flo
 /// from the 1x1 convolution): dsrc(h, w, c) = sum over the taps (r, s) with h = p*stride_h - pad_t +
 /// r*dil_h and w = q*stride_w - pad_l + s*dil_w of col(f = (r*S + s)*C + c, p, q). The terms are
 /// added in a fixed order (r, s), whatever the thread count.
-inline void col2im_row(const BwdDataPlan& b, const float* col, float* dsrc, int64_t n, int64_t h) {
-  const ConvDesc& d = b.desc;
+inline void col2im_row(const ConvDesc& d, const float* col, float* dsrc, int64_t n, int64_t h) {
   const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), plane = P * Q * kBlock;
   for (int64_t cb = 0; cb < Cb; ++cb) std::fill_n(dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock, d.W * kBlock, 0.0f);
   for (int64_t r = 0; r < d.R; ++r) {
@@ -117,13 +137,13 @@ inline void col2im_row(const BwdDataPlan& b, const float* col, float* dsrc, int6
 inline void unfold_weights(const FwdPlan& p, const float* folded, float* wei) {
   const ConvDesc& d = p.desc;
   std::fill(wei, wei + wei_blocked_size(d.K, d.C, d.R, d.S), 0.0f);
-  for (int64_t kb = 0; kb < p.Kb; ++kb)
+  for (int64_t kb = 0; kb < p.g.Kb; ++kb)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t r = 0; r < d.R; ++r)
         for (int64_t s = 0; s < d.S; ++s) {
           const int64_t f = (r * d.S + s) * d.C + c;
-          const float* from = folded + kb * p.wei_kb + f * kBlock;
-          float* to = wei + (((kb * p.Cb + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
+          const float* from = folded + kb * p.g.wei_kb + f * kBlock;
+          float* to = wei + (((kb * d.Cb() + c / kBlock) * d.R + r) * d.S + s) * kBlock * kBlock + (c % kBlock) * kBlock;
           std::memcpy(to, from, sizeof(float) * kBlock);
         }
 }

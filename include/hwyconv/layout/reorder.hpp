@@ -11,12 +11,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <initializer_list>
 #include <span>
 #include <string>
 
 #include "hwyconv/desc.hpp"
+#include "hwyconv/detail/checks.hpp"
 
 namespace hwyconv {
 
@@ -34,77 +33,35 @@ constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
 
 namespace layout_detail {
 
-struct NamedDim {
-  const char* name;
-  int64_t value;
-};
-
-/// Throws Error(name, ...) for the first dimension < 1.
-inline void check_dims(std::initializer_list<NamedDim> dims) {
-  for (const NamedDim& d : dims)
-    if (d.value < 1) throw Error(d.name, "must be >= 1 (got " + std::to_string(d.value) + ")");
-}
-
-/// Product of positive factors; throws Error(field, ...) if it overflows int64_t.
-inline int64_t checked_product(const char* field, std::initializer_list<int64_t> factors) {
-  int64_t p = 1;
-  for (int64_t f : factors)
-    if (__builtin_mul_overflow(p, f, &p))
-      throw Error(field, "element count overflows int64_t");
-  return p;
-}
-
 /// Number of 16-blocks of a positive count, without the overflow of (c + 15).
 constexpr int64_t blocks_of(int64_t c) { return (c - 1) / kBlock + 1; }
 
-/// Throws Error(field, ...) when the span holds fewer than `needed` elements.
-template <class T>
-inline void check_span(const char* field, std::span<T> s, int64_t needed) {
-  if (static_cast<uint64_t>(s.size()) < static_cast<uint64_t>(needed))
-    throw Error(field, "needs at least " + std::to_string(needed) + " elements (given " +
-                           std::to_string(s.size()) + ")");
+/// Shared validation of the activation reorders (dimensions >= 1, element counts without overflow,
+/// span sizes, no overlap).
+inline void check_act(std::span<const float> src, std::span<float> dst, int64_t N, int64_t C, int64_t H,
+                      int64_t W, bool to_blocked) {
+  detail::check_dims({{"N", N}, {"C", C}, {"H", H}, {"W", W}});
+  const int64_t plain = detail::checked_product(to_blocked ? "src" : "dst", {N, C, H, W});
+  const int64_t blocked = detail::checked_product(to_blocked ? "dst" : "src", {N, blocks_of(C), H, W, kBlock});
+  detail::check_span("src", src.size(), to_blocked ? plain : blocked, to_blocked ? "plain" : "nChw16c");
+  detail::check_span("dst", dst.size(), to_blocked ? blocked : plain, to_blocked ? "nChw16c" : "plain");
+  detail::check_disjoint("dst", dst, {{"src (reorders are out of place)", src}});
 }
 
-/// Throws Error("dst", ...) when src and dst share memory (the reorders are out of place).
-inline void check_no_overlap(std::span<const float> src, std::span<float> dst) {
-  if (src.empty() || dst.empty()) return;
-  const float* s0 = src.data();
-  const float* s1 = src.data() + src.size();
-  const float* d0 = dst.data();
-  const float* d1 = dst.data() + dst.size();
-  std::less<const float*> lt;
-  if (lt(d0, s1) && lt(s0, d1)) throw Error("dst", "overlaps src (reorders are out of place)");
-}
-
-/// Shared validation of the activation reorders; returns {plain size, blocked size}.
-struct ActSizes {
-  int64_t plain, blocked;
-};
-inline ActSizes check_act(std::span<const float> src, std::span<float> dst, int64_t N, int64_t C,
-                          int64_t H, int64_t W, bool to_blocked) {
-  check_dims({{"N", N}, {"C", C}, {"H", H}, {"W", W}});
-  const char* plain_name = to_blocked ? "src" : "dst";
-  const char* blocked_name = to_blocked ? "dst" : "src";
-  const int64_t plain = checked_product(plain_name, {N, C, H, W});
-  const int64_t blocked = checked_product(blocked_name, {N, blocks_of(C), H, W, kBlock});
-  check_span("src", src, to_blocked ? plain : blocked);
-  check_span("dst", dst, to_blocked ? blocked : plain);
-  check_no_overlap(src, dst);
-  return {plain, blocked};
-}
-
-/// Shared validation of the weight reorders.
-inline void check_wei(std::span<const float> src, std::span<float> dst, int64_t K, int64_t C,
-                      int64_t R, int64_t S, bool to_blocked) {
-  check_dims({{"K", K}, {"C", C}, {"R", R}, {"S", S}});
-  const char* plain_name = to_blocked ? "src" : "dst";
-  const char* blocked_name = to_blocked ? "dst" : "src";
-  const int64_t plain = checked_product(plain_name, {K, C, R, S});
+/// Shared validation of the weight reorders (blocked: OIhw16i16o or IOhw16o16i, the same size).
+inline void check_wei(std::span<const float> src, std::span<float> dst, int64_t K, int64_t C, int64_t R,
+                      int64_t S, const char* src_layout, const char* dst_layout, const char* src_name = "src",
+                      const char* dst_name = "dst") {
+  detail::check_dims({{"K", K}, {"C", C}, {"R", R}, {"S", S}});
+  // An overflowing count is named after the buffer of that layout.
+  const bool plain_src = std::string(src_layout) == "oihw";
+  const int64_t plain = detail::checked_product(plain_src ? src_name : dst_name, {K, C, R, S});
   const int64_t blocked =
-      checked_product(blocked_name, {blocks_of(K), blocks_of(C), R, S, kBlock * kBlock});
-  check_span("src", src, to_blocked ? plain : blocked);
-  check_span("dst", dst, to_blocked ? blocked : plain);
-  check_no_overlap(src, dst);
+      detail::checked_product(plain_src ? dst_name : src_name, {blocks_of(K), blocks_of(C), R, S, kBlock * kBlock});
+  auto need = [&](const char* layout) { return std::string(layout) == "oihw" ? plain : blocked; };
+  detail::check_span(src_name, src.size(), need(src_layout), src_layout);
+  detail::check_span(dst_name, dst.size(), need(dst_layout), dst_layout);
+  detail::check_disjoint(dst_name, dst, {{src_name, src}});
 }
 
 }  // namespace layout_detail
@@ -202,7 +159,7 @@ inline void reorder_nChw16c_to_nhwc(std::span<const float> src, std::span<float>
 /// an element count that overflows int64_t, or overlapping spans; nothing is written then.
 inline void reorder_oihw_to_OIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t K,
                                        int64_t C, int64_t R, int64_t S) {
-  layout_detail::check_wei(src, dst, K, C, R, S, true);
+  layout_detail::check_wei(src, dst, K, C, R, S, "oihw", "OIhw16i16o");
   const int64_t Kb = layout_detail::blocks_of(K), Cb = layout_detail::blocks_of(C), RS = R * S;
   float* out = dst.data();
   for (int64_t kb = 0; kb < Kb; ++kb)
@@ -222,7 +179,7 @@ inline void reorder_oihw_to_OIhw16i16o(std::span<const float> src, std::span<flo
 /// an element count that overflows int64_t, or overlapping spans; nothing is written then.
 inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<float> dst, int64_t K,
                                        int64_t C, int64_t R, int64_t S) {
-  layout_detail::check_wei(src, dst, K, C, R, S, false);
+  layout_detail::check_wei(src, dst, K, C, R, S, "OIhw16i16o", "oihw");
   const int64_t Cb = layout_detail::blocks_of(C), RS = R * S;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c)
@@ -230,6 +187,26 @@ inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<flo
         dst[static_cast<size_t>((k * C + c) * RS + rs)] =
             src[static_cast<size_t>((((k / kBlock) * Cb + c / kBlock) * RS + rs) * kBlock * kBlock +
                                     (c % kBlock) * kBlock + k % kBlock)];
+}
+
+/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
+/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
+/// flipped: the backward-data plans index taps explicitly). Do it once per training step, when the
+/// weights change. Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("weights"/"wei_bwd_d")
+/// for a span that is too small, an element count that overflows int64_t, or overlapping spans;
+/// nothing is written then.
+inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
+                                  int64_t R, int64_t S) {
+  layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
+  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
+  for (int64_t kb = 0; kb < Kb; ++kb)
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t t = 0; t < taps; ++t) {
+        const float* from = wei.data() + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
+        float* to = wei_bwd_d.data() + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
+        for (int64_t i = 0; i < kBlock; ++i)
+          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
+      }
 }
 
 }  // namespace hwyconv

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "hwyconv/plan/plan.hpp"
+#include "hwyconv/kernels/variants.hpp"
+#include "hwyconv/plan/blocking.hpp"
+#include "hwyconv/plan/kernel_plan.hpp"
 
 namespace hwyconv {
 
@@ -36,43 +38,42 @@ struct StreamEntry {
   friend constexpr bool operator==(const StreamEntry&, const StreamEntry&) = default;
 };
 
-/// Visits, in execution order, the calls of thread `t` of the plan: emit(const StreamEntry&).
-/// Loop nest: image n, K group, C chunk, row group, pixel block, K block of the group (K group
-/// outside the images with FwdPlan::images_inner). Work is split as contiguous ranges of (n, K group, row group) items; every output block belongs to exactly one
-/// thread and is reduced in the same order whatever the thread count, so results are bitwise
-/// independent of the number of threads.
+/// Visits, in execution order, the calls of thread `t` of a kernel geometry and its blocking:
+/// emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
+/// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
+/// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
+/// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
+/// so results are bitwise independent of the number of threads.
 template <class Emit>
-constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
-  const int64_t groups = pl.p_groups, kgroups = div_up(pl.Kb, pl.kb_group);
-  const int64_t items = pl.N * kgroups * groups;
-  // Whole images per thread when the plan makes working inputs per image.
-  const int64_t begin = pl.per_image ? pl.N * t / pl.threads * kgroups * groups : items * t / pl.threads;
-  const int64_t end = pl.per_image ? pl.N * (t + 1) / pl.threads * kgroups * groups : items * (t + 1) / pl.threads;
-  const RegBlock rb = pl.rb();
+constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, int t, Emit&& emit) {
+  const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
+  const int64_t items = g.N * kgroups * groups;
+  const int64_t per = kgroups * groups;
+  const int64_t begin = bl.own_images ? g.N * t / bl.threads * per : items * t / bl.threads;
+  const int64_t end = bl.own_images ? g.N * (t + 1) / bl.threads * per : items * (t + 1) / bl.threads;
+  const RegBlock rb = kFwdBlocks[bl.block];
   for (int64_t it = begin; it < end;) {
-    const int64_t n = pl.images_inner ? (it / groups) % pl.N : it / (kgroups * groups);
-    const int64_t kg = pl.images_inner ? it / (pl.N * groups) : (it / groups) % kgroups, g0 = it % groups;
+    const int64_t n = bl.images_inner ? (it / groups) % g.N : it / per;
+    const int64_t kg = bl.images_inner ? it / (g.N * groups) : (it / groups) % kgroups, g0 = it % groups;
     const int64_t g1 = (groups < g0 + (end - it)) ? groups : g0 + (end - it);
-    const int64_t kb0 = kg * pl.kb_group, kb1 = kb0 + pl.kb_group < pl.Kb ? kb0 + pl.kb_group : pl.Kb;
-    for (int64_t c0 = 0; c0 < pl.Cr; c0 += pl.c_chunk) {
-      const int64_t cn = pl.Cr - c0 < pl.c_chunk ? pl.Cr - c0 : pl.c_chunk;
-      const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) |
-                                    (c0 + cn == pl.Cr ? StreamEntry::kLast : 0));
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t p0 = g * rb.rb_p;
-        const int64_t rows = pl.P - p0 < rb.rb_p ? pl.P - p0 : rb.rb_p;
-        plan_detail::for_each_block(pl.block, p0, rows, pl.Q, [&](int bk, int64_t p, int64_t q) {
+    const int64_t kb0 = kg * bl.kb_group, kb1 = kb0 + bl.kb_group < g.Kb ? kb0 + bl.kb_group : g.Kb;
+    for (int64_t c0 = 0; c0 < g.Cr; c0 += bl.c_chunk) {
+      const int64_t cn = g.Cr - c0 < bl.c_chunk ? g.Cr - c0 : bl.c_chunk;
+      const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) | (c0 + cn == g.Cr ? StreamEntry::kLast : 0));
+      for (int64_t grp = g0; grp < g1; ++grp) {
+        const int64_t p0 = grp * rb.rb_p;
+        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
+        for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
-            const int b = kb + kbs <= kb1 ? bk : single_kb_block(bk);
             StreamEntry e{};
-            e.in_off = (pl.thread_image ? 0 : n) * pl.in_n + c0 * pl.in_cb +
-                       (pl.ring_rows ? p % pl.ring_rows : p) * pl.in_row + q * pl.in_px;
-            e.w_off = kb * pl.wei_kb + c0 * pl.wei_cb;
-            e.out_off = pl.out_base + n * pl.out_n + kb * pl.out_kb + p * pl.out_row + q * pl.out_px;
+            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + c0 * g.in_cb +
+                       (bl.ring_rows ? p % bl.ring_rows : p) * g.in_row + q * g.in_px;
+            e.w_off = kb * g.wei_kb + c0 * g.wei_cb;
+            e.out_off = g.out_base + n * g.out_n + kb * g.out_kb + p * g.out_row + q * g.out_px;
             e.kb = int32_t(kb);
-            e.block = uint16_t(b);
+            e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
             e.flags = flags;
             emit(e);
@@ -85,16 +86,16 @@ constexpr void for_each_fwd_call(const FwdPlan& pl, int t, Emit&& emit) {
 }
 
 /// Number of calls of thread t.
-constexpr int64_t fwd_stream_size(const FwdPlan& pl, int t) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, int t) {
   int64_t n = 0;
-  for_each_fwd_call(pl, t, [&](const StreamEntry&) { ++n; });
+  for_each_fwd_call(g, b, t, [&](const StreamEntry&) { ++n; });
   return n;
 }
 
 /// Number of calls of all threads.
-constexpr int64_t fwd_stream_size(const FwdPlan& pl) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b) {
   int64_t n = 0;
-  for (int t = 0; t < pl.threads; ++t) n += fwd_stream_size(pl, t);
+  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, t);
   return n;
 }
 
@@ -111,21 +112,21 @@ using RuntimeStream = KernelStream<std::vector<StreamEntry>, std::vector<int64_t
 
 /// Fills `out` (entries and begin of size threads + 1, already sized) from the plan. Constexpr.
 template <class Stream>
-constexpr void fill_fwd_stream(const FwdPlan& pl, Stream& out) {
+constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, Stream& out) {
   int64_t i = 0;
-  for (int t = 0; t < pl.threads; ++t) {
-    out.begin[t] = i;
-    for_each_fwd_call(pl, t, [&](const StreamEntry& e) { out.entries[i++] = e; });
+  for (int t = 0; t < b.threads; ++t) {
+    out.begin[size_t(t)] = i;
+    for_each_fwd_call(g, b, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
   }
-  out.begin[pl.threads] = i;
+  out.begin[size_t(b.threads)] = i;
 }
 
-/// Builds the runtime stream of a plan.
-inline RuntimeStream make_fwd_stream(const FwdPlan& pl) {
+/// Builds the runtime stream of a kernel geometry and its blocking.
+inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b) {
   RuntimeStream s;
-  s.entries.resize(size_t(fwd_stream_size(pl)));
-  s.begin.resize(size_t(pl.threads) + 1);
-  fill_fwd_stream(pl, s);
+  s.entries.resize(size_t(fwd_stream_size(g, b)));
+  s.begin.resize(size_t(b.threads) + 1);
+  fill_fwd_stream(g, b, s);
   return s;
 }
 
@@ -133,11 +134,11 @@ inline RuntimeStream make_fwd_stream(const FwdPlan& pl) {
 template <int64_t kCount, int kThreads>
 using StaticStream = KernelStream<std::array<StreamEntry, size_t(kCount)>, std::array<int64_t, kThreads + 1>>;
 
-/// Builds the compile-time stream; kCount must be fwd_stream_size(pl).
+/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b).
 template <int64_t kCount, int kThreads>
-constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const FwdPlan& pl) {
+constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b) {
   StaticStream<kCount, kThreads> s{};
-  fill_fwd_stream(pl, s);
+  fill_fwd_stream(g, b, s);
   return s;
 }
 

@@ -85,9 +85,12 @@ class ThreadPool {
     fn_ = nullptr;
   }
 
-  /// The process-wide pool (hardware_concurrency threads), created on first use.
+  /// std::thread::hardware_concurrency(), at least 1.
+  static int hardware_threads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
+  /// The process-wide pool (hardware_threads() threads), created on first use.
   static ThreadPool& global() {
-    static ThreadPool pool(int(std::max(1u, std::thread::hardware_concurrency())));
+    static ThreadPool pool(hardware_threads());
     return pool;
   }
 

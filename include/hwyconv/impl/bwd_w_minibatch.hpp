@@ -1,0 +1,83 @@
+// hwyconv/impl/bwd_w_minibatch.hpp - the weight update by minibatch split (paper SC18, weight update,
+// second parallel strategy): each thread takes whole images (or, with fewer images than threads, whole
+// blocks of rows) and accumulates a private copy of dwei and dbias over them; the copies are then
+// summed in thread order. Each thread reads only its own share of src and ddst; the sums may differ in
+// the last bits between thread counts.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "hwyconv/impl/bwd_w_common.hpp"
+
+namespace hwyconv::impl {
+
+struct BwdWMinibatch {
+  static constexpr const char* kName = "bwd_w_minibatch";
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    b = bwd_w_base_plan(d, ctx);
+    if (!prefers_minibatch(b, d)) return unimplemented("enough tasks for the threads: task split");
+    set_strategy(b, d, /*minibatch=*/true);
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr const char* invariant_violation(const Plan& b) {
+    return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
+  }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = false;
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+
+  static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
+    const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);
+    const FwdPlan& f = b.in;
+    const ConvDesc& d = f.desc;
+    if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
+    const BwdWArgs a = bwd_w_args(b, c, buf.work);
+    const int64_t copy_size = b.dwei_size + f.g.Kb * kBlock, row_blocks = div_up(f.g.P, b.rows);
+    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      BwdWArgs at = a;
+      at.dwei = buf.copies + t * copy_size;
+      at.dbias = at.dwei + b.dwei_size;
+      // Whole images per thread, or (row_split) whole row blocks.
+      const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
+      const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
+      if (i0 == i1)
+        std::fill(at.dwei, at.dwei + copy_size, 0.0f);
+      else
+        bwd_w_reduce(b, c, at, buf.work, t, i0 * per, i1 * per, 0, tasks);
+    });
+    sum_copies(b, buf, copy_size, pf);
+    bwd_w_finish(b, c, buf);
+  }
+
+ private:
+  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run).
+  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, const ParallelFor& pf) {
+    const int64_t chunk = 4096;
+    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t ch) {
+      const int64_t lo = ch * chunk, hi = std::min(copy_size, lo + chunk);
+      for (int64_t j = lo; j < hi; ++j) {
+        float sum = buf.copies[j];
+        for (int64_t t = 1; t < b.threads; ++t) sum += buf.copies[t * copy_size + j];
+        if (j < b.dwei_size)
+          buf.dwei[j] = sum;
+        else
+          buf.dbias[j - b.dwei_size] = sum;
+      }
+    });
+  }
+};
+
+}  // namespace hwyconv::impl

@@ -1,0 +1,56 @@
+// hwyconv/impl/bwd_w_tasks.hpp - the weight update by task split (paper SC18, weight update, first
+// parallel strategy): the independent (K group, C block, tap) tasks are split among the threads; each
+// thread reads every image's src and ddst and writes only its own dwei blocks, so the result is
+// bitwise independent of the thread count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "hwyconv/impl/bwd_w_common.hpp"
+
+namespace hwyconv::impl {
+
+struct BwdWTasks {
+  static constexpr const char* kName = "bwd_w_tasks";
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    b = bwd_w_base_plan(d, ctx);
+    if (prefers_minibatch(b, d)) return unimplemented("too few tasks or small dwei: minibatch split");
+    set_strategy(b, d, /*minibatch=*/false);
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr const char* invariant_violation(const Plan& b) {
+    return b.minibatch ? "task split planned as a minibatch split" : bwd_w_invariant_violation(b);
+  }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = false;
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+
+  /// Every thread runs its range of tasks over all (image, row block) items.
+  static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
+    const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);
+    const FwdPlan& f = b.in;
+    if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
+    BwdWArgs a = bwd_w_args(b, c, buf.work);
+    a.dwei = buf.dwei;
+    a.dbias = buf.dbias;
+    const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
+    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    parallel_run(pf, b.threads, [&](int64_t t) {
+      bwd_w_reduce(b, c, a, buf.work, t, 0, items, tasks * t / b.threads, tasks * (t + 1) / b.threads);
+    });
+    bwd_w_finish(b, c, buf);
+  }
+};
+
+}  // namespace hwyconv::impl

@@ -1,0 +1,132 @@
+// hwyconv/impl/fwd_fold.hpp - forward of a layer with few input channels (the first layer, C = 3) by
+// folded channels: (r, s, c) become one reduction of div_up(R*S*C, 16) blocks over a dense H x W x C
+// copy of each image (an im2col over the taps), so no FMA multiplies the padding of C up to 16 for
+// each tap. The folded channels are read in place from the dense copy where a compiled form fits
+// (C * stride_w = kDensePx), else written per output row into a ring each thread keeps in cache.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "hwyconv/impl/common.hpp"
+#include "hwyconv/layout/input_transform.hpp"
+#include "hwyconv/plan/fwd_plan.hpp"
+
+namespace hwyconv::impl {
+
+struct FwdFold {
+  static constexpr const char* kName = "fwd_fold";
+  using Call = FwdCall;
+  using Plan = FwdPlan;
+  using Streams = RuntimeStream;
+
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (!folds_channels(d)) return unimplemented("folding saves less than a quarter of the reduction");
+    p = fold_plan(d, ctx.threads);
+    p.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
+    // In place when some register block covers the plane in the dense-pixel form.
+    if (fold_in_place_fits(d) && cheapest_block(p.g.P, p.g.Q, p.g.Kb, PixelForm::kDense) >= 0) set_fold_in_place(p);
+    choose_blocking(p.g, p.b, p.form(), /*copy=*/true);
+    if (p.in.fold_in_place) {
+      // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
+      // block while its input rows are in L1; threads that own images copy each into their buffer.
+      p.b.kb_group = p.g.Kb;
+      p.b.thread_image = p.b.own_images;
+      p.scratch_in = (p.b.own_images ? p.b.threads : d.N) * p.g.in_n;
+    } else if (p.b.own_images && p.b.c_chunk == p.g.Cr && p.b.kb_group >= p.g.Kb) {
+      // Each thread folds the rows of a row group just before the group's calls, into a ring of
+      // RB_P rows, so the folded input is written and read in cache (conv1 at N = 16: 8 MiB per image).
+      p.b.ring_rows = p.rb().rb_p;
+      p.ring_size = p.b.ring_rows * p.g.in_row + p.in.dense_h * p.in.dense_w * d.C + kFoldSlack;
+      p.g.in_n = 0;
+      p.scratch_in = p.b.threads * p.ring_size;
+    }
+    return kOk;
+  }
+
+  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+
+  static constexpr const char* invariant_violation(const Plan& p) {
+    if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";
+    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
+    if (p.b.ring_rows > 0 && (!p.b.own_images || p.b.c_chunk != p.g.Cr || p.b.kb_group < p.g.Kb))
+      return "ring of folded rows without whole images, one C chunk and one K group per thread";
+    if (p.b.ring_rows > 0 && p.b.ring_rows != p.rb().rb_p) return "ring rows differ from RB_P";
+    if (p.b.thread_image && !p.in.fold_in_place) return "per-thread image without the in-place form";
+    if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
+    return nullptr;
+  }
+
+  /// Workspace: the epilogue's vectors, the working input, then the folded weights (unless packed).
+  static constexpr int64_t workspace(const Plan& p) { return epilogue_floats(p.desc) + p.scratch_in + p.scratch_wei; }
+  static constexpr int64_t packed_size(const Plan& p) { return p.scratch_wei; }
+  static void pack(const Plan& p, const float* wei, float* packed) { fold_weights(p, wei, packed); }
+  static constexpr bool reads_nhwc(const Plan& p) { return p.in.src_nhwc; }
+  static constexpr bool kPrefersNhwc = true;
+
+  static std::string describe(const Plan& p) {
+    std::string s = p.in.fold_in_place ? "fold-in-place" : (p.b.ring_rows ? "fold-ring" : "fold");
+    if (p.in.src_nhwc) s += "(nhwc)";
+    return s + " " + describe_blocking(p.rb(), p.b);
+  }
+
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+
+  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    run_stream(p, view(s), c, ws, pf);
+  }
+
+  static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    FwdArgs a = kernel_args(p.g, p.tap.data());
+    set_epilogue(p.desc, c, ws, a);
+    float* work = ws + epilogue_floats(p.desc);
+    float* folded = work + p.scratch_in;
+    if (!c.packed) fold_weights(p, c.wei, folded);
+    a.wei = c.packed ? c.packed : folded;
+    a.in = work;
+    const FwdKernelFn* fns = fwd_kernels(p.form());
+    if (!p.b.own_images) {
+      run_input_transform(pf, p, c.src, work);
+      parallel_run(pf, p.b.threads, [&](int64_t t) { replay(fns, a, s, t); });
+      return;
+    }
+    parallel_run(pf, p.b.threads, [&](int64_t t) { run_images(p, s, c, a, work, t, fns); });
+  }
+
+ private:
+  /// Thread t's images: each made right before its calls, in the thread's own buffer (a ring of
+  /// folded rows with the image's dense copy, or the dense copy read in place), or into its part of
+  /// the shared working input.
+  static void run_images(const Plan& p, StreamView s, const FwdCall& c, FwdArgs a, float* work, int64_t t,
+                         const FwdKernelFn* fns) {
+    const bool own = p.b.ring_rows > 0 || p.b.thread_image;
+    float* buf = work + t * (p.b.ring_rows > 0 ? p.ring_size : p.g.in_n);
+    if (own) a.in = buf;
+    float* dense = buf + p.b.ring_rows * p.g.in_row;
+    int64_t image = -1, group = -1;
+    replay(fns, a, s, t, [&](const StreamEntry& e) {
+      const int64_t n = e.out_off / p.g.out_n;
+      if (n != image) {
+        image = n;
+        group = -1;
+        if (own) {
+          fold_dense_image(p, c.src, dense, n);
+        } else {
+          for (int stage = 0; stage < input_transform_stages(p); ++stage) {
+            const auto [lo, hi] = input_transform_image_items(p, stage, n);
+            for (int64_t j = lo; j < hi; ++j) transform_input(p, c.src, work, stage, j);
+          }
+        }
+      }
+      if (p.b.ring_rows == 0) return;
+      const int64_t grp = (e.out_off % p.g.out_kb) / p.g.out_row / p.b.ring_rows;
+      if (grp == group) return;
+      group = grp;
+      for (int64_t y = grp * p.b.ring_rows; y < std::min(p.g.P, (grp + 1) * p.b.ring_rows); ++y)
+        fold_output_row(p, dense, buf + (y % p.b.ring_rows) * p.g.in_row, y);
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
