@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -52,10 +53,10 @@ struct BwdProblem {
 
 /// Runs both passes through Conv and compares with the references. Reduction lengths: K*R*S terms
 /// per dsrc element, N*P*Q per dwei and dbias element.
-void check_backward(const BwdProblem& pb, int threads = 1) {
+void check_backward(const BwdProblem& pb, int threads = 1, std::optional<Machine> machine = {}) {
   const ConvDesc& d = pb.d;
   INFO(describe(d) << " threads " << threads);
-  Conv conv(d, {.threads = threads});
+  Conv conv(d, {.threads = threads, .machine = machine});
   check_invariants(conv);
   std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size(), 5.0f), dwei(pb.bwei.size(), 5.0f), dbias(size_t(d.K), 5.0f);
   conv.reorder_weights_bwd_d(pb.bwei, wbd);
@@ -137,8 +138,13 @@ std::vector<ConvDesc> random_training_sweep(int count, uint32_t seed) {
 TEST_CASE("bwd: layer shapes and strided layers match the reference on every target") {
   // The 1x1 stride-2 shape below reads src in place with more src than ddst per row block: its
   // weight-update tasks run with the C blocks outside the K groups (BwdWPlan::c_outer).
-  CHECK(bwd_w_plan(Conv(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), {.threads = 2})).c_outer);
-  CHECK_FALSE(bwd_w_plan(Conv(ConvDesc(2, 64, 256, 14, 14, 1, 1), {.threads = 2})).c_outer);
+  // (The order is chosen by the cost model; planned for a machine with an AVX2-like register budget,
+  // one K block per weight-update call, the strided src rows outweigh the ddst rows.)
+  Machine avx2 = Machine{};
+  avx2.max_pixels = 6;
+  avx2.vec_per_block = 2;
+  CHECK(bwd_w_plan(Conv(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), {.threads = 2, .machine = avx2})).c_outer);
+  CHECK_FALSE(bwd_w_plan(Conv(ConvDesc(2, 64, 256, 14, 14, 1, 1), {.threads = 2, .machine = Machine{}})).c_outer);
   static std::vector<std::unique_ptr<BwdProblem>> pbs;
   if (pbs.empty()) {
     uint32_t seed = 300;
@@ -146,6 +152,8 @@ TEST_CASE("bwd: layer shapes and strided layers match the reference on every tar
   }
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_backward(*pb, 2);
+    const BwdProblem c_outer(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), 299);
+    check_backward(c_outer, 2, avx2);
   });
 }
 
@@ -252,13 +260,15 @@ TEST_CASE("bwd: thread counts (1, 2, 3) and both weight-update strategies") {
   for (const Case& c : cases) {
     const ConvDesc& d = c.d;
     const BwdProblem pb(d, 17);
-    if (d.C == 260) REQUIRE(Conv(d, {.threads = 2}).plan<impl::BwdDataPhases>()->phase[0].b.images_inner);
-    if (d.N == 1 && c.split) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).row_split);
+    // The plans as the cost model makes them for Machine{} (the typical AVX-512 server core).
+    if (d.C == 260)
+      REQUIRE(Conv(d, {.threads = 2, .machine = Machine{}}).plan<impl::BwdDataPhases>()->phase[0].b.images_inner);
+    if (d.N == 1 && c.split) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2, .machine = Machine{}})).row_split);
     std::vector<float> first_dsrc, first_dwei;
     for (int threads : {1, 2, 3}) {
       INFO(describe(d) << " threads " << threads);
-      check_backward(pb, threads);
-      Conv conv(d, {.threads = threads});
+      check_backward(pb, threads, Machine{});
+      Conv conv(d, {.threads = threads, .machine = Machine{}});
       std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size()), dwei(pb.bwei.size());
       conv.reorder_weights_bwd_d(pb.bwei, wbd);
       conv.backward_data(pb.bddst, wbd, dsrc);
@@ -282,15 +292,15 @@ TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
   for (const ConvDesc& d : {ConvDesc(2, 24, 20, 9, 8, 3, 3, 2, 1), ConvDesc(2, 3, 20, 17, 16, 7, 7, 2, 3),
                             ConvDesc(2, 24, 20, 9, 8, 1, 1, 2, 0)}) {
   INFO(describe(d));
-  if (d.C == 3) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).in.in.fold_in_place);
-  if (d.R == 1) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2})).in.g.in_px == 2 * kBlock);
+  if (d.C == 3) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2, .machine = Machine{}})).in.in.fold_in_place);
+  if (d.R == 1) REQUIRE(bwd_w_plan(Conv(d, {.threads = 2, .machine = Machine{}})).in.g.in_px == 2 * kBlock);
   const BwdProblem pb(d, 23);
   std::mt19937 g(8);
   const std::vector<float> mask = random_floats(int64_t(pb.bddst.size()), g);  // > 0 about half the time
   std::vector<float> masked(pb.bddst.size());
   for (size_t i = 0; i < masked.size(); ++i) masked[i] = mask[i] > 0 ? pb.bddst[i] : 0.0f;
   for_each_target([&](const std::string&) {
-    Conv conv(d, {.threads = 2});
+    Conv conv(d, {.threads = 2, .machine = Machine{}});
     std::vector<float> wbd(pb.bwei.size()), a(pb.bsrc.size()), b(pb.bsrc.size()), wa(pb.bwei.size()),
         wb(pb.bwei.size()), ba(size_t(d.K)), bb(size_t(d.K));
     conv.reorder_weights_bwd_d(pb.bwei, wbd);

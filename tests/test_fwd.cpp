@@ -56,11 +56,12 @@ std::vector<ConvDesc> random_sweep(int count, uint32_t seed) {
 }
 
 /// Runs Conv::forward (with bias) on a problem and checks every output and every padded channel.
-/// With `layout` nhwc, src is given channels-last (Options::src_layout).
+/// With `layout` nhwc, src is given channels-last (Options::src_layout). Planned for Machine{}, as
+/// the plan assertions are, so that the paths they name are the ones run on every machine.
 void check_forward(const FwdProblem& pb, int threads = 1, SrcLayout layout = SrcLayout::nChw16c) {
   const ConvDesc& d = pb.d;
   INFO(describe(d) << (layout == SrcLayout::nhwc ? " src nhwc" : ""));
-  Conv conv(d, {.threads = threads, .src_layout = layout});
+  Conv conv(d, {.threads = threads, .src_layout = layout, .machine = Machine{}});
   check_invariants(conv);
   std::vector<float> dst(size_t(pb.dst_blocked_size()), 7.0f);  // garbage the kernel must overwrite
   if (layout == SrcLayout::nhwc) {
@@ -104,7 +105,8 @@ TEST_CASE("fwd: ResNet-50 layers (reduced H, W) match the reference on every tar
 TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
-  const Conv c0(pbs[0]->d), c1(pbs[1]->d), c1t1(pbs[1]->d, {.threads = 1});
+  const Conv c0(pbs[0]->d, {.threads = 1, .machine = Machine{}}), c1(pbs[1]->d, {.threads = 1, .machine = Machine{}});
+  const Conv c1t2(pbs[1]->d, {.threads = 2, .machine = Machine{}});
   CHECK(fwd_plan(c0).in.mode == InputMode::kFold);
   // Q = 112: the folded channels are read in place from the dense copy (WorkingInput::fold_in_place).
   CHECK(fwd_plan(c0).in.fold_in_place);
@@ -112,7 +114,7 @@ TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   // computing them (Blocking::ring_rows).
   CHECK(!fwd_plan(c1).in.fold_in_place);
   CHECK(fwd_plan(c1).b.ring_rows > 0);
-  CHECK(fwd_plan(c1t1).b.ring_rows > 0);
+  CHECK(fwd_plan(c1t2).b.ring_rows > 0);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_forward(*pb);
   });
@@ -129,7 +131,7 @@ TEST_CASE("fwd: folded channels read in place (C * stride_w = 6) on every target
                              61, cache);
   for (const auto& pb : pbs) {
     INFO(describe(pb->d));
-    const Conv conv(pb->d, {.threads = 2});
+    const Conv conv(pb->d, {.threads = 2, .machine = Machine{}});
     CHECK(fwd_plan(conv).in.fold_in_place);
     CHECK(fwd_plan(conv).b.thread_image == (pb->d.N == 2));
   }
@@ -149,10 +151,10 @@ TEST_CASE("fwd: src in nhwc, read directly by folded layers and reordered by the
                               ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3), ConvDesc(2, 20, 24, 9, 11, 3, 3, 1, 1),
                               ConvDesc(2, 32, 32, 28, 28, 1, 1, 2, 0)},
                              71, cache);
-  CHECK(fwd_plan(Conv(pbs[0]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
-  CHECK(fwd_plan(Conv(pbs[2]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
-  CHECK(!fwd_plan(Conv(pbs[3]->d, {.src_layout = SrcLayout::nhwc})).in.src_nhwc);
-  CHECK(!fwd_plan(Conv(pbs[0]->d)).in.src_nhwc);
+  CHECK(fwd_plan(Conv(pbs[0]->d, {.src_layout = SrcLayout::nhwc, .machine = Machine{}})).in.src_nhwc);
+  CHECK(fwd_plan(Conv(pbs[2]->d, {.src_layout = SrcLayout::nhwc, .machine = Machine{}})).in.src_nhwc);
+  CHECK(!fwd_plan(Conv(pbs[3]->d, {.src_layout = SrcLayout::nhwc, .machine = Machine{}})).in.src_nhwc);
+  CHECK(!fwd_plan(Conv(pbs[0]->d, {.machine = Machine{}})).in.src_nhwc);
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs)
       for (int threads : {1, 2}) check_forward(*pb, threads, SrcLayout::nhwc);
@@ -197,7 +199,7 @@ TEST_CASE("fwd: every register block and every remainder of Q and P is exercised
   const auto& pbs = problems(shapes, 3, cache);
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {
-    const Conv conv(pb->d);
+    const Conv conv(pb->d, {.threads = 1, .machine = Machine{}});
     for (const StreamEntry& e : fwd_stream(conv).entries) used[e.block] = 1;
   }
   for (int b = 0; b < kNumFwdBlocks; ++b) {
@@ -255,7 +257,7 @@ TEST_CASE("fwd: 1x1 stride 2 read in place (every stride-2 block, K blocks left 
                              51, cache);
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {
-    const Conv conv(pb->d);
+    const Conv conv(pb->d, {.threads = 1, .machine = Machine{}});
     CHECK(fwd_plan(conv).g.in_px == (fwd_plan(conv).g.Q % 14 == 0 ? 2 : 1) * kBlock);
     if (fwd_plan(conv).g.in_px == 2 * kBlock)
       for (const StreamEntry& e : fwd_stream(conv).entries) used[e.block] = 1;
@@ -275,7 +277,7 @@ TEST_CASE("fwd: images inside the K groups (large weights, few pixels) on every 
   // never take. Strided and padded so the working input is a copy for all images.
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(3, 260, 230, 9, 8, 3, 3, 2, 1)}, 41, cache);
-  REQUIRE(fwd_plan(Conv(pbs[0]->d)).b.images_inner);
+  REQUIRE(fwd_plan(Conv(pbs[0]->d, {.threads = 1, .machine = Machine{}})).b.images_inner);
   for_each_target([&](const std::string&) {
     for (int threads : {1, 2, 3}) check_forward(*pbs[0], threads);
   });

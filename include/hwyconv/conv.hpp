@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -119,8 +120,9 @@ class PackedWeights {
 
 /// A convolution whose shape is known at run time. Construction validates the descriptor and the
 /// options (throws Error naming the field; Conv::check answers the same without throwing), then plans
-/// every pass with the implementation of least estimated cost and builds its kernel streams: no code
-/// is generated, it costs microseconds. Every call is const: one Conv may run from several threads at
+/// the forward pass with the implementation of least estimated cost and builds its kernel stream: no
+/// code is generated, it costs microseconds. The training passes are planned the same way on their
+/// first use. Every call is const: one Conv may run from several threads at
 /// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
 class Conv {
  public:
@@ -143,13 +145,12 @@ class Conv {
     impl::PlanContext ctx{detail::threads_of(opt_), machine(opt_), any ? SrcLayout::nhwc : opt_.src_layout};
     threads_ = ctx.threads;
     fwd_ = impl::choose<impl::FwdCall, impl::FwdImpls>(d, ctx);
+    if (!fwd_) throw std::logic_error("hwyconv: no implementation planned the layer");
     // `any`: nhwc when the forward implementation reads it itself (planned for nhwc above: a plan
     // that does not read it is the same for nChw16c), else nChw16c.
     layout_ = any ? (fwd_->reads_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c) : opt_.src_layout;
     ctx.src_layout = layout_;
-    bwd_d_ = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(d, ctx);
-    bwd_w_ = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(d, ctx);
-    if (!fwd_ || !bwd_d_ || !bwd_w_) throw std::logic_error("hwyconv: no implementation planned the layer");
+    lazy_->ctx = ctx;
   }
 
   const ConvDesc& desc() const { return desc_; }
@@ -196,10 +197,10 @@ class Conv {
         std::copy_n(wei.data(), wei_size(), w.data_.data());
       return w;
     }
-    AlignedBuffer bwd_d(own > 0 ? wei_size() : 0);
-    float* io = own > 0 ? bwd_d.data() : w.data_.data();
+    AlignedBuffer io_buf(own > 0 ? wei_size() : 0);
+    float* io = own > 0 ? io_buf.data() : w.data_.data();
     reorder_weights_bwd_d(wei.first(size_t(wei_size())), std::span<float>(io, size_t(wei_size())));
-    if (own > 0) bwd_d_->pack(io, w.data_.data());
+    if (own > 0) bwd_d().pack(io, w.data_.data());
     return w;
   }
 
@@ -247,7 +248,7 @@ class Conv {
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     check_packed(Pass::bwd_d, wei);
     detail::check_backward_data(desc_, ddst, wei.data(), wei.data().size(), "packed", dsrc, post);
-    const bool own = bwd_d_->packed_size() > 0;
+    const bool own = bwd_d().packed_size() > 0;
     run_backward_data(ddst, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, dsrc, post,
                       workspace, wei.data());
   }
@@ -262,12 +263,12 @@ class Conv {
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
     impl::BwdWeightsCall c;
-    c.src = blocked_src(src, bwd_w_->reads_nhwc(), ws.data(), Pass::bwd_w);
+    c.src = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
     c.ddst = ddst.data();
     c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
     c.dwei = dwei.data();
     c.dbias = dbias.empty() ? nullptr : dbias.data();
-    bwd_w_->run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
+    bwd_w().run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
@@ -294,17 +295,34 @@ class Conv {
   }
 
  private:
+  /// The training passes are planned on their first use (once, thread-safe): an inference user
+  /// pays only for the forward plan.
+  struct Lazy {
+    impl::PlanContext ctx;
+    std::once_flag bwd_d_once, bwd_w_once;
+    std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d;
+    std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w;
+  };
+  const impl::Planned<impl::BwdDataCall>& bwd_d() const {
+    std::call_once(lazy_->bwd_d_once, [&] { lazy_->bwd_d = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(desc_, lazy_->ctx); });
+    return *lazy_->bwd_d;
+  }
+  const impl::Planned<impl::BwdWeightsCall>& bwd_w() const {
+    std::call_once(lazy_->bwd_w_once, [&] { lazy_->bwd_w = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(desc_, lazy_->ctx); });
+    return *lazy_->bwd_w;
+  }
+
   /// The implementation chosen for pass p.
   const impl::PlannedBase& planned(Pass p) const {
     if (p == Pass::fwd) return *fwd_;
-    if (p == Pass::bwd_d) return *bwd_d_;
-    return *bwd_w_;
+    if (p == Pass::bwd_d) return bwd_d();
+    return bwd_w();
   }
   template <class Call>
   const impl::Planned<Call>* holder() const {
     if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
-    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return bwd_d_.get();
-    else return bwd_w_.get();
+    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return &bwd_d();
+    else return &bwd_w();
   }
 
   static Machine machine(const Options& o) {
@@ -318,7 +336,7 @@ class Conv {
   /// Floats of a pass's workspace that hold an nhwc src reordered to nChw16c (src_layout() nhwc,
   /// implementation reading nChw16c).
   int64_t reorder_floats(Pass p) const {
-    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w_->reads_nhwc() : true);
+    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w().reads_nhwc() : true);
     return layout_ == SrcLayout::nhwc && !nhwc_read ? round_up(dsrc_size(), kAlignSlack) : 0;
   }
 
@@ -379,7 +397,7 @@ class Conv {
     c.packed = packed;
     c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
     c.dsrc = dsrc.data();
-    bwd_d_->run(c, ws.data(), opt_.parallel_for);
+    bwd_d().run(c, ws.data(), opt_.parallel_for);
   }
 
   ConvDesc desc_;
@@ -387,8 +405,7 @@ class Conv {
   SrcLayout layout_ = SrcLayout::nChw16c;
   int threads_ = 1;
   std::unique_ptr<impl::Planned<impl::FwdCall>> fwd_;
-  std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d_;
-  std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w_;
+  std::unique_ptr<Lazy> lazy_ = std::make_unique<Lazy>();
   std::unique_ptr<detail::WorkspacePool> pool_ = std::make_unique<detail::WorkspacePool>();
 };
 

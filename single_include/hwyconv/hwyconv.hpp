@@ -393,186 +393,13 @@ struct Blocking {
 #endif  // HWYCONV_SINGLE_PLAN_KERNEL_PLAN_HPP_
 // ----- end hwyconv/plan/kernel_plan.hpp -----
 
-// ----- begin hwyconv/plan/machine.hpp -----
-#ifndef HWYCONV_SINGLE_PLAN_MACHINE_HPP_
-#define HWYCONV_SINGLE_PLAN_MACHINE_HPP_
-
-// hwyconv/plan/machine.hpp - what the planner knows of the machine: cache sizes and the register
-// budget of the SIMD target. The plans are chosen by a data-reuse model (plan/model.hpp) that compares
-// what each candidate loop nest touches with these sizes, so a plan carries over to a machine with
-// other caches instead of following thresholds measured on one.
-
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <string>
-
-#if defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#endif
-
-namespace hwyconv {
-
-/// Cache sizes (bytes) and register budget the planner models. Defaults: a typical AVX-512 server
-/// core (48 KiB L1D, 1 MiB L2 per core, 32 MiB L3); Machine::host() reads this machine's caches.
-/// A structural type, so that StaticConv can take one as a template argument.
-struct Machine {
-  int64_t l1 = int64_t{48} << 10;  ///< L1 data cache per core
-  int64_t l2 = int64_t{1} << 20;   ///< L2 per core (private, or the share of a core)
-  int64_t l3 = int64_t{32} << 20;  ///< last-level cache, shared by the cores that use it
-  int l3_cores = 16;               ///< cores sharing l3
-  /// Register budget of the target running the microkernels (KernelTable::max_pixels and
-  /// vectors per 16 channels): accumulators of a register block beyond max_pixels run as sub-blocks.
-  int max_pixels = 28;
-  int vec_per_block = 1;
-
-  /// Bytes of the last-level cache one of `threads` cores may count on.
-  constexpr int64_t l3_share(int threads) const {
-    const int sharers = threads < l3_cores ? threads : l3_cores;
-    return l3 / (sharers < 1 ? 1 : sharers);
-  }
-  friend constexpr bool operator==(const Machine&, const Machine&) = default;
-
-  /// This machine's cache sizes (Linux sysfs, macOS sysctl, else x86 cpuid, else the defaults), read
-  /// once; the register budget is left at its default (Conv sets the target's).
-  static const Machine& host();
-};
-
-namespace machine_detail {
-
-/// Parses a sysfs cache size ("48K", "1024K", "32M") into bytes; 0 if unreadable.
-inline int64_t read_size(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return 0;
-  char buf[32] = {};
-  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
-  std::fclose(f);
-  if (n == 0) return 0;
-  char* end = nullptr;
-  int64_t v = std::strtoll(buf, &end, 10);
-  if (end && (*end == 'K' || *end == 'k')) v <<= 10;
-  if (end && (*end == 'M' || *end == 'm')) v <<= 20;
-  return v;
-}
-
-/// Reads a small text file (a sysfs field) into a string; empty if unreadable.
-inline std::string read_text(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return {};
-  char buf[256] = {};
-  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
-  std::fclose(f);
-  std::string s(buf, n);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-/// Counts the CPUs of a sysfs cpu list ("0-3,8,10-11").
-inline int count_cpu_list(const std::string& list) {
-  int count = 0;
-  size_t i = 0;
-  while (i < list.size()) {
-    char* end = nullptr;
-    const long a = std::strtol(list.c_str() + i, &end, 10);
-    long b = a;
-    i = size_t(end - list.c_str());
-    if (i < list.size() && list[i] == '-') b = std::strtol(list.c_str() + i + 1, &end, 10), i = size_t(end - list.c_str());
-    count += int(b - a + 1);
-    while (i < list.size() && (list[i] == ',' || list[i] == ' ')) ++i;
-  }
-  return count;
-}
-
-/// Linux: /sys/devices/system/cpu/cpu0/cache/index*/{level,type,size,shared_cpu_list}.
-inline bool from_sysfs(Machine& m) {
-  bool any = false;
-  for (int i = 0; i < 8; ++i) {
-    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
-    const std::string level = read_text(dir + "level"), type = read_text(dir + "type");
-    const int64_t size = read_size(dir + "size");
-    if (level.empty() || size <= 0 || type == "Instruction") continue;
-    any = true;
-    if (level == "1") m.l1 = size;
-    if (level == "2") m.l2 = size;
-    if (level == "3") {
-      m.l3 = size;
-      const int sharers = count_cpu_list(read_text(dir + "shared_cpu_list"));
-      if (sharers > 0) m.l3_cores = sharers;
-    }
-  }
-  return any;
-}
-
-/// macOS: hw.l1dcachesize, hw.l2cachesize, hw.l3cachesize (no L3 on Apple silicon: the L2 is shared).
-inline bool from_sysctl([[maybe_unused]] Machine& m) {
-#if defined(__APPLE__)
-  auto get = [](const char* name) -> int64_t {
-    int64_t v = 0;
-    size_t len = sizeof(v);
-    return sysctlbyname(name, &v, &len, nullptr, 0) == 0 ? v : 0;
-  };
-  const int64_t l1 = get("hw.l1dcachesize"), l2 = get("hw.l2cachesize"), l3 = get("hw.l3cachesize");
-  if (l1 > 0) m.l1 = l1;
-  if (l2 > 0) m.l2 = l2;
-  if (l3 > 0) m.l3 = l3;
-  return l1 > 0 || l2 > 0;
-#else
-  return false;
-#endif
-}
-
-/// x86: cpuid's deterministic cache parameters (leaf 4 on Intel, 0x8000001D on AMD).
-inline bool from_cpuid([[maybe_unused]] Machine& m) {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-  unsigned a, b, c, d;
-  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-  const bool amd = b == 0x68747541;  // "Auth"enticAMD
-  const unsigned leaf = amd ? 0x8000001D : 4;
-  if (amd && __get_cpuid_max(0x80000000, nullptr) < leaf) return false;
-  if (!amd && a < 4) return false;
-  bool any = false;
-  for (unsigned i = 0; i < 8; ++i) {
-    __cpuid_count(leaf, i, a, b, c, d);
-    const unsigned type = a & 31, level = (a >> 5) & 7;
-    if (type == 0) break;
-    if (type == 2) continue;  // instruction cache
-    const int64_t size = int64_t((b >> 22) + 1) * (((b >> 12) & 1023) + 1) * ((b & 4095) + 1) * (int64_t(c) + 1);
-    any = true;
-    if (level == 1) m.l1 = size;
-    if (level == 2) m.l2 = size;
-    if (level == 3) m.l3 = size, m.l3_cores = int(((a >> 14) & 4095) + 1);
-  }
-  return any;
-#else
-  return false;
-#endif
-}
-
-}  // namespace machine_detail
-
-inline const Machine& Machine::host() {
-  static const Machine m = [] {
-    Machine h;
-    if (!machine_detail::from_sysfs(h) && !machine_detail::from_sysctl(h)) machine_detail::from_cpuid(h);
-    return h;
-  }();
-  return m;
-}
-
-}  // namespace hwyconv
-
-#endif  // HWYCONV_SINGLE_PLAN_MACHINE_HPP_
-// ----- end hwyconv/plan/machine.hpp -----
-
 // ----- begin hwyconv/plan/blocking.hpp -----
 #ifndef HWYCONV_SINGLE_PLAN_BLOCKING_HPP_
 #define HWYCONV_SINGLE_PLAN_BLOCKING_HPP_
 
 // hwyconv/plan/blocking.hpp - register blocking: how the compiled register blocks (kernels/variants.hpp)
-// cover an output plane, and what each covering costs in the microkernel (FMAs and loads per step).
+// cover an output plane, and in which pixel forms they are compiled. What a covering costs is in
+// plan/model.hpp.
 
 #include <cstdint>
 
@@ -597,15 +424,6 @@ constexpr bool block_has_form(int b, PixelForm f) {
 }
 
 namespace plan_detail {
-
-/// Relative cost, in twelfths of a cycle, of one step (one input channel, one tap) of a microkernel
-/// call of `pixels` pixels x `kbs` K blocks on a core with 2 FMA ports: the larger of its FMAs
-/// (pixels * kbs, at least 8 in flight for a 4-cycle latency) and its loads (one broadcast per
-/// pixel, one weight vector per K block), which issue at about 1.5 per cycle on AVX-512.
-constexpr int64_t step_cost(int64_t pixels, int64_t kbs) {
-  const int64_t fma = 6 * (pixels * kbs < 8 ? 8 : pixels * kbs), loads = 8 * (pixels + kbs);
-  return fma > loads ? fma : loads;
-}
 
 /// Largest rb_p <= rows with a compiled block (rb_p, rb_q). (1, rb_q) exists for every main rb_q.
 constexpr int rows_block(int rows, int rb_q) {
@@ -657,17 +475,6 @@ constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f) {
   for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f);
 }
 
-/// Cost of covering a P x Q output plane of Kb K blocks with main block `main` (sum of step_cost
-/// over calls; K blocks left over by a kbs > 1 block run its one-K-block form).
-constexpr int64_t plane_cost(int main, int64_t P, int64_t Q, int64_t Kb) {
-  int64_t cost = 0;
-  for_each_plane_block(main, P, Q, [&](int b, int64_t, int64_t) {
-    const int64_t kbs = kFwdBlocks[b].kbs, pix = kFwdBlocks[b].pixels();
-    cost += Kb / kbs * plan_detail::step_cost(pix, kbs) + Kb % kbs * plan_detail::step_cost(pix, 1);
-  });
-  return cost;
-}
-
 /// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
 /// form f, including the one-K-block form for K blocks left over.
 constexpr bool plane_in(PixelForm f, int main, int64_t P, int64_t Q, int64_t Kb) {
@@ -676,50 +483,6 @@ constexpr bool plane_in(PixelForm f, int main, int64_t P, int64_t Q, int64_t Kb)
     ok = ok && block_has_form(b, f) && (Kb % kFwdBlocks[b].kbs == 0 || block_has_form(single_kb_block(b), f));
   });
   return ok;
-}
-
-/// The main block with the lowest plane_cost over a P x Q plane of Kb K blocks among those whose
-/// every call is compiled in form f; -1 if none is.
-constexpr int cheapest_block(int64_t P, int64_t Q, int64_t Kb, PixelForm f = PixelForm::kBlocked) {
-  int64_t best = -1;
-  int block = -1;
-  for (int b = 0; b < kNumFwdBlocks; ++b) {
-    if (f != PixelForm::kBlocked && !plane_in(f, b, P, Q, Kb)) continue;
-    const int64_t c = plane_cost(b, P, Q, Kb);
-    if (best < 0 || c < best) {
-      best = c;
-      block = b;
-    }
-  }
-  return block;
-}
-
-/// Chooses the register block (lowest modelled cost over the output plane among the blocks compiled
-/// in form f), the row groups, the C chunk and the K group of a kernel geometry, and whether threads
-/// own whole images (`copy`: the working input is made per image).
-constexpr void choose_blocking(const KernelGeometry& g, Blocking& b, PixelForm f, bool copy) {
-  b.block = cheapest_block(g.P, g.Q, g.Kb, f);
-  const RegBlock rb = kFwdBlocks[b.block];
-  b.p_groups = div_up(g.P, rb.rb_p);
-  // Cache blocking over C: keep the weights one call streams through (C chunk x taps x 16 x 16
-  // floats) within 256 KiB, in chunks of equal size.
-  const int64_t kbs = rb.kbs;
-  const int64_t per_block = (g.taps > 0 ? g.taps : 1) * kBlock * kBlock * 4 * kbs;
-  int64_t chunk = (int64_t{256} * 1024) / per_block;
-  chunk = chunk < 1 ? 1 : chunk;
-  b.c_chunk = div_up(g.Cr, div_up(g.Cr, chunk));
-  // Loop order: when one image's working input does not fit in 1 MiB, the K blocks of a group run
-  // one after the other on each pixel block (group weights within 1 MiB); otherwise kb_group = 1.
-  const int64_t group_bytes = b.c_chunk * per_block;
-  int64_t kg = g.in_n * 4 > int64_t{1024} * 1024 ? (int64_t{1024} * 1024) / group_bytes : 1;
-  kg = kg < 1 ? 1 : (kg > g.Kb ? g.Kb : kg);
-  while (kg > 1 && g.N * div_up(g.Kb, kg) * b.p_groups < 4 * b.threads) kg = div_up(kg, 2);
-  kg = round_up(kg, kbs);
-  b.kb_group = kg > g.Kb ? g.Kb : kg;
-  b.own_images = copy && g.N > 1 && g.N >= b.threads;
-  const int64_t wei_bytes = g.Kb * g.wei_kb * 4;
-  b.images_inner = g.N > 1 && g.P * g.Q < 128 && wei_bytes > int64_t{1024} * 1024;
-  if (b.images_inner) b.own_images = false;
 }
 
 }  // namespace hwyconv
@@ -1999,6 +1762,198 @@ inline const KernelTable& kernels() {
 }  // namespace hwyconv
 // ----- end hwyconv/dispatch/dispatch.hpp -----
 
+// ----- begin hwyconv/plan/machine.hpp -----
+// hwyconv/plan/machine.hpp - what the planner knows of the machine: cache sizes and the register
+// budget of the SIMD target. The plans are chosen by a data-reuse model (plan/model.hpp) that compares
+// what each candidate loop nest touches with these sizes, so a plan carries over to a machine with
+// other caches instead of following thresholds measured on one.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace hwyconv {
+
+/// Cache sizes (bytes), register budget, FMA rate and bandwidths the planner models. Defaults: a
+/// typical AVX-512 server core (48 KiB L1D, 1 MiB L2 per core, 32 MiB L3, two 512-bit FMAs per cycle);
+/// Machine::host() reads this machine's caches and FMA rate.
+/// A structural type, so that StaticConv can take one as a template argument.
+struct Machine {
+  int64_t l1 = int64_t{48} << 10;  ///< L1 data cache per core
+  int64_t l2 = int64_t{1} << 20;   ///< L2 per core (private, or the share of a core)
+  int64_t l3 = int64_t{32} << 20;  ///< last-level cache, shared by the cores that use it
+  int l3_cores = 16;               ///< cores sharing l3
+  /// Register budget of the target running the microkernels (KernelTable::max_pixels and
+  /// vectors per 16 channels): accumulators of a register block beyond max_pixels run as sub-blocks.
+  int max_pixels = 28;
+  int vec_per_block = 1;
+  /// Vector FMAs issued per cycle (two FMA ports), and whether a 512-bit FMA takes both (AMD Zen 4
+  /// runs 512-bit operations as two 256-bit halves: one 16-lane FMA per cycle).
+  double fma_per_cycle = 2;
+  bool half_rate_512 = false;
+  /// Peak bandwidths the cost model charges, in bytes per cycle of one core: L2 into L1 (two lines),
+  /// the last-level cache into L2, memory into L2 (a core's share with every core streaming).
+  double bw_l2 = 128;
+  double bw_l3 = 32;
+  double bw_mem = 16;
+
+  /// Bytes of the last-level cache one of `threads` cores may count on.
+  constexpr int64_t l3_share(int threads) const {
+    const int sharers = threads < l3_cores ? threads : l3_cores;
+    return l3 / (sharers < 1 ? 1 : sharers);
+  }
+  friend constexpr bool operator==(const Machine&, const Machine&) = default;
+
+  /// This machine's cache sizes (Linux sysfs, macOS sysctl, else x86 cpuid, else the defaults) and
+  /// FMA rate (x86 cpuid), read once; the register budget is left at its default (Conv sets the
+  /// target's).
+  static const Machine& host();
+};
+
+namespace machine_detail {
+
+/// Parses a sysfs cache size ("48K", "1024K", "32M") into bytes; 0 if unreadable.
+inline int64_t read_size(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return 0;
+  char buf[32] = {};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  if (n == 0) return 0;
+  char* end = nullptr;
+  int64_t v = std::strtoll(buf, &end, 10);
+  if (end && (*end == 'K' || *end == 'k')) v <<= 10;
+  if (end && (*end == 'M' || *end == 'm')) v <<= 20;
+  return v;
+}
+
+/// Reads a small text file (a sysfs field) into a string; empty if unreadable.
+inline std::string read_text(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return {};
+  char buf[256] = {};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+/// Counts the CPUs of a sysfs cpu list ("0-3,8,10-11").
+inline int count_cpu_list(const std::string& list) {
+  int count = 0;
+  size_t i = 0;
+  while (i < list.size()) {
+    char* end = nullptr;
+    const long a = std::strtol(list.c_str() + i, &end, 10);
+    long b = a;
+    i = size_t(end - list.c_str());
+    if (i < list.size() && list[i] == '-') b = std::strtol(list.c_str() + i + 1, &end, 10), i = size_t(end - list.c_str());
+    count += int(b - a + 1);
+    while (i < list.size() && (list[i] == ',' || list[i] == ' ')) ++i;
+  }
+  return count;
+}
+
+/// Linux: /sys/devices/system/cpu/cpu0/cache/index*/{level,type,size,shared_cpu_list}.
+inline bool from_sysfs(Machine& m) {
+  bool any = false;
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    const std::string level = read_text(dir + "level"), type = read_text(dir + "type");
+    const int64_t size = read_size(dir + "size");
+    if (level.empty() || size <= 0 || type == "Instruction") continue;
+    any = true;
+    if (level == "1") m.l1 = size;
+    if (level == "2") m.l2 = size;
+    if (level == "3") {
+      m.l3 = size;
+      const int sharers = count_cpu_list(read_text(dir + "shared_cpu_list"));
+      if (sharers > 0) m.l3_cores = sharers;
+    }
+  }
+  return any;
+}
+
+/// macOS: hw.l1dcachesize, hw.l2cachesize, hw.l3cachesize (no L3 on Apple silicon: the L2 is shared).
+inline bool from_sysctl([[maybe_unused]] Machine& m) {
+#if defined(__APPLE__)
+  auto get = [](const char* name) -> int64_t {
+    int64_t v = 0;
+    size_t len = sizeof(v);
+    return sysctlbyname(name, &v, &len, nullptr, 0) == 0 ? v : 0;
+  };
+  const int64_t l1 = get("hw.l1dcachesize"), l2 = get("hw.l2cachesize"), l3 = get("hw.l3cachesize");
+  if (l1 > 0) m.l1 = l1;
+  if (l2 > 0) m.l2 = l2;
+  if (l3 > 0) m.l3 = l3;
+  return l1 > 0 || l2 > 0;
+#else
+  return false;
+#endif
+}
+
+/// x86: whether the CPU runs 512-bit FMAs at half rate (AMD family 19h, Zen 4).
+inline void fma_rate([[maybe_unused]] Machine& m) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541) return;  // "Auth"enticAMD
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+  const unsigned family = ((a >> 8) & 15) + ((a >> 20) & 255);
+  m.half_rate_512 = family == 0x19;
+#endif
+}
+
+/// x86: cpuid's deterministic cache parameters (leaf 4 on Intel, 0x8000001D on AMD).
+inline bool from_cpuid([[maybe_unused]] Machine& m) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  const bool amd = b == 0x68747541;  // "Auth"enticAMD
+  const unsigned leaf = amd ? 0x8000001D : 4;
+  if (amd && __get_cpuid_max(0x80000000, nullptr) < leaf) return false;
+  if (!amd && a < 4) return false;
+  bool any = false;
+  for (unsigned i = 0; i < 8; ++i) {
+    __cpuid_count(leaf, i, a, b, c, d);
+    const unsigned type = a & 31, level = (a >> 5) & 7;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const int64_t size = int64_t((b >> 22) + 1) * (((b >> 12) & 1023) + 1) * ((b & 4095) + 1) * (int64_t(c) + 1);
+    any = true;
+    if (level == 1) m.l1 = size;
+    if (level == 2) m.l2 = size;
+    if (level == 3) m.l3 = size, m.l3_cores = int(((a >> 14) & 4095) + 1);
+  }
+  return any;
+#else
+  return false;
+#endif
+}
+
+}  // namespace machine_detail
+
+inline const Machine& Machine::host() {
+  static const Machine m = [] {
+    Machine h;
+    if (!machine_detail::from_sysfs(h) && !machine_detail::from_sysctl(h)) machine_detail::from_cpuid(h);
+    machine_detail::fma_rate(h);
+    return h;
+  }();
+  return m;
+}
+
+}  // namespace hwyconv
+// ----- end hwyconv/plan/machine.hpp -----
+
 // ----- begin hwyconv/threading/parallel_for.hpp -----
 // hwyconv/threading/parallel_for.hpp - how hwyconv runs work on several threads.
 //
@@ -2393,6 +2348,264 @@ constexpr int choose_static(const ConvDesc& d, const PlanContext& ctx) {
 }  // namespace hwyconv::impl
 // ----- end hwyconv/impl/impl.hpp -----
 
+// ----- begin hwyconv/plan/model.hpp -----
+// hwyconv/plan/model.hpp - the cost model plans are chosen by: microkernel cycles for the target's register
+// budget, plus the bytes each loop nest moves into L1 from L2 and into L2 from the last-level cache or
+// memory for this machine's cache sizes (in the spirit of PolyScientist, Tavarageri et al. 2020: the
+// microkernels fixed, the loop order and tile sizes chosen by a model of data reuse).
+//
+// The estimate is in cycles of the busiest thread: compute (issue of FMAs and loads, per-call
+// overhead), plus each level's bytes divided by its peak bandwidth. The traffic is added to the
+// compute, not overlapped with it: the candidates the model ranks differ mostly in traffic, and timing
+// the candidates of ResNet-50's layers (every C chunk, K group and loop order) ranked them best this
+// way, with the peak bandwidths.
+
+#include <cstdint>
+
+
+namespace hwyconv {
+
+/// Estimated cycles of a plan on the busiest thread, by where they go.
+struct Cost {
+  double compute = 0;  ///< microkernel issue cycles and per-call overhead
+  double l2 = 0;       ///< bytes read from L2 into L1, over the L2 bandwidth
+  double outer = 0;    ///< bytes read from the last-level cache or memory, over their bandwidth
+  double copy = 0;     ///< transforms: phase copies, folding, padding, reductions
+  constexpr double total() const { return compute + l2 + outer + copy; }
+  constexpr Cost& operator+=(const Cost& o) {
+    compute += o.compute;
+    l2 += o.l2;
+    outer += o.outer;
+    copy += o.copy;
+    return *this;
+  }
+};
+
+namespace model {
+
+/// Bytes of one 16-channel pixel (a cache line) and of one 16 x 16 weight block.
+inline constexpr double kLine = 64, kWeightBlock = 1024;
+
+/// Share of the last-level and memory traffic of a kernel stream that its prefetches leave exposed.
+inline constexpr double kStreamExposed = 0.5;
+/// Cycles a copy spends per cache line it writes besides the traffic (loop, bounds, 64-byte moves).
+inline constexpr double kCopyLineCycles = 4;
+
+/// Vector FMAs per cycle on machine m with its register budget's vector width.
+constexpr double fma_rate(const Machine& m) { return m.half_rate_512 && m.vec_per_block == 1 ? 1.0 : m.fma_per_cycle; }
+
+/// Cycles of one step (one input channel of one tap) of a register sub-block of `pixels` pixels x `kbs`
+/// K blocks: the larger of its FMAs (pixels * kbs * vectors per 16 channels, fma_rate per cycle, at
+/// least 8 in flight for a 4-cycle latency) and its loads (a broadcast per pixel, a weight vector per K
+/// block and vector, 1.5 per cycle), plus a tenth of the smaller (they share the issue slots).
+constexpr double sub_block_step(int64_t pixels, int64_t kbs, const Machine& m) {
+  const double v = m.vec_per_block, fma = double(pixels * kbs) * v, loads = double(pixels) + double(kbs) * v;
+  const double f = (fma < 8 ? 8 : fma) / fma_rate(m), l = loads / 1.5;
+  return f > l ? f + 0.1 * l : l + 0.1 * f;
+}
+
+/// Cycles of one step of register block rb as the microkernel runs it on machine m: one sub-block when
+/// its accumulators fit the register budget, else K block by K block, then rows of sub-blocks of at
+/// most max_pixels pixels (kernels/fwd-inl.h, RunBlock).
+constexpr double block_step(const RegBlock& rb, const Machine& m) {
+  const int64_t budget = m.max_pixels, pixels = int64_t(rb.rb_p) * rb.rb_q;
+  if (pixels * rb.kbs <= budget) return sub_block_step(pixels, rb.kbs, m);
+  if (rb.kbs > 1) return double(rb.kbs) * block_step({rb.rb_p, rb.rb_q, 1}, m);
+  if (pixels <= budget) return sub_block_step(pixels, 1, m);
+  const int64_t full = rb.rb_q / budget, rest = rb.rb_q % budget;
+  return double(rb.rb_p) * (double(full) * sub_block_step(budget, 1, m) + (rest ? sub_block_step(rest, 1, m) : 0.0));
+}
+
+/// Fixed cycles of one microkernel call besides its steps: the call through the stream, prefetches,
+/// loading and storing the accumulators (pixels x K blocks x vectors) and the FMA chains restarting
+/// (measured: a layer split into 8 or 16 C chunks instead of 1 or 2 costs 130-190 cycles per extra
+/// call of 21 to 28 accumulators).
+constexpr double call_overhead(const RegBlock& rb, const Machine& m) {
+  return 50 + 5.0 * double(int64_t(rb.rb_p) * rb.rb_q * rb.kbs) * m.vec_per_block;
+}
+
+/// Microkernel work of covering one P x Q output plane of Kb K blocks with main block `main`: the sum
+/// over calls of their step cycles, the calls, their fixed cycles, and the pixel blocks (calls of
+/// the first K block).
+struct PlaneWork {
+  double step = 0;
+  double overhead = 0;
+  int64_t calls = 0;
+  int64_t pixel_blocks = 0;
+};
+
+constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m) {
+  PlaneWork w;
+  // Every full row group covers the plane's width the same way: cost one and multiply.
+  const int rb_p = kFwdBlocks[main].rb_p;
+  auto add_rows = [&](int64_t p, int64_t rows, int64_t times) {
+    for_each_block(main, p, rows, Q, [&](int b, int64_t, int64_t) {
+      const RegBlock rb = kFwdBlocks[b];
+      const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
+      const RegBlock one{rb.rb_p, rb.rb_q, 1};
+      w.step += double(times) * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
+      w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
+      w.calls += times * (full + left);
+      w.pixel_blocks += times;
+    });
+  };
+  const int64_t groups = P / rb_p;
+  if (groups > 0) add_rows(0, rb_p, groups);
+  if (P % rb_p) add_rows(groups * rb_p, P % rb_p, 1);
+  return w;
+}
+
+/// Cycles to bring `bytes` into L2 from where a tensor of `footprint` bytes lives: the last-level
+/// cache when it fits this thread's share of it, else memory.
+constexpr double outer_cycles(double bytes, double footprint, const Machine& m, int threads) {
+  return bytes / (footprint <= double(m.l3_share(threads)) ? m.bw_l3 : m.bw_mem);
+}
+
+/// What the forward-stream model needs to know of a working input: bytes of one image as the
+/// microkernels read it, and of all images; whether each thread makes an image in its own buffer
+/// right before computing it (then it is read from L2 when it fits); the bytes of the output (a
+/// nChw16c tensor, or the stride-phase part of one).
+struct StreamData {
+  double image = 0;
+  double tensor = 0;
+  bool fresh = false;
+  double output = 0;  ///< bytes of all outputs the stream writes
+};
+
+/// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
+/// them when it fits, none from twice the capacity on, in between linearly (replacement in current
+/// L2s keeps part of a working set somewhat larger than the cache, unlike a strict LRU).
+constexpr double hit(double ws, double cap) {
+  const double h = 2 - ws / cap;
+  return h > 1 ? 1 : (h < 0 ? 0 : h);
+}
+
+/// Estimated cycles of running kernel geometry g with blocking b (all threads; the busiest one); w is
+/// plane_work of b's block.
+constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const PlaneWork& w, const StreamData& in,
+                           const Machine& m) {
+  const RegBlock rb = kFwdBlocks[b.block];
+  const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
+  const int64_t items = g.N * kgroups * b.p_groups;
+  const int64_t busiest = b.own_images ? div_up(g.N, b.threads) * kgroups * b.p_groups : div_up(items, b.threads);
+  const double share = double(busiest) / double(items), N = double(g.N);
+  Cost c;
+  const double steps = double(g.Cr * g.taps * g.tap_channels);
+  c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
+
+  const double L1 = double(m.l1), L2 = double(m.l2);
+  const double wb = double(g.wei_cb) * 4;  // weight bytes of one K block and reduction block
+  const double W = double(g.Kb * g.Cr) * wb, W_gc = double(b.kb_group * b.c_chunk) * wb;
+  const double W_g = double(b.kb_group * g.Cr) * wb;
+  // Pixel blocks a sweep over one (image, K group, C chunk) visits.
+  const double blocks = double(w.pixel_blocks);
+  // Per image, from L2 into L1. Weights: a sweep re-reads its weights from L1 when they fit half of it, else from L2 for every
+  // pixel block. Input: a pixel block's lines for the chunk stay in L1 across the K blocks of the group
+  // when they fit a quarter of it, else each K-block call re-reads them.
+  const double wei_l2 = W_gc <= L1 / 2 ? W : W * blocks;
+  const double block_in = double(rb.rb_p + 2) * double(rb.rb_q + 2) * double(b.c_chunk) * kLine;
+  const double in_l2 = in.image * double(kgroups) * (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
+  // Partial sums of C chunks: re-read and rewritten, from L2 as far as a K group's outputs stay there
+  // while a chunk's input and weights pass.
+  const double O_n = in.output / N, O_g = O_n * double(b.kb_group) / double(g.Kb);
+  const double partial = 2 * O_n * double(chunks - 1);
+  const double partial_hit = hit(O_g + in.image / double(chunks) + W_gc, L2);
+  c.l2 = N * share * (wei_l2 + in_l2 + partial * partial_hit) / m.bw_l2;
+
+  // Per image, from the last-level cache or memory (added). Input: read once, and again for every
+  // further K group as far as it left L2 (with a sweep's weights); an image the thread has just made
+  // is in L2 when it fits.
+  // Between two K groups of an image pass that image (images outside the K groups) or every image
+  // (inside).
+  const double between = (b.images_inner ? in.tensor : in.image) + W_gc;
+  double in_outer = in.image * (1 + double(kgroups - 1) * (1 - hit(between, L2)));
+  if (in.fresh) in_outer -= in.image * hit(in.image + W_gc, L2);
+  // Weights: a sweep's weights are read once and again for every further pixel block as far as they
+  // left L2 (between two uses, one pixel block's input passes); across images (images outside the K groups: all weights; inside: one group's) they stay
+  // in L2 as far as they fit with an image.
+  const double sweep = 1 + (blocks - 1) * (1 - hit(W_gc + block_in, L2));
+  const double across = b.images_inner ? hit(W_g + in.image, L2) : hit(W + in.image, L2);
+  const double wei_outer = W * sweep * (1 - across * (N - 1) / N);
+  const double out_outer = 2 * O_n + partial * (1 - partial_hit);
+  // The microkernels prefetch their next call's lines while the FMAs run: half of this traffic is
+  // hidden (a copy made before the FMAs hides none).
+  c.outer = N * share * kStreamExposed *
+            (outer_cycles(in_outer, in.tensor, m, b.threads) + outer_cycles(wei_outer, W, m, b.threads) +
+             outer_cycles(out_outer, in.output, m, b.threads));
+  return c;
+}
+
+/// Cycles of a copy that reads `read` bytes of a tensor of `footprint` bytes from outside L2 and writes
+/// `write` bytes, into L2 (`into_l2`: a thread's own buffer, read again right after) or out to memory.
+constexpr double copy_cycles(double read, double footprint, double write, bool into_l2, const Machine& m,
+                             int threads) {
+  return outer_cycles(read, footprint, m, threads) + write / kLine * kCopyLineCycles +
+         (into_l2 ? write / m.bw_l2 : outer_cycles(2 * write, 2 * write, m, threads));
+}
+
+}  // namespace model
+
+/// A blocking with its estimated cost (block -1: no register block has the form asked for).
+struct PlannedBlocking {
+  Blocking b{};
+  Cost cost{};
+};
+
+/// The blocking of least modelled cost for kernel geometry g read in form f: the register block
+/// (least microkernel cycles over the plane), then the C chunk, K group and loop order (least
+/// stream_cost among equal chunks of C, K groups of 1, 2, 4, ... times the block's K blocks (or all),
+/// images
+/// outside or inside the K groups). `own_images`: threads own whole images (fixed by the caller);
+/// `whole`: one C chunk and one K group only (a working input made per row group).
+constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, const model::StreamData& in,
+                                        const Machine& m, int threads, bool own_images, bool whole = false) {
+  PlannedBlocking out{};
+  Blocking best{};
+  best.threads = threads;
+  best.own_images = own_images;
+  double best_step = -1;
+  for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
+    if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
+    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m).step;
+    if (best_step < 0 || s < best_step) {
+      best_step = s;
+      best.block = blk;
+    }
+  }
+  if (best_step < 0) {
+    out.b.block = -1;
+    return out;
+  }
+  const RegBlock rb = kFwdBlocks[best.block];
+  best.p_groups = div_up(g.P, rb.rb_p);
+  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m);
+  double best_cost = -1;
+  Blocking b = best;
+  for (int64_t chunks = 1; chunks <= (whole ? 1 : g.Cr); chunks = chunks < 4 ? chunks + 1 : chunks * 2) {
+    b.c_chunk = div_up(g.Cr, chunks);
+    if (chunks > 1 && div_up(g.Cr, b.c_chunk) != chunks) continue;  // the same chunk as fewer chunks
+    // K groups from the largest down: of equal costs, the fewest passes over the input win.
+    int64_t top = rb.kbs;
+    while (top < g.Kb) top *= 2;
+    for (int64_t kg = top;; kg /= 2) {
+      b.kb_group = kg < g.Kb ? kg : g.Kb;
+      for (int inner = 0; inner < (g.N > 1 && !own_images ? 2 : 1); ++inner) {
+        b.images_inner = inner == 1;
+        const Cost c = model::stream_cost(g, b, w, in, m);
+        if (best_cost < 0 || c.total() < best_cost) {
+          best_cost = c.total();
+          out = {b, c};
+        }
+      }
+      if (whole || kg <= rb.kbs) break;
+    }
+  }
+  return out;
+}
+
+}  // namespace hwyconv
+// ----- end hwyconv/plan/model.hpp -----
+
 // ----- begin hwyconv/plan/fwd_plan.hpp -----
 // hwyconv/plan/fwd_plan.hpp - the plan of a forward-microkernel pass over a working input made from src:
 // what the forward implementations and the weight update share. The microkernel always runs a stride-1,
@@ -2453,6 +2666,7 @@ struct FwdPlan {
   int64_t scratch_in = 0;   ///< floats of working input (0 in place), with the kFold dense copies
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
   int64_t ring_size = 0;    ///< floats per thread of a ring of folded rows and its dense copy
+  Cost cost{};              ///< estimated cycles (plan/model.hpp)
 
   constexpr RegBlock rb() const { return kFwdBlocks[b.block]; }
   /// Form of the microkernels this plan runs.
@@ -2460,13 +2674,6 @@ struct FwdPlan {
     return in.fold_in_place ? PixelForm::kDense : (g.in_px == 2 * kBlock ? PixelForm::kStride2 : PixelForm::kBlocked);
   }
 };
-
-/// Whether (r, s, c) are worth folding into channels (InputMode::kFold): small C, when that saves at
-/// least a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
-constexpr bool folds_channels(const ConvDesc& d) {
-  const int64_t taps = d.R * d.S;
-  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
-}
 
 namespace plan_detail {
 
@@ -2587,6 +2794,27 @@ constexpr void set_fold_in_place(FwdPlan& p) {
   p.g.in_px = kDensePx;
   p.g.in_cb = 0;
   p.g.in_n = p.in.dense_h * p.in.dense_w * d.C;
+}
+
+/// Bytes of one image of src in nChw16c (or nhwc, unpadded channels).
+constexpr double src_image_bytes(const ConvDesc& d, bool nhwc = false) {
+  return nhwc ? double(d.H * d.W * d.C) * 4 : double(d.Cb() * d.H * d.W) * model::kLine;
+}
+
+/// What the stream model needs of a forward plan's working input: its bytes per image as the
+/// microkernels bring them into L2 (in place at stride 2, every other line of the rows used, and the
+/// adjacent line the hardware fetches with it: half the image), whether each thread makes its images
+/// in its own buffer right before computing them (`fresh`), and the output.
+constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
+  const ConvDesc& d = p.desc;
+  model::StreamData s;
+  s.image = p.in.mode == InputMode::kDirect ? src_image_bytes(d) / (p.g.in_px == 2 * kBlock ? 2 : 1)
+                                            : double(p.g.in_n) * 4;
+  if (p.b.ring_rows > 0) s.image = double(p.g.Cr * p.g.Q * kBlock * p.b.ring_rows) * 4;
+  s.tensor = s.image * double(d.N);
+  s.fresh = fresh;
+  s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
+  return s;
 }
 
 }  // namespace hwyconv
@@ -3067,6 +3295,7 @@ struct BwdDataCol2imPlan {
   bool per_image = false;
   int64_t col_size = 0;  ///< floats of one image's col [Fb][P][Q][16]
   int64_t col_wei = 0;   ///< floats of the folded weights [Fb][Kb][16][16]
+  Cost cost{};           ///< estimated cycles (plan/model.hpp)
 };
 
 struct BwdDataCol2im {
@@ -3075,20 +3304,37 @@ struct BwdDataCol2im {
   using Plan = BwdDataCol2imPlan;
   using Streams = RuntimeStream;
 
+  /// Plans layers with C < 16 and R*S > 1 (against bwd_d_phases, the cost model chooses).
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (!folds_channels(d)) return unimplemented("channels are not folded: phases (bwd_d_phases)");
+    if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.per_image = d.N >= b.threads;
     const ConvDesc col(b.per_image ? 1 : d.N, d.K, d.R * d.S * d.C, d.P(), d.Q(), 1, 1);
     b.col = blocked_input_plan(col, b.per_image ? 1 : b.threads);
-    choose_blocking(b.col.g, b.col.b, PixelForm::kBlocked, /*copy=*/false);
+    model::StreamData data = fwd_stream_data(b.col, false);
+    const PlannedBlocking pb = best_blocking(b.col.g, PixelForm::kBlocked, data, ctx.machine, b.col.b.threads, false);
+    b.col.b = pb.b;
     b.col_size = col.Kb() * d.P() * d.Q() * kBlock;
     b.col_wei = b.col.g.Kb * b.col.g.wei_kb;
+    // Per image (each thread its own images, one after the other) or all images split among threads.
+    b.cost = pb.cost;
+    const double images = b.per_image ? double(div_up(d.N, b.threads)) : 1.0;
+    b.cost.compute *= images;
+    b.cost.l2 *= images;
+    b.cost.outer *= images;
+    // col2im: each dsrc element sums its R*S contributions, one scalar add per folded channel and
+    // output pixel, reading col from L2 (per image) or from outside it.
+    const double adds = double(d.N * d.R * d.S * d.C * d.P() * d.Q()) / b.threads;
+    const double col_image = double(b.col_size) * 4, col_all = col_image * double(d.N);
+    const double dsrc = double(d.N * d.Cb() * d.H * d.W) * model::kLine;
+    const double col_read = b.per_image ? images * col_image / ctx.machine.bw_l2
+                                        : model::outer_cycles(col_all, col_all, ctx.machine, b.threads) / b.threads;
+    b.cost.copy = adds + col_read + model::outer_cycles(2 * dsrc, dsrc, ctx.machine, b.threads) / b.threads;
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& b) {
     if (b.col.in.mode != InputMode::kDirect || b.col.g.taps != 1) return "col is a 1x1 convolution read in place";
@@ -3184,6 +3430,7 @@ struct BwdDataPhasesPlan {
   bool zero_phases = false;  ///< some phase has dsrc pixels but no tap: dsrc is zeroed first
   Taps tap{};             ///< the taps of all phases, phase by phase
   std::array<BwdDataPhase, kMaxTaps> phase{};
+  Cost cost{};            ///< estimated cycles (plan/model.hpp)
 };
 
 struct BwdDataPhases {
@@ -3192,8 +3439,8 @@ struct BwdDataPhases {
   using Plan = BwdDataPhasesPlan;
   using Streams = std::array<RuntimeStream, kMaxTaps>;
 
+  /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (bwd_d_col2im)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);
@@ -3232,15 +3479,36 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        ph.b.threads = b.threads;
-        choose_blocking(g, ph.b, PixelForm::kBlocked, /*copy=*/false);
+        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g), ctx.machine, b.threads, false);
+        ph.b = pb.b;
+        b.cost += pb.cost;
         ++b.phases;
       }
     }
+    b.cost.copy = copy_cost(b, ctx.machine);
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// What a phase's stream reads (the padded ddst copy, all K blocks of an image) and writes (its
+  /// part of dsrc).
+  static constexpr model::StreamData stream_data(const KernelGeometry& g) {
+    model::StreamData s;
+    s.image = double(g.in_n) * 4;
+    s.tensor = s.image * double(g.N);
+    s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
+    return s;
+  }
+
+  /// Cycles of the padded ddst copy (none when ddst is read as it is) and of zeroing the dsrc phases
+  /// no tap reaches.
+  static constexpr double copy_cost(const Plan& b, const Machine& m) {
+    const ConvDesc& d = b.desc;
+    const double ddst = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine, dsrc = double(d.N * d.Cb() * d.H * d.W) * model::kLine;
+    const double pad = b.pad.direct ? 0 : model::copy_cycles(ddst, ddst, double(b.pad.floats) * 4, false, m, b.threads);
+    return (pad + (b.zero_phases ? model::outer_cycles(dsrc, dsrc, m, b.threads) : 0)) / b.threads;
+  }
+
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& b) {
     int64_t taps = 0;
@@ -3348,19 +3616,20 @@ struct BwdWPlan {
   bool thread_image = false;
   int64_t work_in = 0;  ///< floats of working input
   int64_t scratch = 0;  ///< floats: working input, private copies, folded dwei, dbias
+  Cost cost{};          ///< estimated cycles (plan/model.hpp)
 };
 
-/// The weight update's working input, tasks and row blocks for d (the strategy is set by the
-/// implementation: set_strategy).
-constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx) {
+/// The weight update's working input (`fold`: folded channels) and tasks for d (the pixel blocking
+/// and the thread partition are chosen by plan_bwd_w).
+constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bool fold) {
   BwdWPlan b{};
   const int threads = ctx.threads < 1 ? 1 : ctx.threads;
-  if (folds_channels(d)) {
+  if (fold) {
     b.in = fold_plan(d, threads);
     b.in.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy,
-    // the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei
-    // in the forward's folded layout.
+    // C * stride_w = kDensePx: src read in place from each image's dense copy, the S*C channels of a
+    // filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's
+    // folded layout.
     if (fold_in_place_fits(d)) {
       set_fold_in_place(b.in);
       b.in.g.Cr = div_up(b.in.g.tap_channels, kBlock);
@@ -3369,41 +3638,85 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx) {
     }
   } else {
     b.in = blocked_input_plan(d, threads);
-    // 1x1 stride 2 without padding: src read in place, every other pixel of every other row, instead
-    // of a copy of its one phase first, when dwei is within 512 KiB (few K groups re-read the strided
-    // src lines).
-    if (strided_in_place_fits(d) && b.in.g.Kb * b.in.g.wei_kb * 4 <= int64_t{512} * 1024) set_strided_in_place(b.in);
   }
   const KernelGeometry& g = b.in.g;
   b.threads = threads;
   b.tasks = g.Kb * g.Cr * g.taps;
   b.dwei_size = g.Kb * g.wei_kb;
-  // Pixels are reduced in blocks of rows: all tasks run over one block of ddst rows (all K blocks)
-  // and the src rows they see, about 1 MiB kept in L2, before the next block. (Read in place at
-  // stride 2, the pixels between the used ones come into cache with them.)
-  const int64_t src_px = g.in_px == 2 * kBlock ? 2 * g.Q : b.in.in.phases * b.in.in.Wph;
-  const int64_t row_bytes = (g.Kb * g.Q + g.Cr * src_px) * kBlock * 4;
-  b.rows = (int64_t{1024} * 1024) / row_bytes;
-  b.rows = b.rows < 1 ? 1 : (b.rows > g.P ? g.P : b.rows);
-  b.c_outer = g.in_px == 2 * kBlock && g.Cr * src_px > g.Kb * g.Q;
   return b;
 }
 
-/// Whether the minibatch split is the better strategy: too few tasks to balance (fewer than 4 per
-/// thread), or every thread can own whole images and the private copies are small (dwei within
-/// 2 MiB); the folded layer with fewer images than threads splits row blocks.
-constexpr bool prefers_minibatch(const BwdWPlan& b, const ConvDesc& d) {
-  const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
-  const bool folded = b.in.in.mode == InputMode::kFold;
-  const bool row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
-  return b.threads > 1 && (row_split || (d.N >= b.threads && (few_tasks || small_dwei)));
+/// K blocks one weight-update call takes on machine m (kernels/bwd_w-inl.h, kBwdWKbs), and the input
+/// channels of one register group.
+constexpr int64_t bwd_w_kbs(const Machine& m) { return m.vec_per_block == 1 && m.max_pixels >= 24 ? 4 : 1; }
+constexpr int64_t bwd_w_group_channels(const Machine& m) {
+  const int64_t kbs = bwd_w_kbs(m), ch = kbs > 1 ? 24 / kbs : m.max_pixels;
+  return ch < 16 ? ch : 16;
 }
 
-/// Completes a base plan for a strategy: the row split, the per-thread buffers and the scratch size.
-constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch) {
+/// Estimated cycles of a weight-update plan. Compute: per output pixel and task, 16 input channels x
+/// kbs K blocks of FMAs against a broadcast per channel and the gradient loads of each register group;
+/// per row block and task, the accumulators loaded and stored per piece and group. Traffic: the src
+/// and ddst rows of a row block come from outside L2 once and are re-read by the thread's tasks as far
+/// as they left L2; the dwei blocks (the thread's share, or its private copy) are read and written per
+/// row block; a minibatch split reduces the private copies at the end.
+constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
+  const KernelGeometry& g = b.in.g;
+  const ConvDesc& d = b.in.desc;
+  const double v = m.vec_per_block, kbs = double(bwd_w_kbs(m)), ch = double(bwd_w_group_channels(m));
+  const double groups = double(div_up(kBlock, int64_t(ch)));
+  const double tasks = double(div_up(g.Kb, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
+  const double row_blocks = double(div_up(g.P, b.rows)), N = double(d.N);
+  // The busiest thread's share of the work.
+  const double items = b.minibatch ? (b.row_split ? N * row_blocks : N) : tasks;
+  const double share = double(div_up(int64_t(items), int64_t(T))) / items;
+  const double fma = 16 * kbs * v, loads = 16 + groups * kbs * v;
+  const double rate = model::fma_rate(m);
+  const double per_pixel = (fma / rate > loads / 1.5 ? fma / rate : loads / 1.5) * double(g.tap_channels) / 16;
+  const double pixels = N * double(g.P * g.Q), pieces = pixels / 64 > N * row_blocks ? pixels / 64 : N * row_blocks;
+  Cost c;
+  // Per piece and register group: the call and loops, the accumulators loaded, added to dwei and
+  // stored (measured: 16 row blocks per image instead of 1 cost about 600 cycles per extra task call
+  // of three groups of 24 accumulators).
+  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v));
+  // Bytes per output row: ddst of all K blocks, src of all reduction blocks (the pixels between the
+  // used ones come along when read in place at stride 2).
+  const double src_px = g.in_px == 2 * kBlock ? 2.0 * double(g.Q) : double(b.in.in.phases * b.in.in.Wph);
+  const double ddst_row = double(g.Kb * g.Q) * model::kLine, src_row = double(g.Cr) * src_px * model::kLine;
+  const double block = double(b.rows) * (ddst_row + src_row), L2 = double(m.l2);
+  const double dwei = double(b.dwei_size) * 4, dwei_mine = b.minibatch ? dwei : dwei / T;
+  // Outside L2: every row block's rows once (the thread's images only with a minibatch split), again
+  // for each further K group or C block of the task order as far as they left L2.
+  const double reread = b.c_outer ? double(g.Cr - 1) * (1 - model::hit(block + dwei_mine, L2)) * ddst_row
+                                  : double(div_up(g.Kb, int64_t(kbs)) - 1) * (1 - model::hit(block + dwei_mine, L2)) * src_row;
+  const double rows_read = (b.minibatch ? share : 1.0) * N * double(g.P) * (ddst_row + src_row + reread);
+  const double total = N * double(g.P) * (ddst_row + src_row);
+  // dwei per row block, read and written, from L2 as far as it stays there with a row block.
+  const double dwei_traffic = 2 * dwei_mine * (b.minibatch ? share * items : N * row_blocks) * (1 - model::hit(dwei_mine + block, L2));
+  const double reduce = b.minibatch ? (T + 1) * dwei / T : 0;
+  c.outer = model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic + reduce, dwei * T, m, b.threads);
+  // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
+  // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
+  // outside), read once as far as a task's rows stay in half of L1.
+  const double kgroups = double(div_up(g.Kb, int64_t(kbs))), reductions = double(g.Cr * g.taps);
+  const double src_task = double(b.rows) * src_px * model::kLine, ddst_task = double(b.rows) * double(g.Q) * kbs * model::kLine;
+  const double half_l1 = double(m.l1) / 2;
+  // Every task also loads and stores its dwei blocks (kbs x 16 x 16 floats) once per row block.
+  const double reuse = 1 - model::hit(src_task + ddst_task, half_l1);
+  const double per_block = (b.c_outer ? reductions * ((1 + (kgroups - 1) * reuse) * src_task + kgroups * ddst_task)
+                                      : kgroups * ((1 + (reductions - 1) * reuse) * ddst_task + reductions * src_task)) +
+                           kgroups * reductions * 2 * kbs * model::kWeightBlock;
+  c.l2 = share * N * row_blocks * per_block / m.bw_l2;
+  return c;
+}
+
+/// Completes a base plan for a strategy and a pixel blocking (`rows` output rows per row block): the
+/// row split, the per-thread buffers and the scratch size.
+constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch, int64_t rows) {
   const KernelGeometry& g = b.in.g;
   const bool folded = b.in.in.mode == InputMode::kFold;
   b.minibatch = minibatch;
+  b.rows = rows;
   b.row_split = minibatch && d.N < b.threads;
   if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
     const int64_t blocks = div_up(g.P, b.rows) * d.N;
@@ -3420,12 +3733,62 @@ constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch) {
   b.scratch = b.work_in + copies * (b.dwei_size + g.Kb * kBlock) + (folded ? b.dwei_size : 0) + g.Kb * kBlock;
 }
 
+/// Cycles of making the working input: phase images (each thread's own, or all first), the dense
+/// copies and folded rows of a folded layer.
+constexpr double bwd_w_input_cost(const BwdWPlan& b, const Machine& m) {
+  const FwdPlan& f = b.in;
+  const ConvDesc& d = f.desc;
+  const double src = src_image_bytes(d, f.in.src_nhwc), N = double(d.N), T = b.threads;
+  if (f.in.mode == InputMode::kDirect) return 0;
+  if (f.in.mode == InputMode::kPhases) {
+    const double image = double(f.g.in_n) * 4;
+    return N / T * model::copy_cycles(src < 2 * image ? src : 2 * image, src * N, image, b.thread_image, m, b.threads);
+  }
+  const double dense = double(f.in.dense_h * f.in.dense_w * d.C) * 4;
+  double c = model::copy_cycles(src, src * N, dense, true, m, b.threads);
+  if (!f.in.fold_in_place) c += double(f.g.P * f.g.Q) * double(d.R * div_up(d.S * d.C, 8) + 2 * f.g.Cr);
+  // Without a minibatch split every thread makes every image's copy (row split: its rows' share).
+  return (b.minibatch ? N / T : N) * c;
+}
+
+/// Plans the weight update for a strategy: the working input (src in place, phase images, or folded
+/// channels for C < 16), the row blocks and the task order, by least modelled cost. False when the strategy cannot
+/// split the work (a minibatch split needs two threads and enough images or row blocks).
+constexpr bool plan_bwd_w(const ConvDesc& d, const PlanContext& ctx, bool minibatch, BwdWPlan& out) {
+  if (minibatch && ctx.threads < 2) return false;
+  const BwdWPlan base = bwd_w_base_plan(d, ctx, false);
+  bool any = false;
+  auto consider = [&](BwdWPlan c) {
+    const int64_t P = c.in.g.P;
+    for (int64_t rows = P;; rows = div_up(rows, 2)) {
+      for (int order = 0; order < 2; ++order) {
+        BwdWPlan t = c;
+        t.c_outer = order == 1;
+        set_strategy(t, d, minibatch, rows);
+        if (t.minibatch && t.row_split && div_up(P, t.rows) * d.N < t.threads) continue;
+        t.cost = bwd_w_cost(t, ctx.machine);
+        t.cost.copy = bwd_w_input_cost(t, ctx.machine);
+        if (!any || t.cost.total() < out.cost.total()) out = t;
+        any = true;
+      }
+      if (rows == 1) break;
+    }
+  };
+  consider(base);
+  if (strided_in_place_fits(d) && base.in.in.mode == InputMode::kPhases) {
+    BwdWPlan s = base;
+    set_strided_in_place(s.in);
+    consider(s);
+  }
+  if (d.C < kBlock && d.R * d.S > 1) consider(bwd_w_base_plan(d, ctx, true));
+  return any;
+}
+
 constexpr const char* bwd_w_invariant_violation(const BwdWPlan& b) {
   const KernelGeometry& g = b.in.g;
   if (b.tasks != g.Kb * g.Cr * g.taps) return "tasks != Kb * Cr * taps";
   if (b.rows < 1 || b.rows > g.P) return "row block out of range";
   if (b.row_split && !b.minibatch) return "row split without the minibatch strategy";
-  if (b.c_outer && g.in_px != 2 * kBlock) return "C blocks outside the K groups without the strided in-place read";
   if (b.thread_image && b.in.in.mode != InputMode::kPhases) return "per-thread image without phases";
   return nullptr;
 }
@@ -3559,13 +3922,11 @@ struct BwdWMinibatch {
   struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    b = bwd_w_base_plan(d, ctx);
-    if (!prefers_minibatch(b, d)) return unimplemented("enough tasks for the threads: task split");
-    set_strategy(b, d, /*minibatch=*/true);
+    if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
   }
@@ -3641,13 +4002,11 @@ struct BwdWTasks {
   struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    b = bwd_w_base_plan(d, ctx);
-    if (prefers_minibatch(b, d)) return unimplemented("too few tasks or small dwei: minibatch split");
-    set_strategy(b, d, /*minibatch=*/false);
+    if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return b.minibatch ? "task split planned as a minibatch split" : bwd_w_invariant_violation(b);
   }
@@ -3696,31 +4055,51 @@ struct FwdDirect {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
 
-  /// Plans every layer (groups == 1) except those whose channels are folded (FwdFold).
+  /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
+  /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
+  /// where the blocks of the plane have that form), phase images copied by each thread for its own
+  /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (fwd_fold)");
-    p = blocked_input_plan(d, ctx.threads);
-    choose_blocking(p.g, p.b, PixelForm::kBlocked, p.in.mode != InputMode::kDirect);
-    // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
-    // other row, instead of a phase copy made before the FMAs, when every block of the plane has a
-    // stride-2 form and all K blocks can run on each pixel block while its input lines are in L1
-    // (one K group: weights within 512 KiB and enough row groups for the threads).
-    if (strided_in_place_fits(d) && !p.b.images_inner && p.g.Kb * p.g.wei_kb * 4 <= int64_t{512} * 1024 &&
-        p.g.N * p.b.p_groups >= 4 * p.b.threads && plane_in(PixelForm::kStride2, p.b.block, p.g.P, p.g.Q, p.g.Kb)) {
-      set_strided_in_place(p);
-      p.b.own_images = false;
-      p.b.kb_group = p.g.Kb;
-    }
-    // Threads that own whole images make each image's phase images in their own buffer right
-    // before computing it, so the copy writes lines already in cache.
-    if (p.in.mode == InputMode::kPhases && p.b.own_images) {
-      p.b.thread_image = true;
-      p.scratch_in = p.b.threads * p.g.in_n;
+    const FwdPlan base = blocked_input_plan(d, ctx.threads);
+    const int T = base.b.threads;
+    bool any = false;
+    auto consider = [&](FwdPlan c, bool own) {
+      const PlannedBlocking pb = best_blocking(c.g, c.form(), fwd_stream_data(c, own), ctx.machine, T, own);
+      if (pb.b.block < 0) return;
+      c.b = pb.b;
+      if (own) {  // each thread copies an image's phase images into its own buffer right before it
+        c.b.thread_image = true;
+        c.scratch_in = T * c.g.in_n;
+      }
+      c.cost = pb.cost;
+      c.cost.copy = copy_cost(c, ctx.machine);
+      if (!any || c.cost.total() < p.cost.total()) p = c;
+      any = true;
+    };
+    if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, true);
+    consider(base, false);
+    if (strided_in_place_fits(d)) {
+      FwdPlan s = base;
+      set_strided_in_place(s);
+      consider(s, false);
     }
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// Cycles of making the phase images (none in place): the src lines they hold are read (at stride 2,
+  /// with the adjacent line of each: at most twice the phase images) and the images written, into L2
+  /// by a thread that owns its images, else out to memory.
+  static constexpr double copy_cost(const FwdPlan& p, const Machine& m) {
+    if (p.in.mode != InputMode::kPhases) return 0;
+    const ConvDesc& d = p.desc;
+    const double image = double(p.g.in_n) * 4, src = src_image_bytes(d);
+    const double read = src < 2 * image ? src : 2 * image;
+    const int T = p.b.threads;
+    const double share = p.b.thread_image ? double(div_up(d.N, T)) : double(d.N) / T;
+    return share * model::copy_cycles(read, src * double(d.N), image, p.b.thread_image, m, T);
+  }
+
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
@@ -3800,31 +4179,76 @@ struct FwdFold {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
 
+  /// Plans layers with C < 16 and R*S > 1; among its arrangements (folded channels read in place
+  /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
+  /// first) and against fwd_direct, the cost model chooses.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (!folds_channels(d)) return unimplemented("folding saves less than a quarter of the reduction");
-    p = fold_plan(d, ctx.threads);
-    p.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // In place when some register block covers the plane in the dense-pixel form.
-    if (fold_in_place_fits(d) && cheapest_block(p.g.P, p.g.Q, p.g.Kb, PixelForm::kDense) >= 0) set_fold_in_place(p);
-    choose_blocking(p.g, p.b, p.form(), /*copy=*/true);
-    if (p.in.fold_in_place) {
-      // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
-      // block while its input rows are in L1; threads that own images copy each into their buffer.
-      p.b.kb_group = p.g.Kb;
-      p.b.thread_image = p.b.own_images;
-      p.scratch_in = (p.b.own_images ? p.b.threads : d.N) * p.g.in_n;
-    } else if (p.b.own_images && p.b.c_chunk == p.g.Cr && p.b.kb_group >= p.g.Kb) {
-      // Each thread folds the rows of a row group just before the group's calls, into a ring of
-      // RB_P rows, so the folded input is written and read in cache (conv1 at N = 16: 8 MiB per image).
-      p.b.ring_rows = p.rb().rb_p;
-      p.ring_size = p.b.ring_rows * p.g.in_row + p.in.dense_h * p.in.dense_w * d.C + kFoldSlack;
-      p.g.in_n = 0;
-      p.scratch_in = p.b.threads * p.ring_size;
+    if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
+    FwdPlan base = fold_plan(d, ctx.threads);
+    base.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
+    const int T = base.b.threads;
+    const bool own = d.N > 1 && d.N >= T;
+    bool any = false;
+    auto consider = [&](FwdPlan c, bool own_images, bool ring) {
+      const PlannedBlocking pb =
+          best_blocking(c.g, c.form(), stream_data(c, own_images, ring), ctx.machine, T, own_images, ring);
+      if (pb.b.block < 0) return;
+      c.b = pb.b;
+      if (c.in.fold_in_place) {  // the dense copies are the working input: one per thread, or per image
+        c.b.thread_image = own_images;
+        c.scratch_in = (own_images ? T : d.N) * c.g.in_n;
+      } else if (ring) {  // each thread folds a row group's rows right before its calls
+        c.b.ring_rows = c.rb().rb_p;
+        c.ring_size = c.b.ring_rows * c.g.in_row + c.in.dense_h * c.in.dense_w * d.C + kFoldSlack;
+        c.g.in_n = 0;
+        c.scratch_in = T * c.ring_size;
+      }
+      c.cost = pb.cost;
+      c.cost.copy = fold_cost(c, ctx.machine);
+      if (!any || c.cost.total() < p.cost.total()) p = c;
+      any = true;
+    };
+    if (fold_in_place_fits(d)) {
+      FwdPlan in_place = base;
+      set_fold_in_place(in_place);
+      if (own) consider(in_place, true, false);
+      consider(in_place, false, false);
     }
+    if (own) consider(base, true, true);
+    consider(base, false, false);
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// The stream model's view of a working input: the dense copies (in place), the ring's rows, or
+  /// every image's folded rows.
+  static constexpr model::StreamData stream_data(const FwdPlan& c, bool own, bool ring) {
+    model::StreamData s = fwd_stream_data(c, own || ring);
+    if (ring) s.image = double(c.g.in_row) * 4 * 2;  // a ring of RB_P rows: 1 to 4 rows
+
+    s.tensor = s.image * double(c.desc.N);
+    return s;
+  }
+
+  /// Cycles of the transforms: each image's dense copy (src read, the copy written into L2 by a thread
+  /// that owns its images, else out to memory) and, unless read in place, its folded rows (R runs of
+  /// S*C floats and Cr blocks stored per output pixel, into the ring or out to memory).
+  static constexpr double fold_cost(const FwdPlan& p, const Machine& m) {
+    const ConvDesc& d = p.desc;
+    const int T = p.b.threads;
+    const bool own = p.b.own_images;
+    const double share = own ? double(div_up(d.N, T)) : double(d.N) / T;
+    const double dense = double(p.in.dense_h * p.in.dense_w * d.C) * 4;
+    double c = model::copy_cycles(src_image_bytes(d, p.in.src_nhwc), src_image_bytes(d, p.in.src_nhwc) * double(d.N),
+                                  dense, own, m, T);
+    if (!p.in.fold_in_place) {
+      const double pixels = double(p.g.P * p.g.Q), rows = double(p.g.Cr) * pixels * model::kLine;
+      c += pixels * double(d.R * div_up(d.S * d.C, 8) + 2 * p.g.Cr) +
+           (p.b.ring_rows > 0 ? rows / m.bw_l2 : model::outer_cycles(2 * rows, 2 * rows * double(d.N), m, T));
+    }
+    return share * c;
+  }
+
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";
@@ -3938,6 +4362,7 @@ using BwdWeightsImpls = std::tuple<BwdWTasks, BwdWMinibatch>;
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -4045,8 +4470,9 @@ class PackedWeights {
 
 /// A convolution whose shape is known at run time. Construction validates the descriptor and the
 /// options (throws Error naming the field; Conv::check answers the same without throwing), then plans
-/// every pass with the implementation of least estimated cost and builds its kernel streams: no code
-/// is generated, it costs microseconds. Every call is const: one Conv may run from several threads at
+/// the forward pass with the implementation of least estimated cost and builds its kernel stream: no
+/// code is generated, it costs microseconds. The training passes are planned the same way on their
+/// first use. Every call is const: one Conv may run from several threads at
 /// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
 class Conv {
  public:
@@ -4069,13 +4495,12 @@ class Conv {
     impl::PlanContext ctx{detail::threads_of(opt_), machine(opt_), any ? SrcLayout::nhwc : opt_.src_layout};
     threads_ = ctx.threads;
     fwd_ = impl::choose<impl::FwdCall, impl::FwdImpls>(d, ctx);
+    if (!fwd_) throw std::logic_error("hwyconv: no implementation planned the layer");
     // `any`: nhwc when the forward implementation reads it itself (planned for nhwc above: a plan
     // that does not read it is the same for nChw16c), else nChw16c.
     layout_ = any ? (fwd_->reads_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c) : opt_.src_layout;
     ctx.src_layout = layout_;
-    bwd_d_ = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(d, ctx);
-    bwd_w_ = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(d, ctx);
-    if (!fwd_ || !bwd_d_ || !bwd_w_) throw std::logic_error("hwyconv: no implementation planned the layer");
+    lazy_->ctx = ctx;
   }
 
   const ConvDesc& desc() const { return desc_; }
@@ -4122,10 +4547,10 @@ class Conv {
         std::copy_n(wei.data(), wei_size(), w.data_.data());
       return w;
     }
-    AlignedBuffer bwd_d(own > 0 ? wei_size() : 0);
-    float* io = own > 0 ? bwd_d.data() : w.data_.data();
+    AlignedBuffer io_buf(own > 0 ? wei_size() : 0);
+    float* io = own > 0 ? io_buf.data() : w.data_.data();
     reorder_weights_bwd_d(wei.first(size_t(wei_size())), std::span<float>(io, size_t(wei_size())));
-    if (own > 0) bwd_d_->pack(io, w.data_.data());
+    if (own > 0) bwd_d().pack(io, w.data_.data());
     return w;
   }
 
@@ -4173,7 +4598,7 @@ class Conv {
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     check_packed(Pass::bwd_d, wei);
     detail::check_backward_data(desc_, ddst, wei.data(), wei.data().size(), "packed", dsrc, post);
-    const bool own = bwd_d_->packed_size() > 0;
+    const bool own = bwd_d().packed_size() > 0;
     run_backward_data(ddst, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, dsrc, post,
                       workspace, wei.data());
   }
@@ -4188,12 +4613,12 @@ class Conv {
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
     impl::BwdWeightsCall c;
-    c.src = blocked_src(src, bwd_w_->reads_nhwc(), ws.data(), Pass::bwd_w);
+    c.src = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
     c.ddst = ddst.data();
     c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
     c.dwei = dwei.data();
     c.dbias = dbias.empty() ? nullptr : dbias.data();
-    bwd_w_->run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
+    bwd_w().run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
@@ -4220,17 +4645,34 @@ class Conv {
   }
 
  private:
+  /// The training passes are planned on their first use (once, thread-safe): an inference user
+  /// pays only for the forward plan.
+  struct Lazy {
+    impl::PlanContext ctx;
+    std::once_flag bwd_d_once, bwd_w_once;
+    std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d;
+    std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w;
+  };
+  const impl::Planned<impl::BwdDataCall>& bwd_d() const {
+    std::call_once(lazy_->bwd_d_once, [&] { lazy_->bwd_d = impl::choose<impl::BwdDataCall, impl::BwdDataImpls>(desc_, lazy_->ctx); });
+    return *lazy_->bwd_d;
+  }
+  const impl::Planned<impl::BwdWeightsCall>& bwd_w() const {
+    std::call_once(lazy_->bwd_w_once, [&] { lazy_->bwd_w = impl::choose<impl::BwdWeightsCall, impl::BwdWeightsImpls>(desc_, lazy_->ctx); });
+    return *lazy_->bwd_w;
+  }
+
   /// The implementation chosen for pass p.
   const impl::PlannedBase& planned(Pass p) const {
     if (p == Pass::fwd) return *fwd_;
-    if (p == Pass::bwd_d) return *bwd_d_;
-    return *bwd_w_;
+    if (p == Pass::bwd_d) return bwd_d();
+    return bwd_w();
   }
   template <class Call>
   const impl::Planned<Call>* holder() const {
     if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
-    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return bwd_d_.get();
-    else return bwd_w_.get();
+    else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return &bwd_d();
+    else return &bwd_w();
   }
 
   static Machine machine(const Options& o) {
@@ -4244,7 +4686,7 @@ class Conv {
   /// Floats of a pass's workspace that hold an nhwc src reordered to nChw16c (src_layout() nhwc,
   /// implementation reading nChw16c).
   int64_t reorder_floats(Pass p) const {
-    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w_->reads_nhwc() : true);
+    const bool nhwc_read = p == Pass::fwd ? fwd_->reads_nhwc() : (p == Pass::bwd_w ? bwd_w().reads_nhwc() : true);
     return layout_ == SrcLayout::nhwc && !nhwc_read ? round_up(dsrc_size(), kAlignSlack) : 0;
   }
 
@@ -4305,7 +4747,7 @@ class Conv {
     c.packed = packed;
     c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
     c.dsrc = dsrc.data();
-    bwd_d_->run(c, ws.data(), opt_.parallel_for);
+    bwd_d().run(c, ws.data(), opt_.parallel_for);
   }
 
   ConvDesc desc_;
@@ -4313,8 +4755,7 @@ class Conv {
   SrcLayout layout_ = SrcLayout::nChw16c;
   int threads_ = 1;
   std::unique_ptr<impl::Planned<impl::FwdCall>> fwd_;
-  std::unique_ptr<impl::Planned<impl::BwdDataCall>> bwd_d_;
-  std::unique_ptr<impl::Planned<impl::BwdWeightsCall>> bwd_w_;
+  std::unique_ptr<Lazy> lazy_ = std::make_unique<Lazy>();
   std::unique_ptr<detail::WorkspacePool> pool_ = std::make_unique<detail::WorkspacePool>();
 };
 

@@ -24,6 +24,7 @@ struct BwdDataCol2imPlan {
   bool per_image = false;
   int64_t col_size = 0;  ///< floats of one image's col [Fb][P][Q][16]
   int64_t col_wei = 0;   ///< floats of the folded weights [Fb][Kb][16][16]
+  Cost cost{};           ///< estimated cycles (plan/model.hpp)
 };
 
 struct BwdDataCol2im {
@@ -32,20 +33,37 @@ struct BwdDataCol2im {
   using Plan = BwdDataCol2imPlan;
   using Streams = RuntimeStream;
 
+  /// Plans layers with C < 16 and R*S > 1 (against bwd_d_phases, the cost model chooses).
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (!folds_channels(d)) return unimplemented("channels are not folded: phases (bwd_d_phases)");
+    if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.per_image = d.N >= b.threads;
     const ConvDesc col(b.per_image ? 1 : d.N, d.K, d.R * d.S * d.C, d.P(), d.Q(), 1, 1);
     b.col = blocked_input_plan(col, b.per_image ? 1 : b.threads);
-    choose_blocking(b.col.g, b.col.b, PixelForm::kBlocked, /*copy=*/false);
+    model::StreamData data = fwd_stream_data(b.col, false);
+    const PlannedBlocking pb = best_blocking(b.col.g, PixelForm::kBlocked, data, ctx.machine, b.col.b.threads, false);
+    b.col.b = pb.b;
     b.col_size = col.Kb() * d.P() * d.Q() * kBlock;
     b.col_wei = b.col.g.Kb * b.col.g.wei_kb;
+    // Per image (each thread its own images, one after the other) or all images split among threads.
+    b.cost = pb.cost;
+    const double images = b.per_image ? double(div_up(d.N, b.threads)) : 1.0;
+    b.cost.compute *= images;
+    b.cost.l2 *= images;
+    b.cost.outer *= images;
+    // col2im: each dsrc element sums its R*S contributions, one scalar add per folded channel and
+    // output pixel, reading col from L2 (per image) or from outside it.
+    const double adds = double(d.N * d.R * d.S * d.C * d.P() * d.Q()) / b.threads;
+    const double col_image = double(b.col_size) * 4, col_all = col_image * double(d.N);
+    const double dsrc = double(d.N * d.Cb() * d.H * d.W) * model::kLine;
+    const double col_read = b.per_image ? images * col_image / ctx.machine.bw_l2
+                                        : model::outer_cycles(col_all, col_all, ctx.machine, b.threads) / b.threads;
+    b.cost.copy = adds + col_read + model::outer_cycles(2 * dsrc, dsrc, ctx.machine, b.threads) / b.threads;
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& b) {
     if (b.col.in.mode != InputMode::kDirect || b.col.g.taps != 1) return "col is a 1x1 convolution read in place";

@@ -40,6 +40,7 @@ struct BwdDataPhasesPlan {
   bool zero_phases = false;  ///< some phase has dsrc pixels but no tap: dsrc is zeroed first
   Taps tap{};             ///< the taps of all phases, phase by phase
   std::array<BwdDataPhase, kMaxTaps> phase{};
+  Cost cost{};            ///< estimated cycles (plan/model.hpp)
 };
 
 struct BwdDataPhases {
@@ -48,8 +49,8 @@ struct BwdDataPhases {
   using Plan = BwdDataPhasesPlan;
   using Streams = std::array<RuntimeStream, kMaxTaps>;
 
+  /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (bwd_d_col2im)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);
@@ -88,15 +89,36 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        ph.b.threads = b.threads;
-        choose_blocking(g, ph.b, PixelForm::kBlocked, /*copy=*/false);
+        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g), ctx.machine, b.threads, false);
+        ph.b = pb.b;
+        b.cost += pb.cost;
         ++b.phases;
       }
     }
+    b.cost.copy = copy_cost(b, ctx.machine);
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// What a phase's stream reads (the padded ddst copy, all K blocks of an image) and writes (its
+  /// part of dsrc).
+  static constexpr model::StreamData stream_data(const KernelGeometry& g) {
+    model::StreamData s;
+    s.image = double(g.in_n) * 4;
+    s.tensor = s.image * double(g.N);
+    s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
+    return s;
+  }
+
+  /// Cycles of the padded ddst copy (none when ddst is read as it is) and of zeroing the dsrc phases
+  /// no tap reaches.
+  static constexpr double copy_cost(const Plan& b, const Machine& m) {
+    const ConvDesc& d = b.desc;
+    const double ddst = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine, dsrc = double(d.N * d.Cb() * d.H * d.W) * model::kLine;
+    const double pad = b.pad.direct ? 0 : model::copy_cycles(ddst, ddst, double(b.pad.floats) * 4, false, m, b.threads);
+    return (pad + (b.zero_phases ? model::outer_cycles(dsrc, dsrc, m, b.threads) : 0)) / b.threads;
+  }
+
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& b) {
     int64_t taps = 0;

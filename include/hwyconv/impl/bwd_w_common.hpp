@@ -47,19 +47,20 @@ struct BwdWPlan {
   bool thread_image = false;
   int64_t work_in = 0;  ///< floats of working input
   int64_t scratch = 0;  ///< floats: working input, private copies, folded dwei, dbias
+  Cost cost{};          ///< estimated cycles (plan/model.hpp)
 };
 
-/// The weight update's working input, tasks and row blocks for d (the strategy is set by the
-/// implementation: set_strategy).
-constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx) {
+/// The weight update's working input (`fold`: folded channels) and tasks for d (the pixel blocking
+/// and the thread partition are chosen by plan_bwd_w).
+constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bool fold) {
   BwdWPlan b{};
   const int threads = ctx.threads < 1 ? 1 : ctx.threads;
-  if (folds_channels(d)) {
+  if (fold) {
     b.in = fold_plan(d, threads);
     b.in.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // The first layer with C * stride_w = kDensePx: src read in place from each image's dense copy,
-    // the S*C channels of a filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei
-    // in the forward's folded layout.
+    // C * stride_w = kDensePx: src read in place from each image's dense copy, the S*C channels of a
+    // filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's
+    // folded layout.
     if (fold_in_place_fits(d)) {
       set_fold_in_place(b.in);
       b.in.g.Cr = div_up(b.in.g.tap_channels, kBlock);
@@ -68,41 +69,85 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx) {
     }
   } else {
     b.in = blocked_input_plan(d, threads);
-    // 1x1 stride 2 without padding: src read in place, every other pixel of every other row, instead
-    // of a copy of its one phase first, when dwei is within 512 KiB (few K groups re-read the strided
-    // src lines).
-    if (strided_in_place_fits(d) && b.in.g.Kb * b.in.g.wei_kb * 4 <= int64_t{512} * 1024) set_strided_in_place(b.in);
   }
   const KernelGeometry& g = b.in.g;
   b.threads = threads;
   b.tasks = g.Kb * g.Cr * g.taps;
   b.dwei_size = g.Kb * g.wei_kb;
-  // Pixels are reduced in blocks of rows: all tasks run over one block of ddst rows (all K blocks)
-  // and the src rows they see, about 1 MiB kept in L2, before the next block. (Read in place at
-  // stride 2, the pixels between the used ones come into cache with them.)
-  const int64_t src_px = g.in_px == 2 * kBlock ? 2 * g.Q : b.in.in.phases * b.in.in.Wph;
-  const int64_t row_bytes = (g.Kb * g.Q + g.Cr * src_px) * kBlock * 4;
-  b.rows = (int64_t{1024} * 1024) / row_bytes;
-  b.rows = b.rows < 1 ? 1 : (b.rows > g.P ? g.P : b.rows);
-  b.c_outer = g.in_px == 2 * kBlock && g.Cr * src_px > g.Kb * g.Q;
   return b;
 }
 
-/// Whether the minibatch split is the better strategy: too few tasks to balance (fewer than 4 per
-/// thread), or every thread can own whole images and the private copies are small (dwei within
-/// 2 MiB); the folded layer with fewer images than threads splits row blocks.
-constexpr bool prefers_minibatch(const BwdWPlan& b, const ConvDesc& d) {
-  const bool few_tasks = b.tasks < 4 * b.threads, small_dwei = b.dwei_size * 4 <= int64_t{2} * 1024 * 1024;
-  const bool folded = b.in.in.mode == InputMode::kFold;
-  const bool row_split = b.threads > 1 && d.N < b.threads && (few_tasks || folded);
-  return b.threads > 1 && (row_split || (d.N >= b.threads && (few_tasks || small_dwei)));
+/// K blocks one weight-update call takes on machine m (kernels/bwd_w-inl.h, kBwdWKbs), and the input
+/// channels of one register group.
+constexpr int64_t bwd_w_kbs(const Machine& m) { return m.vec_per_block == 1 && m.max_pixels >= 24 ? 4 : 1; }
+constexpr int64_t bwd_w_group_channels(const Machine& m) {
+  const int64_t kbs = bwd_w_kbs(m), ch = kbs > 1 ? 24 / kbs : m.max_pixels;
+  return ch < 16 ? ch : 16;
 }
 
-/// Completes a base plan for a strategy: the row split, the per-thread buffers and the scratch size.
-constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch) {
+/// Estimated cycles of a weight-update plan. Compute: per output pixel and task, 16 input channels x
+/// kbs K blocks of FMAs against a broadcast per channel and the gradient loads of each register group;
+/// per row block and task, the accumulators loaded and stored per piece and group. Traffic: the src
+/// and ddst rows of a row block come from outside L2 once and are re-read by the thread's tasks as far
+/// as they left L2; the dwei blocks (the thread's share, or its private copy) are read and written per
+/// row block; a minibatch split reduces the private copies at the end.
+constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
+  const KernelGeometry& g = b.in.g;
+  const ConvDesc& d = b.in.desc;
+  const double v = m.vec_per_block, kbs = double(bwd_w_kbs(m)), ch = double(bwd_w_group_channels(m));
+  const double groups = double(div_up(kBlock, int64_t(ch)));
+  const double tasks = double(div_up(g.Kb, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
+  const double row_blocks = double(div_up(g.P, b.rows)), N = double(d.N);
+  // The busiest thread's share of the work.
+  const double items = b.minibatch ? (b.row_split ? N * row_blocks : N) : tasks;
+  const double share = double(div_up(int64_t(items), int64_t(T))) / items;
+  const double fma = 16 * kbs * v, loads = 16 + groups * kbs * v;
+  const double rate = model::fma_rate(m);
+  const double per_pixel = (fma / rate > loads / 1.5 ? fma / rate : loads / 1.5) * double(g.tap_channels) / 16;
+  const double pixels = N * double(g.P * g.Q), pieces = pixels / 64 > N * row_blocks ? pixels / 64 : N * row_blocks;
+  Cost c;
+  // Per piece and register group: the call and loops, the accumulators loaded, added to dwei and
+  // stored (measured: 16 row blocks per image instead of 1 cost about 600 cycles per extra task call
+  // of three groups of 24 accumulators).
+  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v));
+  // Bytes per output row: ddst of all K blocks, src of all reduction blocks (the pixels between the
+  // used ones come along when read in place at stride 2).
+  const double src_px = g.in_px == 2 * kBlock ? 2.0 * double(g.Q) : double(b.in.in.phases * b.in.in.Wph);
+  const double ddst_row = double(g.Kb * g.Q) * model::kLine, src_row = double(g.Cr) * src_px * model::kLine;
+  const double block = double(b.rows) * (ddst_row + src_row), L2 = double(m.l2);
+  const double dwei = double(b.dwei_size) * 4, dwei_mine = b.minibatch ? dwei : dwei / T;
+  // Outside L2: every row block's rows once (the thread's images only with a minibatch split), again
+  // for each further K group or C block of the task order as far as they left L2.
+  const double reread = b.c_outer ? double(g.Cr - 1) * (1 - model::hit(block + dwei_mine, L2)) * ddst_row
+                                  : double(div_up(g.Kb, int64_t(kbs)) - 1) * (1 - model::hit(block + dwei_mine, L2)) * src_row;
+  const double rows_read = (b.minibatch ? share : 1.0) * N * double(g.P) * (ddst_row + src_row + reread);
+  const double total = N * double(g.P) * (ddst_row + src_row);
+  // dwei per row block, read and written, from L2 as far as it stays there with a row block.
+  const double dwei_traffic = 2 * dwei_mine * (b.minibatch ? share * items : N * row_blocks) * (1 - model::hit(dwei_mine + block, L2));
+  const double reduce = b.minibatch ? (T + 1) * dwei / T : 0;
+  c.outer = model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic + reduce, dwei * T, m, b.threads);
+  // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
+  // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
+  // outside), read once as far as a task's rows stay in half of L1.
+  const double kgroups = double(div_up(g.Kb, int64_t(kbs))), reductions = double(g.Cr * g.taps);
+  const double src_task = double(b.rows) * src_px * model::kLine, ddst_task = double(b.rows) * double(g.Q) * kbs * model::kLine;
+  const double half_l1 = double(m.l1) / 2;
+  // Every task also loads and stores its dwei blocks (kbs x 16 x 16 floats) once per row block.
+  const double reuse = 1 - model::hit(src_task + ddst_task, half_l1);
+  const double per_block = (b.c_outer ? reductions * ((1 + (kgroups - 1) * reuse) * src_task + kgroups * ddst_task)
+                                      : kgroups * ((1 + (reductions - 1) * reuse) * ddst_task + reductions * src_task)) +
+                           kgroups * reductions * 2 * kbs * model::kWeightBlock;
+  c.l2 = share * N * row_blocks * per_block / m.bw_l2;
+  return c;
+}
+
+/// Completes a base plan for a strategy and a pixel blocking (`rows` output rows per row block): the
+/// row split, the per-thread buffers and the scratch size.
+constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch, int64_t rows) {
   const KernelGeometry& g = b.in.g;
   const bool folded = b.in.in.mode == InputMode::kFold;
   b.minibatch = minibatch;
+  b.rows = rows;
   b.row_split = minibatch && d.N < b.threads;
   if (b.row_split) {  // whole row blocks per thread: a multiple of `threads` blocks
     const int64_t blocks = div_up(g.P, b.rows) * d.N;
@@ -119,12 +164,62 @@ constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch) {
   b.scratch = b.work_in + copies * (b.dwei_size + g.Kb * kBlock) + (folded ? b.dwei_size : 0) + g.Kb * kBlock;
 }
 
+/// Cycles of making the working input: phase images (each thread's own, or all first), the dense
+/// copies and folded rows of a folded layer.
+constexpr double bwd_w_input_cost(const BwdWPlan& b, const Machine& m) {
+  const FwdPlan& f = b.in;
+  const ConvDesc& d = f.desc;
+  const double src = src_image_bytes(d, f.in.src_nhwc), N = double(d.N), T = b.threads;
+  if (f.in.mode == InputMode::kDirect) return 0;
+  if (f.in.mode == InputMode::kPhases) {
+    const double image = double(f.g.in_n) * 4;
+    return N / T * model::copy_cycles(src < 2 * image ? src : 2 * image, src * N, image, b.thread_image, m, b.threads);
+  }
+  const double dense = double(f.in.dense_h * f.in.dense_w * d.C) * 4;
+  double c = model::copy_cycles(src, src * N, dense, true, m, b.threads);
+  if (!f.in.fold_in_place) c += double(f.g.P * f.g.Q) * double(d.R * div_up(d.S * d.C, 8) + 2 * f.g.Cr);
+  // Without a minibatch split every thread makes every image's copy (row split: its rows' share).
+  return (b.minibatch ? N / T : N) * c;
+}
+
+/// Plans the weight update for a strategy: the working input (src in place, phase images, or folded
+/// channels for C < 16), the row blocks and the task order, by least modelled cost. False when the strategy cannot
+/// split the work (a minibatch split needs two threads and enough images or row blocks).
+constexpr bool plan_bwd_w(const ConvDesc& d, const PlanContext& ctx, bool minibatch, BwdWPlan& out) {
+  if (minibatch && ctx.threads < 2) return false;
+  const BwdWPlan base = bwd_w_base_plan(d, ctx, false);
+  bool any = false;
+  auto consider = [&](BwdWPlan c) {
+    const int64_t P = c.in.g.P;
+    for (int64_t rows = P;; rows = div_up(rows, 2)) {
+      for (int order = 0; order < 2; ++order) {
+        BwdWPlan t = c;
+        t.c_outer = order == 1;
+        set_strategy(t, d, minibatch, rows);
+        if (t.minibatch && t.row_split && div_up(P, t.rows) * d.N < t.threads) continue;
+        t.cost = bwd_w_cost(t, ctx.machine);
+        t.cost.copy = bwd_w_input_cost(t, ctx.machine);
+        if (!any || t.cost.total() < out.cost.total()) out = t;
+        any = true;
+      }
+      if (rows == 1) break;
+    }
+  };
+  consider(base);
+  if (strided_in_place_fits(d) && base.in.in.mode == InputMode::kPhases) {
+    BwdWPlan s = base;
+    set_strided_in_place(s.in);
+    consider(s);
+  }
+  if (d.C < kBlock && d.R * d.S > 1) consider(bwd_w_base_plan(d, ctx, true));
+  return any;
+}
+
 constexpr const char* bwd_w_invariant_violation(const BwdWPlan& b) {
   const KernelGeometry& g = b.in.g;
   if (b.tasks != g.Kb * g.Cr * g.taps) return "tasks != Kb * Cr * taps";
   if (b.rows < 1 || b.rows > g.P) return "row block out of range";
   if (b.row_split && !b.minibatch) return "row split without the minibatch strategy";
-  if (b.c_outer && g.in_px != 2 * kBlock) return "C blocks outside the K groups without the strided in-place read";
   if (b.thread_image && b.in.in.mode != InputMode::kPhases) return "per-thread image without phases";
   return nullptr;
 }

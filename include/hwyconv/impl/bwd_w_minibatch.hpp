@@ -20,13 +20,11 @@ struct BwdWMinibatch {
   struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    b = bwd_w_base_plan(d, ctx);
-    if (!prefers_minibatch(b, d)) return unimplemented("enough tasks for the threads: task split");
-    set_strategy(b, d, /*minibatch=*/true);
+    if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
   }

@@ -18,13 +18,11 @@ struct BwdWTasks {
   struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    b = bwd_w_base_plan(d, ctx);
-    if (prefers_minibatch(b, d)) return unimplemented("too few tasks or small dwei: minibatch split");
-    set_strategy(b, d, /*minibatch=*/false);
+    if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return b.minibatch ? "task split planned as a minibatch split" : bwd_w_invariant_violation(b);
   }

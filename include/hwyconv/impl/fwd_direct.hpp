@@ -17,31 +17,51 @@ struct FwdDirect {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
 
-  /// Plans every layer (groups == 1) except those whose channels are folded (FwdFold).
+  /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
+  /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
+  /// where the blocks of the plane have that form), phase images copied by each thread for its own
+  /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (folds_channels(d)) return unimplemented("small C with R*S > 1: folded channels (fwd_fold)");
-    p = blocked_input_plan(d, ctx.threads);
-    choose_blocking(p.g, p.b, PixelForm::kBlocked, p.in.mode != InputMode::kDirect);
-    // 1x1 stride 2 without padding: the microkernels read src in place, every other pixel of every
-    // other row, instead of a phase copy made before the FMAs, when every block of the plane has a
-    // stride-2 form and all K blocks can run on each pixel block while its input lines are in L1
-    // (one K group: weights within 512 KiB and enough row groups for the threads).
-    if (strided_in_place_fits(d) && !p.b.images_inner && p.g.Kb * p.g.wei_kb * 4 <= int64_t{512} * 1024 &&
-        p.g.N * p.b.p_groups >= 4 * p.b.threads && plane_in(PixelForm::kStride2, p.b.block, p.g.P, p.g.Q, p.g.Kb)) {
-      set_strided_in_place(p);
-      p.b.own_images = false;
-      p.b.kb_group = p.g.Kb;
-    }
-    // Threads that own whole images make each image's phase images in their own buffer right
-    // before computing it, so the copy writes lines already in cache.
-    if (p.in.mode == InputMode::kPhases && p.b.own_images) {
-      p.b.thread_image = true;
-      p.scratch_in = p.b.threads * p.g.in_n;
+    const FwdPlan base = blocked_input_plan(d, ctx.threads);
+    const int T = base.b.threads;
+    bool any = false;
+    auto consider = [&](FwdPlan c, bool own) {
+      const PlannedBlocking pb = best_blocking(c.g, c.form(), fwd_stream_data(c, own), ctx.machine, T, own);
+      if (pb.b.block < 0) return;
+      c.b = pb.b;
+      if (own) {  // each thread copies an image's phase images into its own buffer right before it
+        c.b.thread_image = true;
+        c.scratch_in = T * c.g.in_n;
+      }
+      c.cost = pb.cost;
+      c.cost.copy = copy_cost(c, ctx.machine);
+      if (!any || c.cost.total() < p.cost.total()) p = c;
+      any = true;
+    };
+    if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, true);
+    consider(base, false);
+    if (strided_in_place_fits(d)) {
+      FwdPlan s = base;
+      set_strided_in_place(s);
+      consider(s, false);
     }
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// Cycles of making the phase images (none in place): the src lines they hold are read (at stride 2,
+  /// with the adjacent line of each: at most twice the phase images) and the images written, into L2
+  /// by a thread that owns its images, else out to memory.
+  static constexpr double copy_cost(const FwdPlan& p, const Machine& m) {
+    if (p.in.mode != InputMode::kPhases) return 0;
+    const ConvDesc& d = p.desc;
+    const double image = double(p.g.in_n) * 4, src = src_image_bytes(d);
+    const double read = src < 2 * image ? src : 2 * image;
+    const int T = p.b.threads;
+    const double share = p.b.thread_image ? double(div_up(d.N, T)) : double(d.N) / T;
+    return share * model::copy_cycles(read, src * double(d.N), image, p.b.thread_image, m, T);
+  }
+
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";

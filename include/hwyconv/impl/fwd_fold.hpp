@@ -21,31 +21,76 @@ struct FwdFold {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
 
+  /// Plans layers with C < 16 and R*S > 1; among its arrangements (folded channels read in place
+  /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
+  /// first) and against fwd_direct, the cost model chooses.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (!folds_channels(d)) return unimplemented("folding saves less than a quarter of the reduction");
-    p = fold_plan(d, ctx.threads);
-    p.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // In place when some register block covers the plane in the dense-pixel form.
-    if (fold_in_place_fits(d) && cheapest_block(p.g.P, p.g.Q, p.g.Kb, PixelForm::kDense) >= 0) set_fold_in_place(p);
-    choose_blocking(p.g, p.b, p.form(), /*copy=*/true);
-    if (p.in.fold_in_place) {
-      // The folded weights are small (R*S*C x 16 floats per K block): all K blocks run on each pixel
-      // block while its input rows are in L1; threads that own images copy each into their buffer.
-      p.b.kb_group = p.g.Kb;
-      p.b.thread_image = p.b.own_images;
-      p.scratch_in = (p.b.own_images ? p.b.threads : d.N) * p.g.in_n;
-    } else if (p.b.own_images && p.b.c_chunk == p.g.Cr && p.b.kb_group >= p.g.Kb) {
-      // Each thread folds the rows of a row group just before the group's calls, into a ring of
-      // RB_P rows, so the folded input is written and read in cache (conv1 at N = 16: 8 MiB per image).
-      p.b.ring_rows = p.rb().rb_p;
-      p.ring_size = p.b.ring_rows * p.g.in_row + p.in.dense_h * p.in.dense_w * d.C + kFoldSlack;
-      p.g.in_n = 0;
-      p.scratch_in = p.b.threads * p.ring_size;
+    if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
+    FwdPlan base = fold_plan(d, ctx.threads);
+    base.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
+    const int T = base.b.threads;
+    const bool own = d.N > 1 && d.N >= T;
+    bool any = false;
+    auto consider = [&](FwdPlan c, bool own_images, bool ring) {
+      const PlannedBlocking pb =
+          best_blocking(c.g, c.form(), stream_data(c, own_images, ring), ctx.machine, T, own_images, ring);
+      if (pb.b.block < 0) return;
+      c.b = pb.b;
+      if (c.in.fold_in_place) {  // the dense copies are the working input: one per thread, or per image
+        c.b.thread_image = own_images;
+        c.scratch_in = (own_images ? T : d.N) * c.g.in_n;
+      } else if (ring) {  // each thread folds a row group's rows right before its calls
+        c.b.ring_rows = c.rb().rb_p;
+        c.ring_size = c.b.ring_rows * c.g.in_row + c.in.dense_h * c.in.dense_w * d.C + kFoldSlack;
+        c.g.in_n = 0;
+        c.scratch_in = T * c.ring_size;
+      }
+      c.cost = pb.cost;
+      c.cost.copy = fold_cost(c, ctx.machine);
+      if (!any || c.cost.total() < p.cost.total()) p = c;
+      any = true;
+    };
+    if (fold_in_place_fits(d)) {
+      FwdPlan in_place = base;
+      set_fold_in_place(in_place);
+      if (own) consider(in_place, true, false);
+      consider(in_place, false, false);
     }
+    if (own) consider(base, true, true);
+    consider(base, false, false);
     return kOk;
   }
 
-  static constexpr double cost(const Plan&, const PlanContext&) { return 0; }
+  /// The stream model's view of a working input: the dense copies (in place), the ring's rows, or
+  /// every image's folded rows.
+  static constexpr model::StreamData stream_data(const FwdPlan& c, bool own, bool ring) {
+    model::StreamData s = fwd_stream_data(c, own || ring);
+    if (ring) s.image = double(c.g.in_row) * 4 * 2;  // a ring of RB_P rows: 1 to 4 rows
+
+    s.tensor = s.image * double(c.desc.N);
+    return s;
+  }
+
+  /// Cycles of the transforms: each image's dense copy (src read, the copy written into L2 by a thread
+  /// that owns its images, else out to memory) and, unless read in place, its folded rows (R runs of
+  /// S*C floats and Cr blocks stored per output pixel, into the ring or out to memory).
+  static constexpr double fold_cost(const FwdPlan& p, const Machine& m) {
+    const ConvDesc& d = p.desc;
+    const int T = p.b.threads;
+    const bool own = p.b.own_images;
+    const double share = own ? double(div_up(d.N, T)) : double(d.N) / T;
+    const double dense = double(p.in.dense_h * p.in.dense_w * d.C) * 4;
+    double c = model::copy_cycles(src_image_bytes(d, p.in.src_nhwc), src_image_bytes(d, p.in.src_nhwc) * double(d.N),
+                                  dense, own, m, T);
+    if (!p.in.fold_in_place) {
+      const double pixels = double(p.g.P * p.g.Q), rows = double(p.g.Cr) * pixels * model::kLine;
+      c += pixels * double(d.R * div_up(d.S * d.C, 8) + 2 * p.g.Cr) +
+           (p.b.ring_rows > 0 ? rows / m.bw_l2 : model::outer_cycles(2 * rows, 2 * rows * double(d.N), m, T));
+    }
+    return share * c;
+  }
+
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";

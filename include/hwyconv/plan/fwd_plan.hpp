@@ -12,6 +12,7 @@
 #include "hwyconv/kernels/variants.hpp"
 #include "hwyconv/plan/blocking.hpp"
 #include "hwyconv/plan/kernel_plan.hpp"
+#include "hwyconv/plan/model.hpp"
 
 namespace hwyconv {
 
@@ -62,6 +63,7 @@ struct FwdPlan {
   int64_t scratch_in = 0;   ///< floats of working input (0 in place), with the kFold dense copies
   int64_t scratch_wei = 0;  ///< floats of folded weights (kFold only)
   int64_t ring_size = 0;    ///< floats per thread of a ring of folded rows and its dense copy
+  Cost cost{};              ///< estimated cycles (plan/model.hpp)
 
   constexpr RegBlock rb() const { return kFwdBlocks[b.block]; }
   /// Form of the microkernels this plan runs.
@@ -69,13 +71,6 @@ struct FwdPlan {
     return in.fold_in_place ? PixelForm::kDense : (g.in_px == 2 * kBlock ? PixelForm::kStride2 : PixelForm::kBlocked);
   }
 };
-
-/// Whether (r, s, c) are worth folding into channels (InputMode::kFold): small C, when that saves at
-/// least a quarter of the reduction padded per tap (C = 3, 7x7: 160 channels instead of 49 x 16).
-constexpr bool folds_channels(const ConvDesc& d) {
-  const int64_t taps = d.R * d.S;
-  return taps > 1 && d.C < kBlock && round_up(taps * d.C, kBlock) * 4 <= taps * round_up(d.C, kBlock) * 3;
-}
 
 namespace plan_detail {
 
@@ -196,6 +191,27 @@ constexpr void set_fold_in_place(FwdPlan& p) {
   p.g.in_px = kDensePx;
   p.g.in_cb = 0;
   p.g.in_n = p.in.dense_h * p.in.dense_w * d.C;
+}
+
+/// Bytes of one image of src in nChw16c (or nhwc, unpadded channels).
+constexpr double src_image_bytes(const ConvDesc& d, bool nhwc = false) {
+  return nhwc ? double(d.H * d.W * d.C) * 4 : double(d.Cb() * d.H * d.W) * model::kLine;
+}
+
+/// What the stream model needs of a forward plan's working input: its bytes per image as the
+/// microkernels bring them into L2 (in place at stride 2, every other line of the rows used, and the
+/// adjacent line the hardware fetches with it: half the image), whether each thread makes its images
+/// in its own buffer right before computing them (`fresh`), and the output.
+constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
+  const ConvDesc& d = p.desc;
+  model::StreamData s;
+  s.image = p.in.mode == InputMode::kDirect ? src_image_bytes(d) / (p.g.in_px == 2 * kBlock ? 2 : 1)
+                                            : double(p.g.in_n) * 4;
+  if (p.b.ring_rows > 0) s.image = double(p.g.Cr * p.g.Q * kBlock * p.b.ring_rows) * 4;
+  s.tensor = s.image * double(d.N);
+  s.fresh = fresh;
+  s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
+  return s;
 }
 
 }  // namespace hwyconv

@@ -18,8 +18,9 @@
 
 namespace hwyconv {
 
-/// Cache sizes (bytes) and register budget the planner models. Defaults: a typical AVX-512 server
-/// core (48 KiB L1D, 1 MiB L2 per core, 32 MiB L3); Machine::host() reads this machine's caches.
+/// Cache sizes (bytes), register budget, FMA rate and bandwidths the planner models. Defaults: a
+/// typical AVX-512 server core (48 KiB L1D, 1 MiB L2 per core, 32 MiB L3, two 512-bit FMAs per cycle);
+/// Machine::host() reads this machine's caches and FMA rate.
 /// A structural type, so that StaticConv can take one as a template argument.
 struct Machine {
   int64_t l1 = int64_t{48} << 10;  ///< L1 data cache per core
@@ -30,6 +31,15 @@ struct Machine {
   /// vectors per 16 channels): accumulators of a register block beyond max_pixels run as sub-blocks.
   int max_pixels = 28;
   int vec_per_block = 1;
+  /// Vector FMAs issued per cycle (two FMA ports), and whether a 512-bit FMA takes both (AMD Zen 4
+  /// runs 512-bit operations as two 256-bit halves: one 16-lane FMA per cycle).
+  double fma_per_cycle = 2;
+  bool half_rate_512 = false;
+  /// Peak bandwidths the cost model charges, in bytes per cycle of one core: L2 into L1 (two lines),
+  /// the last-level cache into L2, memory into L2 (a core's share with every core streaming).
+  double bw_l2 = 128;
+  double bw_l3 = 32;
+  double bw_mem = 16;
 
   /// Bytes of the last-level cache one of `threads` cores may count on.
   constexpr int64_t l3_share(int threads) const {
@@ -38,8 +48,9 @@ struct Machine {
   }
   friend constexpr bool operator==(const Machine&, const Machine&) = default;
 
-  /// This machine's cache sizes (Linux sysfs, macOS sysctl, else x86 cpuid, else the defaults), read
-  /// once; the register budget is left at its default (Conv sets the target's).
+  /// This machine's cache sizes (Linux sysfs, macOS sysctl, else x86 cpuid, else the defaults) and
+  /// FMA rate (x86 cpuid), read once; the register budget is left at its default (Conv sets the
+  /// target's).
   static const Machine& host();
 };
 
@@ -126,6 +137,17 @@ inline bool from_sysctl([[maybe_unused]] Machine& m) {
 #endif
 }
 
+/// x86: whether the CPU runs 512-bit FMAs at half rate (AMD family 19h, Zen 4).
+inline void fma_rate([[maybe_unused]] Machine& m) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541) return;  // "Auth"enticAMD
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+  const unsigned family = ((a >> 8) & 15) + ((a >> 20) & 255);
+  m.half_rate_512 = family == 0x19;
+#endif
+}
+
 /// x86: cpuid's deterministic cache parameters (leaf 4 on Intel, 0x8000001D on AMD).
 inline bool from_cpuid([[maybe_unused]] Machine& m) {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -159,6 +181,7 @@ inline const Machine& Machine::host() {
   static const Machine m = [] {
     Machine h;
     if (!machine_detail::from_sysfs(h) && !machine_detail::from_sysctl(h)) machine_detail::from_cpuid(h);
+    machine_detail::fma_rate(h);
     return h;
   }();
   return m;
