@@ -251,13 +251,68 @@ void print_tables(const Report& rep, std::ostream& os) {
     t.rows.push_back(row);
   }
   t.print(os);
+  print_class_table(rep, os);
+}
+
+std::vector<std::string> layer_classes(const Result& r, double onednn_ms) {
+  const Layer& l = r.layer;
+  std::vector<std::string> c;
+  if (l.ic < 16) c.push_back("first layers (C < 16)");
+  if (l.oh * l.ow <= 64) c.push_back("small maps (P*Q <= 64)");
+  if (l.ic >= 16 && (l.oc % 16 != 0 || l.ic % 16 != 0)) c.push_back("C or K tails (not x16)");
+  if (l.kh != l.kw) c.push_back("asymmetric filters (R != S)");
+  if (l.sh > 1 || l.sw > 1) c.push_back("strides > 1");
+  if (onednn_ms >= 5) c.push_back("large (oneDNN >= 5 ms)");
+  return c;
+}
+
+void print_class_table(const Report& rep, std::ostream& os) {
+  const int h = library_index(rep, "hwyconv"), o = library_index(rep, "oneDNN");
+  if (h < 0) return;
+  // (pass, mb, threads) -> class -> hwyconv/oneDNN ratios; plus each group's layer count.
+  std::map<GroupKey, std::map<std::string, std::vector<double>>> by_class;
+  for (const Result& r : rep.results) {
+    const double o_ms = o >= 0 && r.m[size_t(o)].ran ? r.m[size_t(o)].time.median_ms : kNaN;
+    const GroupKey key{int(r.pass), r.mb, r.threads};
+    by_class[key]["all"].push_back(ratio(rep, r));
+    for (const std::string& c : layer_classes(r, o_ms)) by_class[key][c].push_back(ratio(rep, r));
+  }
+  size_t classes = 0;
+  for (const auto& [key, m] : by_class) classes = std::max(classes, m.size());
+  if (classes <= 2) return;  // one class besides "all": the per-pass table says it
+  os << "\n== geomean ratio per layer class (time oneDNN / time hwyconv, > 1: hwyconv faster; "
+        "layers / worst) ==\n";
+  Table t;
+  t.header = {"pass", "mb", "threads", "class", "layers", "ratio", "worst"};
+  t.left = {true, false, false, true, false, false, false};
+  for (const auto& [key, m] : by_class) {
+    for (const auto& [c, ratios] : m) {
+      double worst = kNaN;
+      for (double x : ratios)
+        if (std::isfinite(x) && !(x >= worst)) worst = x;
+      t.rows.push_back({kPassNames[std::get<0>(key)], std::to_string(std::get<1>(key)),
+                        std::to_string(std::get<2>(key)), c, std::to_string(ratios.size()),
+                        num(geomean(ratios), "%.2f"), num(worst, "%.2f")});
+    }
+    t.rows.push_back({});
+  }
+  t.print(os);
+}
+
+/// The classes of r's layer joined by "; " (oneDNN's time, when it ran, decides "large").
+std::string classes_of(const Report& rep, const Result& r) {
+  const int o = library_index(rep, "oneDNN");
+  std::string s;
+  for (const std::string& c : layer_classes(r, o >= 0 && r.m[size_t(o)].ran ? r.m[size_t(o)].time.median_ms : kNaN))
+    s += (s.empty() ? "" : "; ") + c;
+  return s;
 }
 
 void write_csv(const Report& rep, const std::string& path) {
   std::ofstream f = open_out(path);
   f << "layer,descriptor,pass,mb,threads,library,N,C,K,H,W,R,S,P,Q,stride_h,stride_w,pad_t,pad_l,pad_b,"
        "pad_r,dil_h,dil_w,gflop,median_ms,min_ms,reps,gflops,pct_peak,create_us,rel_err,reference,"
-       "ratio_onednn_over_hwyconv,impl,note\n";
+       "ratio_onednn_over_hwyconv,impl,note,classes\n";
   for (const Result& r : rep.results) {
     const Layer& l = r.layer;
     for (size_t i = 0; i < rep.libraries.size(); ++i) {
@@ -272,7 +327,8 @@ void write_csv(const Report& rep, const std::string& path) {
         << (m.ran ? v(m.time.min_ms) : "") << ',' << (m.ran ? std::to_string(m.time.reps) : "") << ','
         << v(gflops(r, int(i))) << ',' << v(pct_peak(rep, r, int(i))) << ',' << v(m.create_ms * 1e3) << ','
         << v(r.rel_err[i]) << ',' << (r.reference >= 0 ? rep.libraries[size_t(r.reference)] : "") << ','
-        << v(ratio(rep, r)) << ',' << csv_quote(m.impl) << ',' << csv_quote(m.note) << '\n';
+        << v(ratio(rep, r)) << ',' << csv_quote(m.impl) << ',' << csv_quote(m.note) << ','
+        << csv_quote(classes_of(rep, r)) << '\n';
     }
   }
 }

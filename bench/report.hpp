@@ -46,8 +46,15 @@ double pct_peak(const Report& rep, const Result& r, int lib);
 /// Index of the library called `name`, or -1.
 int library_index(const Report& rep, const std::string& name);
 
-/// Prints one aligned table per (pass, mb, threads) with a geomean row, then a geomean summary.
+/// Prints one aligned table per (pass, mb, threads) with a geomean row, then a geomean summary and,
+/// when the layers span several classes, the geomean ratio to oneDNN per layer class.
 void print_tables(const Report& rep, std::ostream& os);
+/// The classes of a layer for the per-class geomeans (a layer may be in several): first layers
+/// (C < 16), small maps (P*Q <= 64), C or K tails (not multiples of 16, C >= 16), asymmetric filters
+/// (R != S), strides > 1, large layers (oneDNN's time at least 5 ms; NaN: unknown).
+std::vector<std::string> layer_classes(const Result& r, double onednn_ms);
+/// The per-class table (see print_tables).
+void print_class_table(const Report& rep, std::ostream& os);
 /// One CSV row per (layer, pass, mb, threads, library).
 void write_csv(const Report& rep, const std::string& path);
 /// The whole report as JSON (machine, options, threads, every figure, geomeans).

@@ -5,8 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <mutex>
 #include <random>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -240,12 +244,12 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   // Threads own whole images: one reused phase-image buffer per thread (N >= threads only).
   CHECK(fwd(ConvDesc(2, 64, 64, 56, 56, 3, 3, 1, 1), 2).b.thread_image);
   CHECK(!fwd(ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1), 2).b.thread_image);
-  // Weights larger than L2 (res5: 9 MiB; res4's 3x3: 2.3 MiB), few pixels: the images run inside the
-  // K groups, so that a K group's weights stay in L2 across the minibatch.
+  // Large weights, few pixels (res5: 9 MiB, 7x7): the images run inside the K groups, so that a K
+  // group's weights stay in L2 across the minibatch.
   CHECK(fwd(ConvDesc(16, 512, 512, 7, 7, 3, 3, 1, 1)).b.images_inner);
-  CHECK(fwd(ConvDesc(16, 256, 256, 14, 14, 3, 3, 1, 1)).b.images_inner);
-  CHECK(!fwd(ConvDesc(1, 512, 512, 7, 7, 3, 3, 1, 1)).b.images_inner);  // one image
-  CHECK(!fwd(ConvDesc(16, 64, 64, 7, 7, 3, 3, 1, 1)).b.images_inner);    // 144 KiB of weights stay in L2
+  CHECK(!fwd(ConvDesc(1, 512, 512, 7, 7, 3, 3, 1, 1)).b.images_inner);    // one image
+  CHECK(!fwd(ConvDesc(16, 256, 256, 14, 14, 3, 3, 1, 1)).b.images_inner);  // 196 pixels
+  CHECK(!fwd(ConvDesc(16, 64, 64, 7, 7, 3, 3, 1, 1)).b.images_inner);      // 144 KiB
 }
 
 }  // namespace hwyconv::test
@@ -366,6 +370,27 @@ TEST_CASE("Conv: threads = 0 partitions for the hardware threads, with or withou
   CHECK(Conv(ConvDesc(1, 3, 16, 32, 32, 7, 7, 2, 3)).preferred_src_layout() == SrcLayout::nhwc);
   CHECK(Conv(d, {.src_layout = SrcLayout::any}).src_layout() == SrcLayout::nChw16c);
   CHECK(Conv(d, {.src_layout = SrcLayout::nhwc}).preferred_src_layout() == SrcLayout::nChw16c);
+}
+
+}  // namespace hwyconv::test
+
+namespace hwyconv::test {
+
+TEST_CASE("ThreadPool: an exception of fn reaches the caller, and the pool stays parallel afterwards") {
+  ThreadPool pool(2);
+  CHECK_THROWS_AS(pool.run(4, [](int64_t i) {
+    if (i == 1) throw std::runtime_error("item 1");
+  }), std::runtime_error);
+  // The calling thread is not left marked as inside a job: the next run uses both threads.
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  for (int rep = 0; rep < 50 && ids.size() < 2; ++rep)
+    pool.run(2, [&](int64_t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      std::lock_guard<std::mutex> lock(mu);
+      ids.insert(std::this_thread::get_id());
+    });
+  CHECK(ids.size() == 2);
 }
 
 }  // namespace hwyconv::test

@@ -1804,6 +1804,8 @@ struct Machine {
   double bw_l2 = 128;
   double bw_l3 = 32;
   double bw_mem = 16;
+  /// Bytes per cycle a core reads of data another core has just written (dirty in that core's caches).
+  double bw_share = 8;
 
   /// Bytes of the last-level cache one of `threads` cores may count on.
   constexpr int64_t l3_share(int threads) const {
@@ -1966,9 +1968,11 @@ inline const Machine& Machine::host() {
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace hwyconv {
@@ -1998,18 +2002,18 @@ class ThreadPool {
   /// How long an idle worker (and a caller waiting for the workers) spins before it sleeps.
   static constexpr int64_t kSpinMicros = 1000;
 
-  /// threads >= 1 (values below are taken as 1).
+  /// threads >= 1 (values below are taken as 1). Throws std::system_error when a thread cannot be
+  /// created, after stopping and joining the ones that were.
   explicit ThreadPool(int threads) : size_(std::max(threads, 1)) {
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_.store(true);
+    try {
+      workers_.reserve(size_t(size_ - 1));
+      for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker(); });
+    } catch (...) {
+      stop_and_join();
+      throw;
     }
-    wake_.notify_all();
-    for (std::thread& t : workers_) t.join();
   }
+  ~ThreadPool() { stop_and_join(); }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -2019,7 +2023,7 @@ class ThreadPool {
   /// Calls fn(i) for i in [0, n) on the pool; returns when all are done.
   void run(int64_t n, const std::function<void(int64_t)>& fn) {
     if (n <= 0) return;
-    if (n == 1 || size_ == 1 || in_job()) {
+    if (n == 1 || size_ == 1 || in_job()) {  // serial: an exception of fn propagates at once
       for (int64_t i = 0; i < n; ++i) fn(i);
       return;
     }
@@ -2039,6 +2043,8 @@ class ThreadPool {
       done_.wait(lock, [this] { return busy_.load() == 0; });
     }
     fn_ = nullptr;
+    // The first exception any call of fn threw (the other calls still ran), on the calling thread.
+    if (std::exception_ptr e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
   }
 
   /// std::thread::hardware_concurrency(), at least 1.
@@ -2067,10 +2073,27 @@ class ThreadPool {
       if (std::chrono::steady_clock::now() > until) return done();
     }
   }
+  /// Runs items until none is left. An exception of fn is kept (the first one) for run() to rethrow;
+  /// the thread's "inside a job" flag is cleared whatever happens.
   void work() {
     in_job() = true;
-    for (int64_t i; (i = next_.fetch_add(1)) < n_;) (*fn_)(i);
+    for (int64_t i; (i = next_.fetch_add(1)) < n_;) {
+      try {
+        (*fn_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
     in_job() = false;
+  }
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_.store(true);
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
   }
   void worker() {
     uint64_t seen = 0;
@@ -2092,7 +2115,8 @@ class ThreadPool {
 
   int size_;
   std::vector<std::thread> workers_;
-  std::mutex mu_, run_mu_;
+  std::mutex mu_, run_mu_, error_mu_;
+  std::exception_ptr error_;
   std::condition_variable wake_, done_;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
@@ -2473,11 +2497,40 @@ struct StreamData {
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
-/// them when it fits, none from twice the capacity on, in between linearly (replacement in current
-/// L2s keeps part of a working set somewhat larger than the cache, unlike a strict LRU).
+/// them up to half the capacity, none from one and a half on, in between linearly (the cache also
+/// holds the other operands, the stack and prefetched lines; replacement in current L2s keeps part
+/// of a working set somewhat larger than the cache, unlike a strict LRU).
 constexpr double hit(double ws, double cap) {
-  const double h = 2 - ws / cap;
+  const double h = 1.5 - ws / cap;
   return h > 1 ? 1 : (h < 0 ? 0 : h);
+}
+
+/// Share of the work (output rows x K blocks) of kernel geometry g that the busiest thread of blocking
+/// b gets, as the kernel stream splits it (stream/kernel_stream.hpp: contiguous ranges of (image,
+/// K group, row group) items, or whole images; the last K group and row group may be partial).
+constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
+  const int64_t groups = b.p_groups, kgroups = div_up(g.Kb, b.kb_group), rb_p = div_up(g.P, groups);
+  const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
+  auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
+  auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };
+  auto kbs_of = [&](int64_t k) { return kbs_before(k + 1) - kbs_before(k); };
+  // Work of items [0, x).
+  auto work = [&](int64_t x) -> double {
+    if (b.images_inner) {  // (K group, image, row group)
+      const int64_t per_kg = g.N * groups, kg = x / per_kg, r = x % per_kg;
+      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg) * ((r / groups) * g.P + rows_before(r % groups)));
+    }
+    const int64_t n = x / per, r = x % per, kg = r / groups;
+    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg) * rows_before(r % groups));
+  };
+  double most = 0;
+  for (int t = 0; t < b.threads; ++t) {
+    const int64_t lo = b.own_images ? g.N * t / b.threads * per : items * t / b.threads;
+    const int64_t hi = b.own_images ? g.N * (t + 1) / b.threads * per : items * (t + 1) / b.threads;
+    const double w = work(hi) - work(lo);
+    most = w > most ? w : most;
+  }
+  return most / double(g.N * g.Kb * g.P);
 }
 
 /// Estimated cycles of running kernel geometry g with blocking b (all threads; the busiest one); w is
@@ -2486,9 +2539,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
                            const Machine& m) {
   const RegBlock rb = kFwdBlocks[b.block];
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
-  const int64_t items = g.N * kgroups * b.p_groups;
-  const int64_t busiest = b.own_images ? div_up(g.N, b.threads) * kgroups * b.p_groups : div_up(items, b.threads);
-  const double share = double(busiest) / double(items), N = double(g.N);
+  const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
   const double steps = double(g.Cr * g.taps * g.tap_channels);
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
@@ -3675,10 +3726,10 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const double per_pixel = (fma / rate > loads / 1.5 ? fma / rate : loads / 1.5) * double(g.tap_channels) / 16;
   const double pixels = N * double(g.P * g.Q), pieces = pixels / 64 > N * row_blocks ? pixels / 64 : N * row_blocks;
   Cost c;
-  // Per piece and register group: the call and loops, the accumulators loaded, added to dwei and
-  // stored (measured: 16 row blocks per image instead of 1 cost about 600 cycles per extra task call
-  // of three groups of 24 accumulators).
-  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v));
+  // Per piece and register group: the loops, the accumulators loaded, added to dwei and stored; per
+  // task call, entering it (measured: 16 row blocks per image instead of 1 cost about 600 cycles per
+  // extra task call of three groups of 24 accumulators).
+  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v) + N * row_blocks * 200);
   // Bytes per output row: ddst of all K blocks, src of all reduction blocks (the pixels between the
   // used ones come along when read in place at stride 2).
   const double src_px = g.in_px == 2 * kBlock ? 2.0 * double(g.Q) : double(b.in.in.phases * b.in.in.Wph);
@@ -3693,8 +3744,13 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const double total = N * double(g.P) * (ddst_row + src_row);
   // dwei per row block, read and written, from L2 as far as it stays there with a row block.
   const double dwei_traffic = 2 * dwei_mine * (b.minibatch ? share * items : N * row_blocks) * (1 - model::hit(dwei_mine + block, L2));
-  const double reduce = b.minibatch ? (T + 1) * dwei / T : 0;
-  c.outer = model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic + reduce, dwei * T, m, b.threads);
+  // The rows stream through the pieces' prefetches: as a kernel stream's traffic, half of it shows.
+  c.outer = model::kStreamExposed *
+            (model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic, dwei * T, m, b.threads));
+  // The reduction of the private copies: each thread sums its share of every copy, most of them dirty
+  // in other cores' caches, and writes the result (measured with two threads: about 0.35 cycles per
+  // byte of dwei, which this charges as three passes over dwei at the cross-core bandwidth).
+  if (b.minibatch) c.copy = 3 * dwei / m.bw_share;
   // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
   // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
   // outside), read once as far as a task's rows stay in half of L1.
@@ -3767,7 +3823,7 @@ constexpr bool plan_bwd_w(const ConvDesc& d, const PlanContext& ctx, bool miniba
         set_strategy(t, d, minibatch, rows);
         if (t.minibatch && t.row_split && div_up(P, t.rows) * d.N < t.threads) continue;
         t.cost = bwd_w_cost(t, ctx.machine);
-        t.cost.copy = bwd_w_input_cost(t, ctx.machine);
+        t.cost.copy += bwd_w_input_cost(t, ctx.machine);
         if (!any || t.cost.total() < out.cost.total()) out = t;
         any = true;
       }

@@ -106,10 +106,10 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const double per_pixel = (fma / rate > loads / 1.5 ? fma / rate : loads / 1.5) * double(g.tap_channels) / 16;
   const double pixels = N * double(g.P * g.Q), pieces = pixels / 64 > N * row_blocks ? pixels / 64 : N * row_blocks;
   Cost c;
-  // Per piece and register group: the call and loops, the accumulators loaded, added to dwei and
-  // stored (measured: 16 row blocks per image instead of 1 cost about 600 cycles per extra task call
-  // of three groups of 24 accumulators).
-  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v));
+  // Per piece and register group: the loops, the accumulators loaded, added to dwei and stored; per
+  // task call, entering it (measured: 16 row blocks per image instead of 1 cost about 600 cycles per
+  // extra task call of three groups of 24 accumulators).
+  c.compute = share * tasks * (pixels * per_pixel + pieces * groups * (50 + 6 * ch * kbs * v) + N * row_blocks * 200);
   // Bytes per output row: ddst of all K blocks, src of all reduction blocks (the pixels between the
   // used ones come along when read in place at stride 2).
   const double src_px = g.in_px == 2 * kBlock ? 2.0 * double(g.Q) : double(b.in.in.phases * b.in.in.Wph);
@@ -124,8 +124,13 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const double total = N * double(g.P) * (ddst_row + src_row);
   // dwei per row block, read and written, from L2 as far as it stays there with a row block.
   const double dwei_traffic = 2 * dwei_mine * (b.minibatch ? share * items : N * row_blocks) * (1 - model::hit(dwei_mine + block, L2));
-  const double reduce = b.minibatch ? (T + 1) * dwei / T : 0;
-  c.outer = model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic + reduce, dwei * T, m, b.threads);
+  // The rows stream through the pieces' prefetches: as a kernel stream's traffic, half of it shows.
+  c.outer = model::kStreamExposed *
+            (model::outer_cycles(rows_read, total, m, b.threads) + model::outer_cycles(dwei_traffic, dwei * T, m, b.threads));
+  // The reduction of the private copies: each thread sums its share of every copy, most of them dirty
+  // in other cores' caches, and writes the result (measured with two threads: about 0.35 cycles per
+  // byte of dwei, which this charges as three passes over dwei at the cross-core bandwidth).
+  if (b.minibatch) c.copy = 3 * dwei / m.bw_share;
   // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
   // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
   // outside), read once as far as a task's rows stay in half of L1.
@@ -198,7 +203,7 @@ constexpr bool plan_bwd_w(const ConvDesc& d, const PlanContext& ctx, bool miniba
         set_strategy(t, d, minibatch, rows);
         if (t.minibatch && t.row_split && div_up(P, t.rows) * d.N < t.threads) continue;
         t.cost = bwd_w_cost(t, ctx.machine);
-        t.cost.copy = bwd_w_input_cost(t, ctx.machine);
+        t.cost.copy += bwd_w_input_cost(t, ctx.machine);
         if (!any || t.cost.total() < out.cost.total()) out = t;
         any = true;
       }

@@ -40,6 +40,8 @@ struct Machine {
   double bw_l2 = 128;
   double bw_l3 = 32;
   double bw_mem = 16;
+  /// Bytes per cycle a core reads of data another core has just written (dirty in that core's caches).
+  double bw_share = 8;
 
   /// Bytes of the last-level cache one of `threads` cores may count on.
   constexpr int64_t l3_share(int threads) const {

@@ -127,11 +127,40 @@ struct StreamData {
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
-/// them when it fits, none from twice the capacity on, in between linearly (replacement in current
-/// L2s keeps part of a working set somewhat larger than the cache, unlike a strict LRU).
+/// them up to half the capacity, none from one and a half on, in between linearly (the cache also
+/// holds the other operands, the stack and prefetched lines; replacement in current L2s keeps part
+/// of a working set somewhat larger than the cache, unlike a strict LRU).
 constexpr double hit(double ws, double cap) {
-  const double h = 2 - ws / cap;
+  const double h = 1.5 - ws / cap;
   return h > 1 ? 1 : (h < 0 ? 0 : h);
+}
+
+/// Share of the work (output rows x K blocks) of kernel geometry g that the busiest thread of blocking
+/// b gets, as the kernel stream splits it (stream/kernel_stream.hpp: contiguous ranges of (image,
+/// K group, row group) items, or whole images; the last K group and row group may be partial).
+constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
+  const int64_t groups = b.p_groups, kgroups = div_up(g.Kb, b.kb_group), rb_p = div_up(g.P, groups);
+  const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
+  auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
+  auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };
+  auto kbs_of = [&](int64_t k) { return kbs_before(k + 1) - kbs_before(k); };
+  // Work of items [0, x).
+  auto work = [&](int64_t x) -> double {
+    if (b.images_inner) {  // (K group, image, row group)
+      const int64_t per_kg = g.N * groups, kg = x / per_kg, r = x % per_kg;
+      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg) * ((r / groups) * g.P + rows_before(r % groups)));
+    }
+    const int64_t n = x / per, r = x % per, kg = r / groups;
+    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg) * rows_before(r % groups));
+  };
+  double most = 0;
+  for (int t = 0; t < b.threads; ++t) {
+    const int64_t lo = b.own_images ? g.N * t / b.threads * per : items * t / b.threads;
+    const int64_t hi = b.own_images ? g.N * (t + 1) / b.threads * per : items * (t + 1) / b.threads;
+    const double w = work(hi) - work(lo);
+    most = w > most ? w : most;
+  }
+  return most / double(g.N * g.Kb * g.P);
 }
 
 /// Estimated cycles of running kernel geometry g with blocking b (all threads; the busiest one); w is
@@ -140,9 +169,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
                            const Machine& m) {
   const RegBlock rb = kFwdBlocks[b.block];
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
-  const int64_t items = g.N * kgroups * b.p_groups;
-  const int64_t busiest = b.own_images ? div_up(g.N, b.threads) * kgroups * b.p_groups : div_up(items, b.threads);
-  const double share = double(busiest) / double(items), N = double(g.N);
+  const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
   const double steps = double(g.Cr * g.taps * g.tap_channels);
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace hwyconv {
@@ -42,18 +44,18 @@ class ThreadPool {
   /// How long an idle worker (and a caller waiting for the workers) spins before it sleeps.
   static constexpr int64_t kSpinMicros = 1000;
 
-  /// threads >= 1 (values below are taken as 1).
+  /// threads >= 1 (values below are taken as 1). Throws std::system_error when a thread cannot be
+  /// created, after stopping and joining the ones that were.
   explicit ThreadPool(int threads) : size_(std::max(threads, 1)) {
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_.store(true);
+    try {
+      workers_.reserve(size_t(size_ - 1));
+      for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker(); });
+    } catch (...) {
+      stop_and_join();
+      throw;
     }
-    wake_.notify_all();
-    for (std::thread& t : workers_) t.join();
   }
+  ~ThreadPool() { stop_and_join(); }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -63,7 +65,7 @@ class ThreadPool {
   /// Calls fn(i) for i in [0, n) on the pool; returns when all are done.
   void run(int64_t n, const std::function<void(int64_t)>& fn) {
     if (n <= 0) return;
-    if (n == 1 || size_ == 1 || in_job()) {
+    if (n == 1 || size_ == 1 || in_job()) {  // serial: an exception of fn propagates at once
       for (int64_t i = 0; i < n; ++i) fn(i);
       return;
     }
@@ -83,6 +85,8 @@ class ThreadPool {
       done_.wait(lock, [this] { return busy_.load() == 0; });
     }
     fn_ = nullptr;
+    // The first exception any call of fn threw (the other calls still ran), on the calling thread.
+    if (std::exception_ptr e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
   }
 
   /// std::thread::hardware_concurrency(), at least 1.
@@ -111,10 +115,27 @@ class ThreadPool {
       if (std::chrono::steady_clock::now() > until) return done();
     }
   }
+  /// Runs items until none is left. An exception of fn is kept (the first one) for run() to rethrow;
+  /// the thread's "inside a job" flag is cleared whatever happens.
   void work() {
     in_job() = true;
-    for (int64_t i; (i = next_.fetch_add(1)) < n_;) (*fn_)(i);
+    for (int64_t i; (i = next_.fetch_add(1)) < n_;) {
+      try {
+        (*fn_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
     in_job() = false;
+  }
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_.store(true);
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
   }
   void worker() {
     uint64_t seen = 0;
@@ -136,7 +157,8 @@ class ThreadPool {
 
   int size_;
   std::vector<std::thread> workers_;
-  std::mutex mu_, run_mu_;
+  std::mutex mu_, run_mu_, error_mu_;
+  std::exception_ptr error_;
   std::condition_variable wake_, done_;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
