@@ -150,7 +150,7 @@ TEST_CASE("stream: every output is finished exactly once and every C block reduc
       check_stream_invariants(fwd_plan(c), fwd_stream(c));
     }
   // A plan with C chunking (C blocks split over several calls) is among them.
-  const Conv chunked(shapes[1], {.threads = 1});
+  const Conv chunked(shapes[1], {.threads = 1, .machine = Machine{}});
   CHECK(fwd_plan(chunked).b.c_chunk < fwd_plan(chunked).g.Cr);
 }
 

@@ -94,6 +94,47 @@ inline float* checked_workspace(std::span<float> ws, int64_t need, std::initiali
   return aligned_part(ws).data();
 }
 
+/// The arguments of a forward call for the implementation (src in the layout it reads; weights
+/// OIhw16i16o or its packed form).
+inline impl::FwdCall fwd_call(const float* src, const float* wei, const float* packed, std::span<const float> bias,
+                              std::span<float> dst, const PostOps& post, unsigned ops) {
+  impl::FwdCall c;
+  c.src = src;
+  c.wei = wei;
+  c.packed = packed;
+  c.bias = bias.empty() ? nullptr : bias.data();
+  c.scale = post.scale.empty() ? nullptr : post.scale.data();
+  c.shift = post.shift.empty() ? nullptr : post.shift.data();
+  c.residual = post.residual.empty() ? nullptr : post.residual.data();
+  c.ops = ops;
+  c.dst = dst.data();
+  return c;
+}
+
+/// The arguments of a backward-data call (weights IOhw16o16i or the packed form).
+inline impl::BwdDataCall bwd_d_call(std::span<const float> ddst, const float* wei, const float* packed,
+                                    std::span<float> dsrc, const BwdPostOps& post) {
+  impl::BwdDataCall c;
+  c.ddst = ddst.data();
+  c.wei = wei;
+  c.packed = packed;
+  c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+  c.dsrc = dsrc.data();
+  return c;
+}
+
+/// The arguments of a weight-update call (src in the layout the implementation reads).
+inline impl::BwdWeightsCall bwd_w_call(const float* src, std::span<const float> ddst, std::span<float> dwei,
+                                       std::span<float> dbias, const BwdPostOps& post) {
+  impl::BwdWeightsCall c;
+  c.src = src;
+  c.ddst = ddst.data();
+  c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+  c.dwei = dwei.data();
+  c.dbias = dbias.empty() ? nullptr : dbias.data();
+  return c;
+}
+
 /// Threads a plan is partitioned for: Options::threads, or hardware_concurrency for 0.
 inline int threads_of(const Options& o) { return o.threads > 0 ? o.threads : ThreadPool::hardware_threads(); }
 
@@ -262,13 +303,9 @@ class Conv {
                         std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
-    impl::BwdWeightsCall c;
-    c.src = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
-    c.ddst = ddst.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dwei = dwei.data();
-    c.dbias = dbias.empty() ? nullptr : dbias.data();
-    bwd_w().run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
+    const float* in = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
+    bwd_w().run(detail::bwd_w_call(in, ddst, dwei, dbias, post), ws.data() + reorder_floats(Pass::bwd_w),
+                opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
@@ -374,30 +411,16 @@ class Conv {
     Scratch ws(*this, Pass::fwd, workspace,
                {{"src", src}, {"bias", bias}, {"dst", dst}, {"residual", post.residual}, {"scale", post.scale},
                 {"shift", post.shift}});
-    impl::FwdCall c;
-    c.src = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
-    c.wei = wei;
-    c.packed = packed;
-    c.bias = bias.empty() ? nullptr : bias.data();
-    c.scale = post.scale.empty() ? nullptr : post.scale.data();
-    c.shift = post.shift.empty() ? nullptr : post.shift.data();
-    c.residual = post.residual.empty() ? nullptr : post.residual.data();
-    c.ops = ops;
-    c.dst = dst.data();
-    fwd_->run(c, ws.data() + reorder_floats(Pass::fwd), opt_.parallel_for);
+    const float* in = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
+    fwd_->run(detail::fwd_call(in, wei, packed, bias, dst, post, ops), ws.data() + reorder_floats(Pass::fwd),
+              opt_.parallel_for);
   }
 
   void run_backward_data(std::span<const float> ddst, const float* wei, const float* packed, std::span<float> dsrc,
                          const BwdPostOps& post, std::span<float> workspace, std::span<const float> wei_span) const {
     Scratch ws(*this, Pass::bwd_d, workspace,
                {{"ddst", ddst}, {"wei_bwd_d", wei_span}, {"dsrc", dsrc}, {"relu_mask", post.relu_mask}});
-    impl::BwdDataCall c;
-    c.ddst = ddst.data();
-    c.wei = wei;
-    c.packed = packed;
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dsrc = dsrc.data();
-    bwd_d().run(c, ws.data(), opt_.parallel_for);
+    bwd_d().run(detail::bwd_d_call(ddst, wei, packed, dsrc, post), ws.data(), opt_.parallel_for);
   }
 
   ConvDesc desc_;
@@ -456,16 +479,8 @@ struct StaticConv {
     float* ws = detail::checked_workspace(workspace, kScratch,
                                           {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
                                            {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
-    impl::FwdCall c;
-    c.src = src.data();
-    c.wei = wei.data();
-    c.bias = bias.empty() ? nullptr : bias.data();
-    c.scale = post.scale.empty() ? nullptr : post.scale.data();
-    c.shift = post.shift.empty() ? nullptr : post.shift.data();
-    c.residual = post.residual.empty() ? nullptr : post.residual.data();
-    c.ops = ops;
-    c.dst = dst.data();
-    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, c, ws, pf);
+    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()},
+                        detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops), ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
@@ -482,12 +497,7 @@ struct StaticConv {
     detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
                                 "IOhw16o16i", dsrc, post);
     thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
-    impl::BwdDataCall c;
-    c.ddst = ddst.data();
-    c.wei = wei_bwd_d.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dsrc = dsrc.data();
-    BwdDataImpl::run(kBwdDataPlan, streams, c, ws.data(), pf);
+    BwdDataImpl::run(kBwdDataPlan, streams, detail::bwd_d_call(ddst, wei_bwd_d.data(), nullptr, dsrc, post), ws.data(), pf);
   }
 
   /// As Conv::backward_weights (workspace: a thread-local buffer).
@@ -495,13 +505,7 @@ struct StaticConv {
                                std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
     detail::check_backward_weights(kDesc, SrcLayout::nChw16c, src, ddst, dwei, dbias, post);
     thread_local AlignedBuffer ws(BwdWeightsImpl::workspace(kBwdWeightsPlan));
-    impl::BwdWeightsCall c;
-    c.src = src.data();
-    c.ddst = ddst.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dwei = dwei.data();
-    c.dbias = dbias.empty() ? nullptr : dbias.data();
-    BwdWeightsImpl::run(kBwdWeightsPlan, {}, c, ws.data(), pf);
+    BwdWeightsImpl::run(kBwdWeightsPlan, {}, detail::bwd_w_call(src.data(), ddst, dwei, dbias, post), ws.data(), pf);
   }
 };
 

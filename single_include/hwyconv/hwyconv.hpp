@@ -3158,6 +3158,21 @@ inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const f
               [&](int64_t i) { transform_input(p, src, work, stage, i); });
 }
 
+/// What the forward implementations share of the implementation interface (impl/impl.hpp): a
+/// FwdPlan, one kernel stream, and run() through I::run_stream (which StaticConv calls with its
+/// constant stream).
+template <class I>
+struct FwdImpl {
+  using Call = FwdCall;
+  using Plan = FwdPlan;
+  using Streams = RuntimeStream;
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    I::run_stream(p, view(s), c, ws, pf);
+  }
+};
+
 /// Blocking of a forward plan in a few words: "rb1x14x2k cc4 kg2" (register block, C chunk, K group)
 /// and the loop-order flags.
 inline std::string describe_blocking(const RegBlock& rb, const Blocking& b) {
@@ -3948,6 +3963,21 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   }
 }
 
+/// What the two weight-update implementations share of the implementation interface (impl/impl.hpp).
+struct BwdWImpl {
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+  static constexpr bool kPrefersNhwc = false;
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+};
+
 /// The end of a weight update: dwei unfolded from the folded channels (kFold), dbias copied out.
 inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWBuffers& buf) {
   if (b.in.in.mode == InputMode::kFold) unfold_weights(b.in, buf.dwei, c.dwei);
@@ -3971,28 +4001,16 @@ inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWB
 
 namespace hwyconv::impl {
 
-struct BwdWMinibatch {
+struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
-  using Call = BwdWeightsCall;
-  using Plan = BwdWPlan;
-  struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
-
-  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
   }
-  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
-  static constexpr int64_t packed_size(const Plan&) { return 0; }
-  static void pack(const Plan&, const float*, float*) {}
-  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
-  static constexpr bool kPrefersNhwc = false;
-  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
-  static Streams make_streams(const Plan&) { return {}; }
 
   static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
     const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);
@@ -4051,28 +4069,16 @@ struct BwdWMinibatch {
 
 namespace hwyconv::impl {
 
-struct BwdWTasks {
+struct BwdWTasks : BwdWImpl {
   static constexpr const char* kName = "bwd_w_tasks";
-  using Call = BwdWeightsCall;
-  using Plan = BwdWPlan;
-  struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
     if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
-
-  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return b.minibatch ? "task split planned as a minibatch split" : bwd_w_invariant_violation(b);
   }
-  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
-  static constexpr int64_t packed_size(const Plan&) { return 0; }
-  static void pack(const Plan&, const float*, float*) {}
-  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
-  static constexpr bool kPrefersNhwc = false;
-  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
-  static Streams make_streams(const Plan&) { return {}; }
 
   /// Every thread runs its range of tasks over all (image, row block) items.
   static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
@@ -4105,11 +4111,8 @@ struct BwdWTasks {
 
 namespace hwyconv::impl {
 
-struct FwdDirect {
+struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
-  using Call = FwdCall;
-  using Plan = FwdPlan;
-  using Streams = RuntimeStream;
 
   /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
   /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
@@ -4155,7 +4158,6 @@ struct FwdDirect {
     return share * model::copy_cycles(read, src * double(d.N), image, p.b.thread_image, m, T);
   }
 
-  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
@@ -4179,14 +4181,8 @@ struct FwdDirect {
     return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
   }
 
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
-
-  /// Workspace: the epilogue's vectors, then the working input (all images, or one per thread).
-  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
-    run_stream(p, view(s), c, ws, pf);
-  }
-
-  /// As run, with the stream given as a view (StaticConv's constant table).
+  /// Runs the plan over a kernel stream (Conv's, or StaticConv's constant table). Workspace: the
+  /// epilogue's vectors, then the working input (all images, or one per thread).
   static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     FwdArgs a = kernel_args(p.g, p.tap.data());
     set_epilogue(p.desc, c, ws, a);
@@ -4229,11 +4225,8 @@ struct FwdDirect {
 
 namespace hwyconv::impl {
 
-struct FwdFold {
+struct FwdFold : FwdImpl<FwdFold> {
   static constexpr const char* kName = "fwd_fold";
-  using Call = FwdCall;
-  using Plan = FwdPlan;
-  using Streams = RuntimeStream;
 
   /// Plans layers with C < 16 and R*S > 1; among its arrangements (folded channels read in place
   /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
@@ -4304,7 +4297,6 @@ struct FwdFold {
     return share * c;
   }
 
-  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";
@@ -4330,12 +4322,8 @@ struct FwdFold {
     return s + " " + describe_blocking(p.rb(), p.b);
   }
 
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
-
-  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
-    run_stream(p, view(s), c, ws, pf);
-  }
-
+  /// Runs the plan over a kernel stream. Workspace: the epilogue's vectors, the working input, the
+  /// folded weights.
   static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     FwdArgs a = kernel_args(p.g, p.tap.data());
     set_epilogue(p.desc, c, ws, a);
@@ -4498,6 +4486,47 @@ inline float* checked_workspace(std::span<float> ws, int64_t need, std::initiali
   check_span("workspace", ws.size(), need, "floats: workspace_size()");
   check_disjoint("workspace", ws, tensors);
   return aligned_part(ws).data();
+}
+
+/// The arguments of a forward call for the implementation (src in the layout it reads; weights
+/// OIhw16i16o or its packed form).
+inline impl::FwdCall fwd_call(const float* src, const float* wei, const float* packed, std::span<const float> bias,
+                              std::span<float> dst, const PostOps& post, unsigned ops) {
+  impl::FwdCall c;
+  c.src = src;
+  c.wei = wei;
+  c.packed = packed;
+  c.bias = bias.empty() ? nullptr : bias.data();
+  c.scale = post.scale.empty() ? nullptr : post.scale.data();
+  c.shift = post.shift.empty() ? nullptr : post.shift.data();
+  c.residual = post.residual.empty() ? nullptr : post.residual.data();
+  c.ops = ops;
+  c.dst = dst.data();
+  return c;
+}
+
+/// The arguments of a backward-data call (weights IOhw16o16i or the packed form).
+inline impl::BwdDataCall bwd_d_call(std::span<const float> ddst, const float* wei, const float* packed,
+                                    std::span<float> dsrc, const BwdPostOps& post) {
+  impl::BwdDataCall c;
+  c.ddst = ddst.data();
+  c.wei = wei;
+  c.packed = packed;
+  c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+  c.dsrc = dsrc.data();
+  return c;
+}
+
+/// The arguments of a weight-update call (src in the layout the implementation reads).
+inline impl::BwdWeightsCall bwd_w_call(const float* src, std::span<const float> ddst, std::span<float> dwei,
+                                       std::span<float> dbias, const BwdPostOps& post) {
+  impl::BwdWeightsCall c;
+  c.src = src;
+  c.ddst = ddst.data();
+  c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
+  c.dwei = dwei.data();
+  c.dbias = dbias.empty() ? nullptr : dbias.data();
+  return c;
 }
 
 /// Threads a plan is partitioned for: Options::threads, or hardware_concurrency for 0.
@@ -4668,13 +4697,9 @@ class Conv {
                         std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
-    impl::BwdWeightsCall c;
-    c.src = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
-    c.ddst = ddst.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dwei = dwei.data();
-    c.dbias = dbias.empty() ? nullptr : dbias.data();
-    bwd_w().run(c, ws.data() + reorder_floats(Pass::bwd_w), opt_.parallel_for);
+    const float* in = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
+    bwd_w().run(detail::bwd_w_call(in, ddst, dwei, dbias, post), ws.data() + reorder_floats(Pass::bwd_w),
+                opt_.parallel_for);
   }
 
   /// Name of the Highway target whose microkernels run on this CPU ("AVX3_DL", "AVX2", ...).
@@ -4780,30 +4805,16 @@ class Conv {
     Scratch ws(*this, Pass::fwd, workspace,
                {{"src", src}, {"bias", bias}, {"dst", dst}, {"residual", post.residual}, {"scale", post.scale},
                 {"shift", post.shift}});
-    impl::FwdCall c;
-    c.src = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
-    c.wei = wei;
-    c.packed = packed;
-    c.bias = bias.empty() ? nullptr : bias.data();
-    c.scale = post.scale.empty() ? nullptr : post.scale.data();
-    c.shift = post.shift.empty() ? nullptr : post.shift.data();
-    c.residual = post.residual.empty() ? nullptr : post.residual.data();
-    c.ops = ops;
-    c.dst = dst.data();
-    fwd_->run(c, ws.data() + reorder_floats(Pass::fwd), opt_.parallel_for);
+    const float* in = blocked_src(src, fwd_->reads_nhwc(), ws.data(), Pass::fwd);
+    fwd_->run(detail::fwd_call(in, wei, packed, bias, dst, post, ops), ws.data() + reorder_floats(Pass::fwd),
+              opt_.parallel_for);
   }
 
   void run_backward_data(std::span<const float> ddst, const float* wei, const float* packed, std::span<float> dsrc,
                          const BwdPostOps& post, std::span<float> workspace, std::span<const float> wei_span) const {
     Scratch ws(*this, Pass::bwd_d, workspace,
                {{"ddst", ddst}, {"wei_bwd_d", wei_span}, {"dsrc", dsrc}, {"relu_mask", post.relu_mask}});
-    impl::BwdDataCall c;
-    c.ddst = ddst.data();
-    c.wei = wei;
-    c.packed = packed;
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dsrc = dsrc.data();
-    bwd_d().run(c, ws.data(), opt_.parallel_for);
+    bwd_d().run(detail::bwd_d_call(ddst, wei, packed, dsrc, post), ws.data(), opt_.parallel_for);
   }
 
   ConvDesc desc_;
@@ -4862,16 +4873,8 @@ struct StaticConv {
     float* ws = detail::checked_workspace(workspace, kScratch,
                                           {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
                                            {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
-    impl::FwdCall c;
-    c.src = src.data();
-    c.wei = wei.data();
-    c.bias = bias.empty() ? nullptr : bias.data();
-    c.scale = post.scale.empty() ? nullptr : post.scale.data();
-    c.shift = post.shift.empty() ? nullptr : post.shift.data();
-    c.residual = post.residual.empty() ? nullptr : post.residual.data();
-    c.ops = ops;
-    c.dst = dst.data();
-    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, c, ws, pf);
+    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()},
+                        detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops), ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
@@ -4888,12 +4891,7 @@ struct StaticConv {
     detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
                                 "IOhw16o16i", dsrc, post);
     thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
-    impl::BwdDataCall c;
-    c.ddst = ddst.data();
-    c.wei = wei_bwd_d.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dsrc = dsrc.data();
-    BwdDataImpl::run(kBwdDataPlan, streams, c, ws.data(), pf);
+    BwdDataImpl::run(kBwdDataPlan, streams, detail::bwd_d_call(ddst, wei_bwd_d.data(), nullptr, dsrc, post), ws.data(), pf);
   }
 
   /// As Conv::backward_weights (workspace: a thread-local buffer).
@@ -4901,13 +4899,7 @@ struct StaticConv {
                                std::span<float> dbias, const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
     detail::check_backward_weights(kDesc, SrcLayout::nChw16c, src, ddst, dwei, dbias, post);
     thread_local AlignedBuffer ws(BwdWeightsImpl::workspace(kBwdWeightsPlan));
-    impl::BwdWeightsCall c;
-    c.src = src.data();
-    c.ddst = ddst.data();
-    c.mask = post.relu_mask.empty() ? nullptr : post.relu_mask.data();
-    c.dwei = dwei.data();
-    c.dbias = dbias.empty() ? nullptr : dbias.data();
-    BwdWeightsImpl::run(kBwdWeightsPlan, {}, c, ws.data(), pf);
+    BwdWeightsImpl::run(kBwdWeightsPlan, {}, detail::bwd_w_call(src.data(), ddst, dwei, dbias, post), ws.data(), pf);
   }
 };
 

@@ -328,6 +328,21 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   }
 }
 
+/// What the two weight-update implementations share of the implementation interface (impl/impl.hpp).
+struct BwdWImpl {
+  using Call = BwdWeightsCall;
+  using Plan = BwdWPlan;
+  struct Streams {};
+  static constexpr bool kPrefersNhwc = false;
+  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
+  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
+  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
+  static Streams make_streams(const Plan&) { return {}; }
+};
+
 /// The end of a weight update: dwei unfolded from the folded channels (kFold), dbias copied out.
 inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWBuffers& buf) {
   if (b.in.in.mode == InputMode::kFold) unfold_weights(b.in, buf.dwei, c.dwei);

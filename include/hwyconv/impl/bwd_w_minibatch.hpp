@@ -13,28 +13,16 @@
 
 namespace hwyconv::impl {
 
-struct BwdWMinibatch {
+struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
-  using Call = BwdWeightsCall;
-  using Plan = BwdWPlan;
-  struct Streams {};
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
-
-  static constexpr double cost(const Plan& b, const PlanContext&) { return b.cost.total(); }
   static constexpr const char* invariant_violation(const Plan& b) {
     return !b.minibatch ? "minibatch split planned as a task split" : bwd_w_invariant_violation(b);
   }
-  static constexpr int64_t workspace(const Plan& b) { return b.scratch; }
-  static constexpr int64_t packed_size(const Plan&) { return 0; }
-  static void pack(const Plan&, const float*, float*) {}
-  static constexpr bool reads_nhwc(const Plan& b) { return b.in.in.src_nhwc; }
-  static constexpr bool kPrefersNhwc = false;
-  static std::string describe(const Plan& b) { return describe_bwd_w(b); }
-  static Streams make_streams(const Plan&) { return {}; }
 
   static void run(const Plan& b, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
     const BwdWBuffers buf = bwd_w_buffers(b, ws, c.dwei);

@@ -101,6 +101,21 @@ inline void run_input_transform(const ParallelFor& pf, const FwdPlan& p, const f
               [&](int64_t i) { transform_input(p, src, work, stage, i); });
 }
 
+/// What the forward implementations share of the implementation interface (impl/impl.hpp): a
+/// FwdPlan, one kernel stream, and run() through I::run_stream (which StaticConv calls with its
+/// constant stream).
+template <class I>
+struct FwdImpl {
+  using Call = FwdCall;
+  using Plan = FwdPlan;
+  using Streams = RuntimeStream;
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    I::run_stream(p, view(s), c, ws, pf);
+  }
+};
+
 /// Blocking of a forward plan in a few words: "rb1x14x2k cc4 kg2" (register block, C chunk, K group)
 /// and the loop-order flags.
 inline std::string describe_blocking(const RegBlock& rb, const Blocking& b) {

@@ -11,11 +11,8 @@
 
 namespace hwyconv::impl {
 
-struct FwdDirect {
+struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
-  using Call = FwdCall;
-  using Plan = FwdPlan;
-  using Streams = RuntimeStream;
 
   /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
   /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
@@ -61,7 +58,6 @@ struct FwdDirect {
     return share * model::copy_cycles(read, src * double(d.N), image, p.b.thread_image, m, T);
   }
 
-  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
@@ -85,14 +81,8 @@ struct FwdDirect {
     return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
   }
 
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
-
-  /// Workspace: the epilogue's vectors, then the working input (all images, or one per thread).
-  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
-    run_stream(p, view(s), c, ws, pf);
-  }
-
-  /// As run, with the stream given as a view (StaticConv's constant table).
+  /// Runs the plan over a kernel stream (Conv's, or StaticConv's constant table). Workspace: the
+  /// epilogue's vectors, then the working input (all images, or one per thread).
   static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     FwdArgs a = kernel_args(p.g, p.tap.data());
     set_epilogue(p.desc, c, ws, a);

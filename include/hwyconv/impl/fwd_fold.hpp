@@ -15,11 +15,8 @@
 
 namespace hwyconv::impl {
 
-struct FwdFold {
+struct FwdFold : FwdImpl<FwdFold> {
   static constexpr const char* kName = "fwd_fold";
-  using Call = FwdCall;
-  using Plan = FwdPlan;
-  using Streams = RuntimeStream;
 
   /// Plans layers with C < 16 and R*S > 1; among its arrangements (folded channels read in place
   /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
@@ -90,7 +87,6 @@ struct FwdFold {
     return share * c;
   }
 
-  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode != InputMode::kFold) return "fwd_fold plans a folded input";
@@ -116,12 +112,8 @@ struct FwdFold {
     return s + " " + describe_blocking(p.rb(), p.b);
   }
 
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
-
-  static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
-    run_stream(p, view(s), c, ws, pf);
-  }
-
+  /// Runs the plan over a kernel stream. Workspace: the epilogue's vectors, the working input, the
+  /// folded weights.
   static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     FwdArgs a = kernel_args(p.g, p.tap.data());
     set_epilogue(p.desc, c, ws, a);
