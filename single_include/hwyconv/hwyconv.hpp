@@ -3223,21 +3223,24 @@ struct PaddedDdst {
 /// rows, so that each phase is an unpadded stride-1 convolution over the copy.
 constexpr PaddedDdst padded_ddst(const ConvDesc& d) {
   const int64_t P = d.P(), Q = d.Q();
-  int64_t lo_h = 0, hi_h = P, lo_w = 0, hi_w = Q;  // ddst rows/cols read: [lo, hi)
-  for (int64_t a = 0; a < d.stride_h && a < d.H; ++a)
-    for (int64_t r = 0; r < d.R; ++r)
-      if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r)) {
-        const int64_t off = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r), rows = div_up(d.H - a, d.stride_h);
-        lo_h = off < lo_h ? off : lo_h;
-        hi_h = off + rows > hi_h ? off + rows : hi_h;
-      }
-  for (int64_t a = 0; a < d.stride_w && a < d.W; ++a)
-    for (int64_t s = 0; s < d.S; ++s)
-      if (phase_hits(d.pad_l, d.dil_w, d.stride_w, a, s)) {
-        const int64_t off = phase_offset(d.pad_l, d.dil_w, d.stride_w, a, s), cols = div_up(d.W - a, d.stride_w);
-        lo_w = off < lo_w ? off : lo_w;
-        hi_w = off + cols > hi_w ? off + cols : hi_w;
-      }
+  // ddst rows (columns) read along one dimension, [lo, hi): every tap offset of every phase with
+  // input rows (columns), out = P (Q).
+  struct Range {
+    int64_t lo, hi;
+  };
+  auto extent = [](int64_t size, int64_t out, int64_t taps, int64_t pad, int64_t dil, int64_t stride) {
+    Range e{0, out};
+    for (int64_t a = 0; a < stride && a < size; ++a)
+      for (int64_t r = 0; r < taps; ++r)
+        if (phase_hits(pad, dil, stride, a, r)) {
+          const int64_t off = phase_offset(pad, dil, stride, a, r), rows = div_up(size - a, stride);
+          e.lo = off < e.lo ? off : e.lo;
+          e.hi = off + rows > e.hi ? off + rows : e.hi;
+        }
+    return e;
+  };
+  const Range h = extent(d.H, P, d.R, d.pad_t, d.dil_h, d.stride_h), w = extent(d.W, Q, d.S, d.pad_l, d.dil_w, d.stride_w);
+  const int64_t lo_h = h.lo, hi_h = h.hi, lo_w = w.lo, hi_w = w.hi;
   PaddedDdst p;
   p.pad_h = -lo_h;
   p.pad_w = -lo_w;
