@@ -134,24 +134,60 @@ void check_stream_invariants(const FwdPlan& fp, const RuntimeStream& s) {
         }
     }
   }
+  // A call skips a tap only when it reads padding for every pixel of the call, and runs the others.
+  const int64_t rows = p.taps / p.tap_cols;
+  int64_t wrong = 0;
+  for (const StreamEntry& e : s.entries) {
+    const RegBlock rb = kFwdBlocks[e.block];
+    const int64_t pix = e.out_off / kBlock % (p.P * p.Q), py = pix / p.Q, qx = pix % p.Q;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t off = fp.tap[size_t(i * p.tap_cols)].row;
+      bool reads = false;
+      for (int64_t y = py; y < py + rb.rb_p; ++y) reads |= y * p.row_step + off >= 0 && y * p.row_step + off < p.src_rows;
+      wrong += reads != (i >= e.tap_r0 && i < e.tap_r1);
+    }
+    for (int64_t j = 0; j < p.tap_cols; ++j) {
+      const int64_t off = fp.tap[size_t(j)].col;
+      bool reads = false;
+      for (int64_t x = qx; x < qx + rb.rb_q; ++x) reads |= x * p.col_step + off >= 0 && x * p.col_step + off < p.src_cols;
+      wrong += reads != (j >= e.tap_s0 && j < e.tap_s1);
+    }
+  }
+  CHECK(wrong == 0);
+  if (fp.b.overlap) {
+    // A row's last block moved back over the one before (Blocking::overlap): each call is a whole
+    // reduction, so a pixel two calls cover is computed twice, the same way; none is missed.
+    for (const StreamEntry& e : s.entries)
+      CHECK((e.flags & StreamEntry::kFirst && e.flags & StreamEntry::kLast && e.c_blocks == p.Cr));
+    CHECK(std::count(finished.begin(), finished.end(), 0) == 0);
+    CHECK(std::count_if(finished.begin(), finished.end(), [](int f) { return f > 2; }) == 0);
+    if (p.Q % kFwdBlocks[fp.b.block].rb_q != 0) CHECK(std::count(finished.begin(), finished.end(), 2) > 0);
+    return;
+  }
   CHECK(std::count(finished.begin(), finished.end(), 1) == pixels);
   CHECK(std::count(started.begin(), started.end(), 1) == pixels);
   CHECK(std::count(reduced.begin(), reduced.end(), 1) == pixels * p.Cr);
 }
 
 TEST_CASE("stream: every output is finished exactly once and every C block reduced once") {
+  // Among them: taps that read only padding for a whole call (a 1x1 map with a 3x3 filter, a dilated
+  // 3x3 whose outer taps leave a 9x9 map), skipped per call; folded channels read in place with rows
+  // of 16 and 33 pixels (the last block of a row moved back).
   const ConvDesc shapes[] = {
       ConvDesc(1, 64, 64, 56, 56, 3, 3, 1, 1),  ConvDesc(2, 600, 40, 9, 13, 3, 3, 2, 1),
       ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(3, 17, 33, 7, 7, 1, 1),
-      ConvDesc(1, 2048, 512, 7, 7, 1, 1),        ConvDesc(1, 1, 1, 1, 1, 1, 1)};
+      ConvDesc(1, 2048, 512, 7, 7, 1, 1),        ConvDesc(1, 1, 1, 1, 1, 1, 1),
+      ConvDesc(1, 40, 36, 1, 1, 3, 3, 1, 1),    ConvDesc(2, 24, 20, 9, 9, 3, 3, 1, 6).with_dilation(6, 6),
+      ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3),   ConvDesc(1, 3, 24, 12, 33, 5, 5, 1, 2)};
   for (const ConvDesc& d : shapes)
     for (int threads : {1, 2, 5}) {
       const Conv c(d, {.threads = threads});
       check_stream_invariants(fwd_plan(c), fwd_stream(c));
     }
-  // A plan with C chunking (C blocks split over several calls) is among them.
+  // A plan with C chunking (C blocks split over several calls) is among them, and one with overlap.
   const Conv chunked(shapes[1], {.threads = 1, .machine = Machine{}});
   CHECK(fwd_plan(chunked).b.c_chunk < fwd_plan(chunked).g.Cr);
+  CHECK(fwd_plan(Conv(shapes[9], {.threads = 1, .machine = Machine{}})).b.overlap);
 }
 
 namespace {
@@ -215,19 +251,19 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   const RegBlock rb7 = fwd(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
   CHECK(rb7.pixels() * rb7.kbs == 21);
   CHECK(fwd(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
-  // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks) as the weight update of a layer with
-  // C = 3 at stride 1 sees them; the forward reads the 7 runs of 21 folded channels in place (one tap
-  // per filter row).
+  // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks); the forward reads the 7 runs of 21
+  // folded channels in place (one tap per filter row), pixels stride_w * C = 6 floats apart.
   const FwdPlan c1 = fwd(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3));
-  CHECK(bwd_w(ConvDesc(1, 3, 64, 224, 224, 7, 7, 1, 3)).in.g.Cr == 10);
   CHECK((c1.in.fold_in_place && c1.g.Cr == 1 && c1.g.taps == 7 && c1.g.tap_channels == 21 && c1.g.in_px == 6));
   CHECK(c1.g.wei_kb == 160 * kBlock);
   // The weight update reads them in place too, as 2 blocks (16 + 5) of each row's 21 channels;
-  // C = 3 at stride 1 (3 floats between pixels) keeps the folded rows.
+  // C = 3 at stride 1 reads pixels 3 floats apart.
   const FwdPlan w1 = bwd_w(ConvDesc(16, 3, 64, 224, 224, 7, 7, 2, 3)).in;
   CHECK((w1.in.fold_in_place && w1.g.Cr == 2 && w1.g.taps == 7 && w1.g.in_cb == kBlock && w1.g.wei_kb == 160 * kBlock));
-  CHECK(!bwd_w(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).in.in.fold_in_place);
-  CHECK(!fwd(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2)).in.fold_in_place);
+  const FwdPlan w3 = bwd_w(ConvDesc(1, 3, 64, 224, 224, 7, 7, 1, 3)).in;
+  CHECK((w3.in.fold_in_place && w3.g.Cr == 2 && w3.g.in_px == 3));
+  const FwdPlan f3 = fwd(ConvDesc(1, 3, 16, 32, 32, 5, 5, 1, 2));
+  CHECK((f3.in.fold_in_place && f3.g.in_px == 3 && f3.g.tap_channels == 15));
   // The weight update of 1x1 stride 2 reads src in place while dwei is within 512 KiB.
   const FwdPlan u2 = bwd_w(ConvDesc(16, 256, 128, 56, 56, 1, 1, 2, 0)).in;
   CHECK((u2.in.mode == InputMode::kDirect && u2.g.in_px == 2 * kBlock && u2.g.in_row == 2 * 56 * kBlock));

@@ -111,10 +111,16 @@ std::vector<ConvDesc> training_shapes() {
       ConvDesc(2, 21, 18, 10, 9, 4, 2, 1, 0).with_stride(2, 1).with_pad(3, 1, 0, 0),
       // K blocks 7 and 5: weight-update calls of 4 K blocks followed by one of 3 and of 1.
       ConvDesc(1, 40, 112, 9, 9, 3, 3, 1, 1), ConvDesc(2, 24, 80, 8, 8, 1, 1),
-      // Folded channels read in place by the weight update (C * stride_w = 6): 3 K blocks (channel
-      // groups that read past a filter row's run), rows at stride 1, C = 6 at stride 1.
+      // Folded channels read in place by the weight update (pixels stride_w * C floats apart): 3 K
+      // blocks (channel groups that read past a filter row's run), rows at stride 1, C = 6, 3 and 1
+      // at stride 1.
       ConvDesc(2, 3, 40, 23, 30, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
-      ConvDesc(1, 6, 20, 9, 12, 3, 3, 1, 1),
+      ConvDesc(1, 6, 20, 9, 12, 3, 3, 1, 1), ConvDesc(1, 3, 24, 20, 33, 3, 3, 1, 1),
+      ConvDesc(2, 1, 16, 15, 17, 5, 5, 1, 2),
+      // Taps that read only padding, skipped: a 1x1 map with a 3x3 filter, a 3x3 dilated by 6 on a
+      // 9x9 map (each output sees at most two of three rows and columns of taps), 5x5 maps at stride 2.
+      ConvDesc(2, 20, 36, 1, 1, 3, 3, 1, 1), ConvDesc(1, 24, 20, 9, 9, 3, 3, 1, 6).with_dilation(6, 6),
+      ConvDesc(2, 18, 30, 5, 5, 3, 3, 2, 1),
   };
 }
 

@@ -104,14 +104,14 @@ TEST_CASE("fwd: ResNet-50 layers (reduced H, W) match the reference on every tar
 
 TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   static std::vector<std::unique_ptr<FwdProblem>> cache;
-  const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3)}, 7, cache);
+  const auto& pbs = problems({ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(2, 3, 20, 33, 23, 7, 7, 2, 3)}, 7, cache);
   const Conv c0(pbs[0]->d, {.threads = 1, .machine = Machine{}}), c1(pbs[1]->d, {.threads = 1, .machine = Machine{}});
   const Conv c1t2(pbs[1]->d, {.threads = 2, .machine = Machine{}});
   CHECK(fwd_plan(c0).in.mode == InputMode::kFold);
   // Q = 112: the folded channels are read in place from the dense copy (WorkingInput::fold_in_place).
   CHECK(fwd_plan(c0).in.fold_in_place);
-  // Q = 16 has no block of that form: N = 2, each thread folds rows into its ring right before
-  // computing them (Blocking::ring_rows).
+  // Q = 12 is narrower than every block of that form: N = 2, each thread folds rows into its ring
+  // right before computing them (Blocking::ring_rows).
   CHECK(!fwd_plan(c1).in.fold_in_place);
   CHECK(fwd_plan(c1).b.ring_rows > 0);
   CHECK(fwd_plan(c1t2).b.ring_rows > 0);
@@ -120,14 +120,18 @@ TEST_CASE("fwd: first layer 7x7 stride 2, C = 3 (folded path) at full size") {
   });
 }
 
-TEST_CASE("fwd: folded channels read in place (C * stride_w = 6) on every target and thread count") {
+TEST_CASE("fwd: folded channels read in place (pixels stride_w * C floats apart) on every target and thread count") {
   // Q = 28: 1x14 x 2 K blocks, and K = 40 leaves one K block to the 1x14 form; N = 2 makes each
   // thread copy its image into its own buffer (thread_image), N = 1 copies every image first.
-  // Asymmetric padding, a stride of 1 over rows (in_row of one dense row), C = 6 at stride 1.
+  // Asymmetric padding, a stride of 1 over rows (in_row of one dense row), C = 6 at stride 1; Q = 16
+  // and Q = 33 end each row with a block moved back over the one before; C = 3 and C = 1 at stride 1,
+  // C = 2 at stride 3.
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   const auto& pbs = problems({ConvDesc(2, 3, 40, 55, 56, 7, 7, 2, 0).with_pad(3, 2, 2, 3),
                               ConvDesc(1, 3, 32, 20, 55, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
-                              ConvDesc(2, 6, 16, 9, 16, 3, 3, 1, 0)},
+                              ConvDesc(2, 6, 16, 9, 16, 3, 3, 1, 0), ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3),
+                              ConvDesc(1, 3, 24, 12, 33, 5, 5, 1, 2), ConvDesc(2, 1, 32, 17, 30, 3, 3, 1, 1),
+                              ConvDesc(1, 2, 16, 20, 83, 4, 4, 3, 1)},
                              61, cache);
   for (const auto& pb : pbs) {
     INFO(describe(pb->d));

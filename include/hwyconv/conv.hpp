@@ -457,8 +457,9 @@ struct StaticConv {
   }
   static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
   static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b);
-  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b);
+  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b, kPlan.tap.data());
+  static constexpr StaticStream<kCalls, kThreads> kStream =
+      make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b, kPlan.tap.data());
   static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
   /// Workspace floats forward() needs (see the overload taking a workspace).
   static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;

@@ -257,16 +257,21 @@ inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
 inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
 #endif
 
-/// Blocks also compiled for reading the folded channels of the first layer in place (FwdPlan::
-/// fold_in_place): input pixels kDensePx floats apart in the dense H x W x C copy of an image, where
-/// the S*C folded channels of one filter row are the S*C floats from the pixel's first column on.
-/// kDensePx = stride_w * C = 6: C = 3 at stride 2 (ImageNet's 7x7 first layer, Q = 112).
-inline constexpr int64_t kDensePx = 6;
+/// Blocks also compiled for reading the folded channels of the first layer in place (fold_in_place):
+/// input pixels a run-time number of floats apart (FwdArgs::in_px = stride_w * C) in the dense
+/// H x W x C copy of an image, where the S*C folded channels of one filter row are the S*C floats from
+/// the pixel's first column on. A row whose width is not a multiple of the block's is covered with its
+/// last block moved back to end at the row's end (overlapping the one before: both compute the same
+/// outputs, and the whole reduction is one call).
 #ifdef HWYCONV_SMALL_BLOCKS
 inline constexpr RegBlock kDenseBlocks[] = {{1, 16}, {1, 8}};
 #else
 inline constexpr RegBlock kDenseBlocks[] = {{1, 14, 2}, {1, 14}};
 #endif
+
+/// The pixel form template argument of the dense microkernels (input pixels FwdArgs::in_px floats
+/// apart, FwdArgs::tap_channels channels per tap), where the blocked forms take 16 or 32.
+inline constexpr size_t kDenseForm = 0;
 
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {
@@ -340,15 +345,53 @@ constexpr int find_epilogue(unsigned ops) {
 namespace hwyconv {
 
 /// One filter tap as the microkernel sees it: where it reads in the working input (relative to the
-/// output pixel's position) and in the weights (relative to the reduction block), in floats.
+/// output pixel's position) and in the weights (relative to the reduction block), in floats; and
+/// where it reads in the unpadded source, in rows and columns relative to the output pixel (p, q):
+/// source row p * row_step + row, column q * col_step + col (KernelGeometry). A tap whose source row
+/// or column lies outside the source for every pixel of a call reads only padding and is skipped.
 struct Tap {
   int64_t in_off = 0;
   int64_t w_off = 0;
+  int32_t row = 0, col = 0;
   friend constexpr bool operator==(const Tap&, const Tap&) = default;
 };
 
 /// The taps of a plan (R*S at most).
 using Taps = std::array<Tap, kMaxTaps>;
+
+/// A source extent no tap leaves (KernelGeometry::src_rows, src_cols).
+inline constexpr int64_t kUnbounded = int64_t{1} << 40;
+
+/// A range [first, last) of taps or outputs.
+struct TapRange {
+  int64_t first = 0, last = 0;
+};
+
+/// The outputs [first, last) of [0, out) for which a tap at source offset `off` reads the source:
+/// 0 <= p * step + off < src.
+constexpr TapRange valid_outputs(int64_t off, int64_t step, int64_t src, int64_t out) {
+  const int64_t lo = off >= 0 ? 0 : (-off + step - 1) / step;
+  const int64_t hi = src - 1 - off < 0 ? 0 : (src - 1 - off) / step + 1;
+  TapRange r{lo, hi < out ? hi : out};
+  if (r.last < r.first) r.last = r.first;
+  return r;
+}
+
+/// The taps of a grid's rows [first, last) (or columns) that read some source row (column) for the
+/// outputs [p, p + n): offsets off(i) = the Tap::row (col) of grid row (column) i, monotonic in i.
+template <class Off>
+constexpr TapRange valid_taps(int64_t count, Off&& off, int64_t p, int64_t n, int64_t step, int64_t src) {
+  TapRange r{count, 0};
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t o = off(i);
+    if ((p + n - 1) * step + o >= 0 && p * step + o < src) {
+      r.first = i < r.first ? i : r.first;
+      r.last = i + 1;
+    }
+  }
+  if (r.last == 0) r.first = 0;
+  return r;
+}
 
 /// Geometry of the convolution the forward microkernels run: N images of P x Q outputs in Kb blocks of
 /// 16 channels, each reducing Cr blocks x taps x tap_channels inputs. Offsets and strides in floats.
@@ -359,12 +402,34 @@ struct KernelGeometry {
   int64_t N = 0, P = 0, Q = 0;
   int64_t Cr = 0, Kb = 0;
   int64_t taps = 0;
+  /// The taps form a grid of taps / tap_cols rows x tap_cols columns (tap i * tap_cols + j); row i's
+  /// taps share Tap::row, column j's Tap::col.
+  int64_t tap_cols = 1;
+  /// The unpadded source the taps' rows and columns refer to (Tap), and the output pixel's step in it.
+  /// Unbounded (kUnbounded): no tap is ever skipped.
+  int64_t src_rows = kUnbounded, src_cols = kUnbounded, row_step = 1, col_step = 1;
   int64_t tap_channels = kBlock;  ///< channels one tap reduces per block: 16, or S*C (folded, in place)
   int64_t in_row = 0, in_cb = 0, in_n = 0, in_px = kBlock;
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0, out_px = kBlock, out_base = 0;
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
+
+/// The share of (output pixel, tap) pairs of geometry g whose tap reads the source: the taps the
+/// microkernels run (StreamEntry's tap ranges skip the others, per call).
+constexpr double tap_fraction(const KernelGeometry& g, const Tap* taps) {
+  const int64_t rows = g.taps / g.tap_cols;
+  double fr = 0, fc = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, g.P);
+    fr += double(v.last - v.first);
+  }
+  for (int64_t j = 0; j < g.tap_cols; ++j) {
+    const TapRange v = valid_outputs(taps[j].col, g.col_step, g.src_cols, g.Q);
+    fc += double(v.last - v.first);
+  }
+  return fr / double(rows * g.P) * (fc / double(g.tap_cols * g.Q));
+}
 
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
 /// loop order, threading). Per thread: images n, K groups, C chunks, row groups, pixel blocks, the K
@@ -385,6 +450,8 @@ struct Blocking {
   bool thread_image = false;
   /// Stream rows are slots of a ring of ring_rows rows (row p reads slot p % ring_rows); 0: none.
   int64_t ring_rows = 0;
+  /// The end of a row narrower than a block is covered by a block moved back (overlaps_row_end).
+  bool overlap = false;
   friend constexpr bool operator==(const Blocking&, const Blocking&) = default;
 };
 
@@ -408,15 +475,14 @@ namespace hwyconv {
 
 /// How a microkernel finds the input pixels of a row: the form it is compiled in.
 enum class PixelForm : uint8_t {
-  kBlocked,  ///< 16-channel blocks, pixels FwdPlan::in_px = 16 floats apart (every block)
+  kBlocked,  ///< 16-channel blocks, pixels 16 floats apart (every block)
   kStride2,  ///< blocks, every other pixel (32 floats apart): kStride2Blocks
-  kDense,    ///< pixels kDensePx floats apart in a dense H x W x C copy: kDenseBlocks
+  kDense,    ///< pixels stride_w * C floats apart in a dense H x W x C copy: kDenseBlocks
 };
 
-/// Floats between the input pixels of a row in form f.
-constexpr int64_t pixel_stride(PixelForm f) {
-  return f == PixelForm::kStride2 ? 2 * kBlock : (f == PixelForm::kDense ? kDensePx : kBlock);
-}
+/// Whether a form covers the end of a row whose width is not a multiple of the block's with the
+/// block moved back (overlapping; see kDenseBlocks) instead of narrower blocks.
+constexpr bool overlaps_row_end(PixelForm f) { return f == PixelForm::kDense; }
 
 /// Whether block b of kFwdBlocks is compiled in form f.
 constexpr bool block_has_form(int b, PixelForm f) {
@@ -447,16 +513,20 @@ constexpr int cols_block(int64_t cols) {
 /// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
 /// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
 /// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
-/// blocks. No scalar remainder loop anywhere.
+/// blocks (or, `overlap`, one more block ending at the row's end). No scalar remainder loop anywhere.
 template <class F>
-constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f) {
+constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
   const int rb_q = kFwdBlocks[main].rb_q;
   while (rows > 0) {
     const int b = rows >= kFwdBlocks[main].rb_p ? main : plan_detail::rows_block(int(rows), rb_q);
     const int rp = kFwdBlocks[b].rb_p;
     int64_t q = 0;
     for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
-    for (int64_t i = 0; i < rp; ++i) {
+    if (overlap && q < Q && Q >= rb_q) {
+      f(b, p, Q - rb_q);
+      q = Q;
+    }
+    for (int64_t i = 0; i < rp && q < Q; ++i) {
       for (int64_t qq = q; qq < Q;) {
         const int c = plan_detail::cols_block(Q - qq);
         f(c, p + i, qq);
@@ -470,9 +540,9 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
 
 /// Visits the calls covering a whole P x Q plane of one (n, kb group, C chunk) with main block `main`.
 template <class F>
-constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f) {
+constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f, bool overlap = false) {
   const int rb_p = kFwdBlocks[main].rb_p;
-  for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f);
+  for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f, overlap);
 }
 
 /// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
@@ -481,7 +551,7 @@ constexpr bool plane_in(PixelForm f, int main, int64_t P, int64_t Q, int64_t Kb)
   bool ok = true;
   for_each_plane_block(main, P, Q, [&](int b, int64_t, int64_t) {
     ok = ok && block_has_form(b, f) && (Kb % kFwdBlocks[b].kbs == 0 || block_has_form(single_kb_block(b), f));
-  });
+  }, overlaps_row_end(f));
   return ok;
 }
 
@@ -523,6 +593,9 @@ struct StreamEntry {
   int32_t kb = 0;       ///< K block (offset of bias / scale / shift is kb * 16)
   uint16_t block = 0;   ///< register block, index into kFwdBlocks
   uint16_t c_blocks = 0;  ///< C blocks this call reduces over
+  /// The taps this call runs: rows [tap_r0, tap_r1) x columns [tap_s0, tap_s1) of the geometry's tap
+  /// grid; the others read only padding for every pixel of the call.
+  uint16_t tap_r0 = 0, tap_r1 = 0, tap_s0 = 0, tap_s1 = 0;
   uint8_t flags = 0;    ///< kFirst: start from zero; kLast: apply the epilogue (final store)
 
   static constexpr uint8_t kFirst = 1;
@@ -530,14 +603,17 @@ struct StreamEntry {
   friend constexpr bool operator==(const StreamEntry&, const StreamEntry&) = default;
 };
 
-/// Visits, in execution order, the calls of thread `t` of a kernel geometry and its blocking:
-/// emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
+/// Visits, in execution order, the calls of thread `t` of a kernel geometry, its taps and its
+/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
 /// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
 /// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
 /// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
-constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, int t, Emit&& emit) {
+constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
+  const int64_t tap_rows = g.taps / g.tap_cols;
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
@@ -556,6 +632,8 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
         const int64_t p0 = grp * rb.rb_p;
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
         for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
+          const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
+          const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
@@ -567,10 +645,14 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
             e.kb = int32_t(kb);
             e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
+            e.tap_r0 = uint16_t(tr.first);
+            e.tap_r1 = uint16_t(tr.last);
+            e.tap_s0 = uint16_t(ts.first);
+            e.tap_s1 = uint16_t(ts.last);
             e.flags = flags;
             emit(e);
           }
-        });
+        }, bl.overlap);
       }
     }
     it += g1 - g0;
@@ -578,16 +660,16 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
 }
 
 /// Number of calls of thread t.
-constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, int t) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, const Tap* taps, int t) {
   int64_t n = 0;
-  for_each_fwd_call(g, b, t, [&](const StreamEntry&) { ++n; });
+  for_each_fwd_call(g, b, taps, t, [&](const StreamEntry&) { ++n; });
   return n;
 }
 
 /// Number of calls of all threads.
-constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, const Tap* taps) {
   int64_t n = 0;
-  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, t);
+  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, taps, t);
   return n;
 }
 
@@ -604,21 +686,21 @@ using RuntimeStream = KernelStream<std::vector<StreamEntry>, std::vector<int64_t
 
 /// Fills `out` (entries and begin of size threads + 1, already sized) from the plan. Constexpr.
 template <class Stream>
-constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, Stream& out) {
+constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, const Tap* taps, Stream& out) {
   int64_t i = 0;
   for (int t = 0; t < b.threads; ++t) {
     out.begin[size_t(t)] = i;
-    for_each_fwd_call(g, b, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
+    for_each_fwd_call(g, b, taps, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
   }
   out.begin[size_t(b.threads)] = i;
 }
 
-/// Builds the runtime stream of a kernel geometry and its blocking.
-inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b) {
+/// Builds the runtime stream of a kernel geometry, its taps and its blocking.
+inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b, const Tap* taps) {
   RuntimeStream s;
-  s.entries.resize(size_t(fwd_stream_size(g, b)));
+  s.entries.resize(size_t(fwd_stream_size(g, b, taps)));
   s.begin.resize(size_t(b.threads) + 1);
-  fill_fwd_stream(g, b, s);
+  fill_fwd_stream(g, b, taps, s);
   return s;
 }
 
@@ -626,11 +708,12 @@ inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b)
 template <int64_t kCount, int kThreads>
 using StaticStream = KernelStream<std::array<StreamEntry, size_t(kCount)>, std::array<int64_t, kThreads + 1>>;
 
-/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b).
+/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b, taps).
 template <int64_t kCount, int kThreads>
-constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b) {
+constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b,
+                                                               const Tap* taps) {
   StaticStream<kCount, kThreads> s{};
-  fill_fwd_stream(g, b, s);
+  fill_fwd_stream(g, b, taps, s);
   return s;
 }
 
@@ -663,11 +746,13 @@ struct FwdArgs {
   const float* scale = nullptr;     ///< kEpiScaleShift: [Kb*16]
   const float* shift = nullptr;     ///< kEpiScaleShift: [Kb*16]
   const float* residual = nullptr;  ///< kEpiResidual: nChw16c, same shape as dst
-  const Tap* tap = nullptr;         ///< taps[taps]
+  const Tap* tap = nullptr;         ///< taps[taps], a grid of rows of tap_cols (StreamEntry's ranges)
   int64_t taps = 0;
+  int64_t tap_cols = 1;
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
   int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
+  int64_t in_px = kBlock;           ///< floats between input pixels of a row (read by the dense form)
   int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
@@ -702,6 +787,9 @@ struct BwdWArgs {
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
   int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
+  /// The output rows [p_lo, p_hi) and columns [q_lo, q_hi) for which tap t reads the source (the
+  /// others read only padding and add nothing).
+  int64_t p_lo = 0, p_hi = 0, q_lo = 0, q_hi = 0;
 };
 
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
@@ -714,7 +802,7 @@ struct KernelTable {
   FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
-  BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
+  BwdWKernelFn bwd_w_dense[2];  ///< the same, reading dense rows (fold_in_place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int vec_per_block;   ///< vectors that hold 16 channels on this target
@@ -894,8 +982,8 @@ HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::in
          ...);
 }
 
-/// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
-/// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
+/// Reduction of one register sub-block over the call's C blocks, taps (StreamEntry's ranges of the
+/// tap grid) and 16 input channels, then its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
 template <size_t kRBQ, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
@@ -904,26 +992,33 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
-  // Channels per tap: a 16-channel block, or (dense rows, kPx not a multiple of 16) the S*C folded
-  // channels of one filter row.
-  const size_t channels = kPx % size_t(kBlock) == 0 ? size_t(kBlock) : size_t(a.tap_channels);
+  // Channels per tap: a 16-channel block, or (dense rows) the S*C folded channels of one filter row;
+  // floats between input pixels: the form's, or (dense rows) the plan's.
+  constexpr bool kDense = kPx == kDenseForm;
+  const size_t channels = kDense ? size_t(a.tap_channels) : size_t(kBlock);
+  const int64_t px = kDense ? a.in_px : int64_t(kPx);
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     ((Ix::K(I) == 0 && Ix::Vec(I) == 0
-          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx)
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + int64_t(Ix::Col(I)) * px)
           : void()),
      ...);
 #endif
-    for (int64_t t = 0; t < a.taps; ++t) {
-      const float* HWY_RESTRICT x = in + a.tap[t].in_off;
-      const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
-      HWY_UNROLL(HWYCONV_FWD_UNROLL)
-      for (size_t ic = 0; ic < channels; ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx + ic]),
-                           hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
-         ...);
+    // The call's taps: the rows and columns of the tap grid that read the source (the others read
+    // only padding for every pixel of the call).
+    for (int64_t tr = e.tap_r0; tr < e.tap_r1; ++tr) {
+      for (int64_t ts = e.tap_s0; ts < e.tap_s1; ++ts) {
+        const Tap& tap = a.tap[tr * a.tap_cols + ts];
+        const float* HWY_RESTRICT x = in + tap.in_off;
+        const float* HWY_RESTRICT wt = w + tap.w_off;
+        HWY_UNROLL(HWYCONV_FWD_UNROLL)
+        for (size_t ic = 0; ic < channels; ++ic) {
+          ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + int64_t(Ix::Col(I)) * px + int64_t(ic)]),
+                             hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
+           ...);
+        }
       }
     }
     in += a.in_cb;
@@ -962,10 +1057,10 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
-/// kPx floats apart).
+/// kPx floats apart, or a.in_px in the dense form).
 template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * int64_t(kPx);
+  e.in_off += row * a.in_row + col * (kPx == kDenseForm ? a.in_px : int64_t(kPx));
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -1011,8 +1106,8 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
 }
 
 /// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
-/// input pixels kPx floats apart (FwdPlan::in_px: 16; 32 for the in-place 1x1 stride-2 path;
-/// kDensePx for the folded first layer read in place, with a.tap_channels channels per tap).
+/// input pixels kPx floats apart (16; 32 for the in-place 1x1 stride-2 path; kDenseForm: a.in_px,
+/// for the folded first layer read in place, with a.tap_channels channels per tap).
 template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {
@@ -1101,9 +1196,9 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
 /// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. kPx 16:
-/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDensePx:
-/// a filter row's folded channels read in place, where channels at or past a.tap_channels belong to
-/// the next filter row and are not stored.
+/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDenseForm:
+/// a filter row's folded channels read in place (pixels a.in_px floats apart), where channels at or
+/// past a.tap_channels belong to the next filter row and are not stored.
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -1111,10 +1206,13 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
-  // Floats between input pixels: kDensePx, or (blocked) a.in_px, 16 or 32 (1x1 stride 2 in place).
-  const int64_t px = kPx % size_t(kBlock) == 0 ? a.in_px : int64_t(kPx);
+  // Floats between input pixels: 16, 32 (1x1 stride 2 in place) or, dense rows, stride_w * C.
+  const int64_t px = a.in_px;
+  // Only the pixels for which the tap reads the source: the others would add zeros.
+  const int64_t p0 = a.p0 > t.p_lo ? a.p0 : t.p_lo, p1 = a.p1 < t.p_hi ? a.p1 : t.p_hi;
+  const int64_t q0 = t.q_lo, q1 = t.q_hi;
   for (int64_t n = a.n0; n < a.n1; ++n) {
-    for (int64_t p = a.p0; p < a.p1; ++p) {
+    for (int64_t p = p0; p < p1; ++p) {
       const float* HWY_RESTRICT x =
           a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
@@ -1123,11 +1221,11 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
       // The second channel group, which finds the piece in L1, prefetches the next piece (its
       // rows a.pf_rows further on) into L1: its lines then arrive while FMAs run, not at the start
       // of the next piece's first group.
-      constexpr bool kPrefetch = kPx % size_t(kBlock) == 0 && kC0 > 0 && kC0 == kBwdWChannels<kKbs>;
+      constexpr bool kPrefetch = kPx != kDenseForm && kC0 > 0 && kC0 == kBwdWChannels<kKbs>;
       if (kPrefetch && a.pf_rows > 0) {
         const float* xn = x + a.pf_rows * a.in_row;
         const float* gn = g + a.pf_rows * Q * kBlock;
-        for (int64_t q = 0; q < Q; ++q) {
+        for (int64_t q = q0; q < q1; ++q) {
           hwy::Prefetch(xn + q * px);
           for (size_t k = 0; k < kKbs; ++k) hwy::Prefetch(gn + int64_t(k) * g_kb + q * kBlock);
           ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]),
@@ -1136,7 +1234,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
         }
         continue;
       }
-      for (int64_t q = 0; q < Q; ++q)
+      for (int64_t q = q0; q < q1; ++q)
         ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
@@ -1144,7 +1242,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
   const int64_t w_kb = a.wei_kb;
-  if constexpr (kPx % size_t(kBlock) != 0) {
+  if constexpr (kPx == kDenseForm) {
     const int64_t channels = a.tap_channels - t.cb * kBlock;
     if (a.accumulate)
       ((int64_t(C(I)) < channels ? hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
@@ -1194,9 +1292,9 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
-    if constexpr (kPx % size_t(kBlock) != 0)
+    if constexpr (kPx == kDenseForm)
       if (int64_t(kC0) >= a.tap_channels - t.cb * kBlock) return;
-    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx % size_t(kBlock) != 0>;
+    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx == kDenseForm>;
     constexpr size_t kN = size_t(kBlock) - kC0 < kCh ? size_t(kBlock) - kC0 : kCh;
     StartBwdWGroup<kC0, kMask, kKbs, kPx>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
     BwdWGroups<kC0 + kN, kMask, kKbs, kPx>(a, t);
@@ -1217,7 +1315,7 @@ HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
 /// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); kPx: 16 for blocked input
-/// (pixels a.in_px floats apart), kDensePx for the folded first layer read in place.
+/// (pixels a.in_px floats apart), kDenseForm for the folded first layer read in place.
 template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each
@@ -1268,8 +1366,8 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
-/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled with input
-/// pixels kPx floats apart.
+/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled in pixel form
+/// kPx (32 floats apart, or kDenseForm).
 template <const auto& kList, size_t kPx, size_t... kJ>
 constexpr void MakeForm(FwdKernelFn* fns, std::index_sequence<kJ...>) {
   ((fns[find_fwd_block(kList[kJ].rb_p, kList[kJ].rb_q, kList[kJ].kbs)] =
@@ -1284,11 +1382,11 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
   MakeForm<kStride2Blocks, 2 * size_t(kBlock)>(t.fwd_s2, std::make_index_sequence<std::size(kStride2Blocks)>());
-  MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
+  MakeForm<kDenseBlocks, kDenseForm>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
-  t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
-  t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
+  t.bwd_w_dense[0] = &BwdWMicrokernel<false, kDenseForm>;
+  t.bwd_w_dense[1] = &BwdWMicrokernel<true, kDenseForm>;
   t.max_pixels = int(kMaxPixels);
   t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);
@@ -2458,7 +2556,7 @@ struct PlaneWork {
   int64_t pixel_blocks = 0;
 };
 
-constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m) {
+constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m, bool overlap = false) {
   PlaneWork w;
   // Every full row group covers the plane's width the same way: cost one and multiply.
   const int rb_p = kFwdBlocks[main].rb_p;
@@ -2471,7 +2569,7 @@ constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const
       w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
       w.calls += times * (full + left);
       w.pixel_blocks += times;
-    });
+    }, overlap);
   };
   const int64_t groups = P / rb_p;
   if (groups > 0) add_rows(0, rb_p, groups);
@@ -2493,7 +2591,8 @@ struct StreamData {
   double image = 0;
   double tensor = 0;
   bool fresh = false;
-  double output = 0;  ///< bytes of all outputs the stream writes
+  double output = 0;     ///< bytes of all outputs the stream writes
+  double taps_run = 1;   ///< share of the taps run (tap_fraction: those reading only padding are not)
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
@@ -2541,7 +2640,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
   const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
-  const double steps = double(g.Cr * g.taps * g.tap_channels);
+  const double steps = double(g.Cr * g.taps * g.tap_channels) * in.taps_run;
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
 
   const double L1 = double(m.l1), L2 = double(m.l2);
@@ -2617,7 +2716,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
     if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
-    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m).step;
+    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;
       best.block = blk;
@@ -2629,7 +2728,8 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   }
   const RegBlock rb = kFwdBlocks[best.block];
   best.p_groups = div_up(g.P, rb.rb_p);
-  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m);
+  best.overlap = overlaps_row_end(f);
+  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m, best.overlap);
   double best_cost = -1;
   Blocking b = best;
   for (int64_t chunks = 1; chunks <= (whole ? 1 : g.Cr); chunks = chunks < 4 ? chunks + 1 : chunks * 2) {
@@ -2695,7 +2795,7 @@ struct WorkingInput {
   /// kFold: the zero-padded dense H x W x C copy of one image.
   int64_t dense_h = 0, dense_w = 0;
   /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
-  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels kDensePx floats apart;
+  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels stride_w * C floats apart;
   /// the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never written and no
   /// FMA is spent on the padding of R*S*C up to 16. The working input is the dense copies.
   bool fold_in_place = false;
@@ -2727,6 +2827,16 @@ struct FwdPlan {
 };
 
 namespace plan_detail {
+
+/// The source the taps of a forward plan refer to: src itself, the output pixel stepping by the
+/// strides; the taps a grid of rows of `tap_cols`.
+constexpr void set_source(KernelGeometry& g, const ConvDesc& d, int64_t tap_cols) {
+  g.tap_cols = tap_cols;
+  g.src_rows = d.H;
+  g.src_cols = d.W;
+  g.row_step = d.stride_h;
+  g.col_step = d.stride_w;
+}
 
 /// Output geometry of the forward pass (dst nChw16c) and the image count.
 constexpr void set_output(FwdPlan& p) {
@@ -2772,8 +2882,11 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
       p.tap[size_t(t)].in_off =
           ph * in.Hph * in.Wph * kBlock + ((r * d.dil_h) / d.stride_h * in.Wph + (s * d.dil_w) / d.stride_w) * kBlock;
       p.tap[size_t(t)].w_off = t * kBlock * kBlock;
+      p.tap[size_t(t)].row = int32_t(r * d.dil_h - d.pad_t);
+      p.tap[size_t(t)].col = int32_t(s * d.dil_w - d.pad_l);
     }
   }
+  plan_detail::set_source(p.g, d, d.S);
   p.g.in_row = in.Wph * kBlock;
   p.g.in_cb = in.phases * in.Hph * in.Wph * kBlock;
   p.g.in_n = p.g.Cr * p.g.in_cb;
@@ -2827,8 +2940,8 @@ constexpr FwdPlan fold_plan(const ConvDesc& d, int threads) {
 }
 
 /// Whether a fold_plan can read its folded channels in place: the S*C channels of a filter row
-/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
-constexpr bool fold_in_place_fits(const ConvDesc& d) { return d.dil_w == 1 && d.stride_w * d.C == kDensePx; }
+/// contiguous in the dense copy (dil_w 1); pixels stride_w * C floats apart.
+constexpr bool fold_in_place_fits(const ConvDesc& d) { return d.dil_w == 1; }
 
 /// Turns a fold_plan into the in-place one (WorkingInput::fold_in_place): one tap per filter row r,
 /// reading the S*C floats from the pixel's first column of the image's dense copy, with the folded
@@ -2838,11 +2951,16 @@ constexpr void set_fold_in_place(FwdPlan& p) {
   p.in.fold_in_place = true;
   p.g.taps = d.R;
   p.g.tap_channels = d.S * d.C;
-  for (int64_t r = 0; r < d.R; ++r) p.tap[size_t(r)] = {r * d.dil_h * p.in.dense_w * d.C, r * d.S * d.C * kBlock};
+  for (int64_t r = 0; r < d.R; ++r)
+    p.tap[size_t(r)] = {r * d.dil_h * p.in.dense_w * d.C, r * d.S * d.C * kBlock, int32_t(r * d.dil_h - d.pad_t), 0};
+  // One tap per filter row: a row of the dense copy that is padding is skipped; its columns are
+  // folded into the tap's channels.
+  plan_detail::set_source(p.g, d, 1);
+  p.g.src_cols = kUnbounded;
   p.g.Cr = 1;
   p.g.wei_cb = p.g.wei_kb;  // one "C block": all R*S*C folded channels
   p.g.in_row = d.stride_h * p.in.dense_w * d.C;
-  p.g.in_px = kDensePx;
+  p.g.in_px = d.stride_w * d.C;
   p.g.in_cb = 0;
   p.g.in_n = p.in.dense_h * p.in.dense_w * d.C;
 }
@@ -2865,6 +2983,7 @@ constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
   s.tensor = s.image * double(d.N);
   s.fresh = fresh;
   s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
+  s.taps_run = tap_fraction(p.g, p.tap.data());
   return s;
 }
 
@@ -3116,6 +3235,7 @@ inline FwdArgs kernel_args(const KernelGeometry& g, const Tap* taps) {
   FwdArgs a;
   a.tap = taps;
   a.taps = g.taps;
+  a.tap_cols = g.tap_cols;
   a.in_row = g.in_row;
   a.in_cb = g.in_cb;
   a.wei_cb = g.wei_cb;
@@ -3123,6 +3243,7 @@ inline FwdArgs kernel_args(const KernelGeometry& g, const Tap* taps) {
   a.out_row = g.out_row;
   a.out_kb = g.out_kb;
   a.out_px = g.out_px;
+  a.in_px = g.in_px;
   a.tap_channels = g.tap_channels;
   a.epilogue = find_epilogue(kEpiNone);
   return a;
@@ -3167,7 +3288,7 @@ struct FwdImpl {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
   static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b, p.tap.data()); }
   static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     I::run_stream(p, view(s), c, ws, pf);
   }
@@ -3423,7 +3544,7 @@ struct BwdDataCol2im {
 
   static std::string describe(const Plan& b) { return "fold col2im " + describe_blocking(b.col.rb(), b.col.b); }
 
-  static Streams make_streams(const Plan& b) { return make_fwd_stream(b.col.g, b.col.b); }
+  static Streams make_streams(const Plan& b) { return make_fwd_stream(b.col.g, b.col.b, b.col.tap.data()); }
 
   static void run(const Plan& b, const Streams& s, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
     const ConvDesc& d = b.desc;
@@ -3520,13 +3641,18 @@ struct BwdDataPhases {
         if (rows == 0 || cols == 0) continue;
         BwdDataPhase& ph = b.phase[size_t(b.phases)];
         ph.tap0 = b.phases == 0 ? 0 : b.phase[size_t(b.phases - 1)].tap0 + b.phase[size_t(b.phases - 1)].g.taps;
+        // The phase's taps, a grid of the rows r and columns s that reach it; each reads ddst row
+        // i + oh (column j + ow) for the phase's output row i (column j).
         ph.g.taps = 0;
+        ph.g.tap_cols = 0;
+        for (int64_t s = 0; s < d.S; ++s) ph.g.tap_cols += phase_hits(d.pad_l, d.dil_w, d.stride_w, c, s);
         for (int64_t r = 0; r < d.R; ++r)
           for (int64_t s = 0; s < d.S; ++s)
             if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r) && phase_hits(d.pad_l, d.dil_w, d.stride_w, c, s)) {
-              const int64_t oh = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r) + b.pad.pad_h;
-              const int64_t ow = phase_offset(d.pad_l, d.dil_w, d.stride_w, c, s) + b.pad.pad_w;
-              b.tap[size_t(ph.tap0 + ph.g.taps++)] = {(oh * b.pad.Wpad + ow) * kBlock, (r * d.S + s) * kBlock * kBlock};
+              const int64_t oh = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r);
+              const int64_t ow = phase_offset(d.pad_l, d.dil_w, d.stride_w, c, s);
+              b.tap[size_t(ph.tap0 + ph.g.taps++)] = {((oh + b.pad.pad_h) * b.pad.Wpad + ow + b.pad.pad_w) * kBlock,
+                                                      (r * d.S + s) * kBlock * kBlock, int32_t(oh), int32_t(ow)};
             }
         if (ph.g.taps == 0) {
           b.zero_phases = true;
@@ -3536,6 +3662,8 @@ struct BwdDataPhases {
         g.N = d.N;
         g.P = rows;
         g.Q = cols;
+        g.src_rows = d.P();
+        g.src_cols = d.Q();
         g.Cr = Kb;  // reduction over the K blocks of ddst
         g.Kb = Cb;  // outputs are the C blocks of dsrc
         g.in_row = b.pad.Wpad * kBlock;
@@ -3548,7 +3676,7 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g), ctx.machine, b.threads, false);
+        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
         ph.b = pb.b;
         b.cost += pb.cost;
         ++b.phases;
@@ -3560,8 +3688,9 @@ struct BwdDataPhases {
 
   /// What a phase's stream reads (the padded ddst copy, all K blocks of an image) and writes (its
   /// part of dsrc).
-  static constexpr model::StreamData stream_data(const KernelGeometry& g) {
+  static constexpr model::StreamData stream_data(const KernelGeometry& g, const Tap* taps) {
     model::StreamData s;
+    s.taps_run = tap_fraction(g, taps);
     s.image = double(g.in_n) * 4;
     s.tensor = s.image * double(g.N);
     s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
@@ -3584,6 +3713,7 @@ struct BwdDataPhases {
     for (int64_t i = 0; i < b.phases; ++i) {
       const BwdDataPhase& ph = b.phase[size_t(i)];
       if (ph.g.taps < 1 || ph.tap0 != taps) return "phase taps not consecutive";
+      if (ph.g.tap_cols < 1 || ph.g.taps % ph.g.tap_cols != 0) return "phase taps not a grid";
       taps += ph.g.taps;
       if (ph.b.own_images || ph.b.thread_image || ph.b.ring_rows) return "a phase reads a per-image input";
       if (ph.b.c_chunk < 1 || ph.b.c_chunk > ph.g.Cr) return "C chunk out of range";
@@ -3609,7 +3739,10 @@ struct BwdDataPhases {
 
   static Streams make_streams(const Plan& b) {
     Streams s;
-    for (int64_t i = 0; i < b.phases; ++i) s[size_t(i)] = make_fwd_stream(b.phase[size_t(i)].g, b.phase[size_t(i)].b);
+    for (int64_t i = 0; i < b.phases; ++i) {
+      const BwdDataPhase& ph = b.phase[size_t(i)];
+      s[size_t(i)] = make_fwd_stream(ph.g, ph.b, b.tap.data() + ph.tap0);
+    }
     return s;
   }
 
@@ -3696,9 +3829,8 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bo
   if (fold) {
     b.in = fold_plan(d, threads);
     b.in.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // C * stride_w = kDensePx: src read in place from each image's dense copy, the S*C channels of a
-    // filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's
-    // folded layout.
+    // src read in place from each image's dense copy, the S*C channels of a filter row as
+    // div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's folded layout.
     if (fold_in_place_fits(d)) {
       set_fold_in_place(b.in);
       b.in.g.Cr = div_up(b.in.g.tap_channels, kBlock);
@@ -3933,7 +4065,10 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   auto task = [&](int64_t i) {
     const int64_t kb = (b.c_outer ? i / taps % kgroups : i / (Cr * taps)) * kbs;
     const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
-    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb)};
+    const Tap& tap = f.tap[size_t(i % taps)];
+    const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
+    const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
+    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb), rows.first, rows.last, cols.first, cols.last};
   };
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   float* ring = work + t * b.ring_size;
@@ -4218,8 +4353,8 @@ struct FwdDirect : FwdImpl<FwdDirect> {
 // hwyconv/impl/fwd_fold.hpp - forward of a layer with few input channels (the first layer, C = 3) by
 // folded channels: (r, s, c) become one reduction of div_up(R*S*C, 16) blocks over a dense H x W x C
 // copy of each image (an im2col over the taps), so no FMA multiplies the padding of C up to 16 for
-// each tap. The folded channels are read in place from the dense copy where a compiled form fits
-// (C * stride_w = kDensePx), else written per output row into a ring each thread keeps in cache.
+// each tap. The folded channels are read in place from the dense copy (rows of at least one dense
+// block), or written per output row into a ring each thread keeps in cache; the cost model chooses.
 
 #include <algorithm>
 #include <cstdint>
@@ -4854,8 +4989,9 @@ struct StaticConv {
   }
   static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
   static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b);
-  static constexpr StaticStream<kCalls, kThreads> kStream = make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b);
+  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b, kPlan.tap.data());
+  static constexpr StaticStream<kCalls, kThreads> kStream =
+      make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b, kPlan.tap.data());
   static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
   /// Workspace floats forward() needs (see the overload taking a workspace).
   static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;

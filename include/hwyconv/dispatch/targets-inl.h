@@ -21,8 +21,8 @@ HWY_BEFORE_NAMESPACE();
 namespace hwyconv {
 namespace HWY_NAMESPACE {
 
-/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled with input
-/// pixels kPx floats apart.
+/// Fills fns[block] for the blocks of kList (kStride2Blocks, kDenseBlocks), compiled in pixel form
+/// kPx (32 floats apart, or kDenseForm).
 template <const auto& kList, size_t kPx, size_t... kJ>
 constexpr void MakeForm(FwdKernelFn* fns, std::index_sequence<kJ...>) {
   ((fns[find_fwd_block(kList[kJ].rb_p, kList[kJ].rb_q, kList[kJ].kbs)] =
@@ -37,11 +37,11 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
                                  size_t(kFwdBlocks[kB].kbs)>),
    ...);
   MakeForm<kStride2Blocks, 2 * size_t(kBlock)>(t.fwd_s2, std::make_index_sequence<std::size(kStride2Blocks)>());
-  MakeForm<kDenseBlocks, size_t(kDensePx)>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
+  MakeForm<kDenseBlocks, kDenseForm>(t.fwd_dense, std::make_index_sequence<std::size(kDenseBlocks)>());
   t.bwd_w[0] = &BwdWMicrokernel<false>;
   t.bwd_w[1] = &BwdWMicrokernel<true>;
-  t.bwd_w_dense[0] = &BwdWMicrokernel<false, size_t(kDensePx)>;
-  t.bwd_w_dense[1] = &BwdWMicrokernel<true, size_t(kDensePx)>;
+  t.bwd_w_dense[0] = &BwdWMicrokernel<false, kDenseForm>;
+  t.bwd_w_dense[1] = &BwdWMicrokernel<true, kDenseForm>;
   t.max_pixels = int(kMaxPixels);
   t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);

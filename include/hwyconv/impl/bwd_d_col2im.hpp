@@ -83,7 +83,7 @@ struct BwdDataCol2im {
 
   static std::string describe(const Plan& b) { return "fold col2im " + describe_blocking(b.col.rb(), b.col.b); }
 
-  static Streams make_streams(const Plan& b) { return make_fwd_stream(b.col.g, b.col.b); }
+  static Streams make_streams(const Plan& b) { return make_fwd_stream(b.col.g, b.col.b, b.col.tap.data()); }
 
   static void run(const Plan& b, const Streams& s, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
     const ConvDesc& d = b.desc;

@@ -61,13 +61,18 @@ struct BwdDataPhases {
         if (rows == 0 || cols == 0) continue;
         BwdDataPhase& ph = b.phase[size_t(b.phases)];
         ph.tap0 = b.phases == 0 ? 0 : b.phase[size_t(b.phases - 1)].tap0 + b.phase[size_t(b.phases - 1)].g.taps;
+        // The phase's taps, a grid of the rows r and columns s that reach it; each reads ddst row
+        // i + oh (column j + ow) for the phase's output row i (column j).
         ph.g.taps = 0;
+        ph.g.tap_cols = 0;
+        for (int64_t s = 0; s < d.S; ++s) ph.g.tap_cols += phase_hits(d.pad_l, d.dil_w, d.stride_w, c, s);
         for (int64_t r = 0; r < d.R; ++r)
           for (int64_t s = 0; s < d.S; ++s)
             if (phase_hits(d.pad_t, d.dil_h, d.stride_h, a, r) && phase_hits(d.pad_l, d.dil_w, d.stride_w, c, s)) {
-              const int64_t oh = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r) + b.pad.pad_h;
-              const int64_t ow = phase_offset(d.pad_l, d.dil_w, d.stride_w, c, s) + b.pad.pad_w;
-              b.tap[size_t(ph.tap0 + ph.g.taps++)] = {(oh * b.pad.Wpad + ow) * kBlock, (r * d.S + s) * kBlock * kBlock};
+              const int64_t oh = phase_offset(d.pad_t, d.dil_h, d.stride_h, a, r);
+              const int64_t ow = phase_offset(d.pad_l, d.dil_w, d.stride_w, c, s);
+              b.tap[size_t(ph.tap0 + ph.g.taps++)] = {((oh + b.pad.pad_h) * b.pad.Wpad + ow + b.pad.pad_w) * kBlock,
+                                                      (r * d.S + s) * kBlock * kBlock, int32_t(oh), int32_t(ow)};
             }
         if (ph.g.taps == 0) {
           b.zero_phases = true;
@@ -77,6 +82,8 @@ struct BwdDataPhases {
         g.N = d.N;
         g.P = rows;
         g.Q = cols;
+        g.src_rows = d.P();
+        g.src_cols = d.Q();
         g.Cr = Kb;  // reduction over the K blocks of ddst
         g.Kb = Cb;  // outputs are the C blocks of dsrc
         g.in_row = b.pad.Wpad * kBlock;
@@ -89,7 +96,7 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g), ctx.machine, b.threads, false);
+        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
         ph.b = pb.b;
         b.cost += pb.cost;
         ++b.phases;
@@ -101,8 +108,9 @@ struct BwdDataPhases {
 
   /// What a phase's stream reads (the padded ddst copy, all K blocks of an image) and writes (its
   /// part of dsrc).
-  static constexpr model::StreamData stream_data(const KernelGeometry& g) {
+  static constexpr model::StreamData stream_data(const KernelGeometry& g, const Tap* taps) {
     model::StreamData s;
+    s.taps_run = tap_fraction(g, taps);
     s.image = double(g.in_n) * 4;
     s.tensor = s.image * double(g.N);
     s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
@@ -125,6 +133,7 @@ struct BwdDataPhases {
     for (int64_t i = 0; i < b.phases; ++i) {
       const BwdDataPhase& ph = b.phase[size_t(i)];
       if (ph.g.taps < 1 || ph.tap0 != taps) return "phase taps not consecutive";
+      if (ph.g.tap_cols < 1 || ph.g.taps % ph.g.tap_cols != 0) return "phase taps not a grid";
       taps += ph.g.taps;
       if (ph.b.own_images || ph.b.thread_image || ph.b.ring_rows) return "a phase reads a per-image input";
       if (ph.b.c_chunk < 1 || ph.b.c_chunk > ph.g.Cr) return "C chunk out of range";
@@ -150,7 +159,10 @@ struct BwdDataPhases {
 
   static Streams make_streams(const Plan& b) {
     Streams s;
-    for (int64_t i = 0; i < b.phases; ++i) s[size_t(i)] = make_fwd_stream(b.phase[size_t(i)].g, b.phase[size_t(i)].b);
+    for (int64_t i = 0; i < b.phases; ++i) {
+      const BwdDataPhase& ph = b.phase[size_t(i)];
+      s[size_t(i)] = make_fwd_stream(ph.g, ph.b, b.tap.data() + ph.tap0);
+    }
     return s;
   }
 

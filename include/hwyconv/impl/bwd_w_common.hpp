@@ -58,9 +58,8 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bo
   if (fold) {
     b.in = fold_plan(d, threads);
     b.in.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
-    // C * stride_w = kDensePx: src read in place from each image's dense copy, the S*C channels of a
-    // filter row as div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's
-    // folded layout.
+    // src read in place from each image's dense copy, the S*C channels of a filter row as
+    // div_up(S*C, 16) blocks of 16 (in_cb 16 floats apart), dwei in the forward's folded layout.
     if (fold_in_place_fits(d)) {
       set_fold_in_place(b.in);
       b.in.g.Cr = div_up(b.in.g.tap_channels, kBlock);
@@ -295,7 +294,10 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   auto task = [&](int64_t i) {
     const int64_t kb = (b.c_outer ? i / taps % kgroups : i / (Cr * taps)) * kbs;
     const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
-    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb)};
+    const Tap& tap = f.tap[size_t(i % taps)];
+    const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
+    const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
+    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb), rows.first, rows.last, cols.first, cols.last};
   };
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   float* ring = work + t * b.ring_size;

@@ -59,6 +59,7 @@ inline FwdArgs kernel_args(const KernelGeometry& g, const Tap* taps) {
   FwdArgs a;
   a.tap = taps;
   a.taps = g.taps;
+  a.tap_cols = g.tap_cols;
   a.in_row = g.in_row;
   a.in_cb = g.in_cb;
   a.wei_cb = g.wei_cb;
@@ -66,6 +67,7 @@ inline FwdArgs kernel_args(const KernelGeometry& g, const Tap* taps) {
   a.out_row = g.out_row;
   a.out_kb = g.out_kb;
   a.out_px = g.out_px;
+  a.in_px = g.in_px;
   a.tap_channels = g.tap_channels;
   a.epilogue = find_epilogue(kEpiNone);
   return a;
@@ -110,7 +112,7 @@ struct FwdImpl {
   using Plan = FwdPlan;
   using Streams = RuntimeStream;
   static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost.total(); }
-  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b); }
+  static Streams make_streams(const Plan& p) { return make_fwd_stream(p.g, p.b, p.tap.data()); }
   static void run(const Plan& p, const Streams& s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     I::run_stream(p, view(s), c, ws, pf);
   }

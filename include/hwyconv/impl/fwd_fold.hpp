@@ -1,8 +1,8 @@
 // hwyconv/impl/fwd_fold.hpp - forward of a layer with few input channels (the first layer, C = 3) by
 // folded channels: (r, s, c) become one reduction of div_up(R*S*C, 16) blocks over a dense H x W x C
 // copy of each image (an im2col over the taps), so no FMA multiplies the padding of C up to 16 for
-// each tap. The folded channels are read in place from the dense copy where a compiled form fits
-// (C * stride_w = kDensePx), else written per output row into a ring each thread keeps in cache.
+// each tap. The folded channels are read in place from the dense copy (rows of at least one dense
+// block), or written per output row into a ring each thread keeps in cache; the cost model chooses.
 #pragma once
 
 #include <algorithm>

@@ -22,11 +22,13 @@ struct FwdArgs {
   const float* scale = nullptr;     ///< kEpiScaleShift: [Kb*16]
   const float* shift = nullptr;     ///< kEpiScaleShift: [Kb*16]
   const float* residual = nullptr;  ///< kEpiResidual: nChw16c, same shape as dst
-  const Tap* tap = nullptr;         ///< taps[taps]
+  const Tap* tap = nullptr;         ///< taps[taps], a grid of rows of tap_cols (StreamEntry's ranges)
   int64_t taps = 0;
+  int64_t tap_cols = 1;
   int64_t in_row = 0, in_cb = 0, wei_cb = 0, out_row = 0;
   int64_t wei_kb = 0, out_kb = 0;   ///< strides of one K block (blocks with kbs > 1)
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
+  int64_t in_px = kBlock;           ///< floats between input pixels of a row (read by the dense form)
   int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
@@ -61,6 +63,9 @@ struct BwdWArgs {
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
   int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
+  /// The output rows [p_lo, p_hi) and columns [q_lo, q_hi) for which tap t reads the source (the
+  /// others read only padding and add nothing).
+  int64_t p_lo = 0, p_hi = 0, q_lo = 0, q_hi = 0;
 };
 
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
@@ -73,7 +78,7 @@ struct KernelTable {
   FwdKernelFn fwd_s2[kNumFwdBlocks];  ///< input pixel stride 2: the kStride2Blocks, null elsewhere
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
-  BwdWKernelFn bwd_w_dense[2];  ///< the same, input pixels kDensePx floats apart (fold_in_place)
+  BwdWKernelFn bwd_w_dense[2];  ///< the same, reading dense rows (fold_in_place)
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int vec_per_block;   ///< vectors that hold 16 channels on this target

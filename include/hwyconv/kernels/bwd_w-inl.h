@@ -68,9 +68,9 @@ HWY_INLINE hn::Vec<D> Grad(D d, const float* HWY_RESTRICT g, const float* HWY_RE
 /// Accumulates input channels [kC0, kC0 + group) of kKbs K blocks (t.kb, t.kb + 1, ...) of one task
 /// over the images [a.n0, a.n1) and output rows [a.p0, a.p1), then stores (or adds) them into dwei.
 /// Accumulator i: input channel C(i), K block K(i), vector V(i) of the 16 output channels. kPx 16:
-/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDensePx:
-/// a filter row's folded channels read in place, where channels at or past a.tap_channels belong to
-/// the next filter row and are not stored.
+/// blocked input, pixels a.in_px floats apart (16, or 32 for 1x1 stride 2 read in place); kDenseForm:
+/// a filter row's folded channels read in place (pixels a.in_px floats apart), where channels at or
+/// past a.tap_channels belong to the next filter row and are not stored.
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_sequence<I...>,
                           VecAt<D, I>... acc) {
@@ -78,10 +78,13 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
-  // Floats between input pixels: kDensePx, or (blocked) a.in_px, 16 or 32 (1x1 stride 2 in place).
-  const int64_t px = kPx % size_t(kBlock) == 0 ? a.in_px : int64_t(kPx);
+  // Floats between input pixels: 16, 32 (1x1 stride 2 in place) or, dense rows, stride_w * C.
+  const int64_t px = a.in_px;
+  // Only the pixels for which the tap reads the source: the others would add zeros.
+  const int64_t p0 = a.p0 > t.p_lo ? a.p0 : t.p_lo, p1 = a.p1 < t.p_hi ? a.p1 : t.p_hi;
+  const int64_t q0 = t.q_lo, q1 = t.q_hi;
   for (int64_t n = a.n0; n < a.n1; ++n) {
-    for (int64_t p = a.p0; p < a.p1; ++p) {
+    for (int64_t p = p0; p < p1; ++p) {
       const float* HWY_RESTRICT x =
           a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
@@ -90,11 +93,11 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
       // The second channel group, which finds the piece in L1, prefetches the next piece (its
       // rows a.pf_rows further on) into L1: its lines then arrive while FMAs run, not at the start
       // of the next piece's first group.
-      constexpr bool kPrefetch = kPx % size_t(kBlock) == 0 && kC0 > 0 && kC0 == kBwdWChannels<kKbs>;
+      constexpr bool kPrefetch = kPx != kDenseForm && kC0 > 0 && kC0 == kBwdWChannels<kKbs>;
       if (kPrefetch && a.pf_rows > 0) {
         const float* xn = x + a.pf_rows * a.in_row;
         const float* gn = g + a.pf_rows * Q * kBlock;
-        for (int64_t q = 0; q < Q; ++q) {
+        for (int64_t q = q0; q < q1; ++q) {
           hwy::Prefetch(xn + q * px);
           for (size_t k = 0; k < kKbs; ++k) hwy::Prefetch(gn + int64_t(k) * g_kb + q * kBlock);
           ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]),
@@ -103,7 +106,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
         }
         continue;
       }
-      for (int64_t q = 0; q < Q; ++q)
+      for (int64_t q = q0; q < q1; ++q)
         ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
                            acc)),
          ...);
@@ -111,7 +114,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
   const int64_t w_kb = a.wei_kb;
-  if constexpr (kPx % size_t(kBlock) != 0) {
+  if constexpr (kPx == kDenseForm) {
     const int64_t channels = a.tap_channels - t.cb * kBlock;
     if (a.accumulate)
       ((int64_t(C(I)) < channels ? hn::StoreU(hn::Add(acc, hn::LoadU(d, w + K(I) * w_kb + C(I) * kBlock + V(I))), d,
@@ -161,9 +164,9 @@ HWY_INLINE void BwdBias(const BwdWArgs& a, int64_t kb) {
 template <size_t kC0, bool kMask, size_t kKbs, size_t kPx>
 HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kC0 < size_t(kBlock)) {
-    if constexpr (kPx % size_t(kBlock) != 0)
+    if constexpr (kPx == kDenseForm)
       if (int64_t(kC0) >= a.tap_channels - t.cb * kBlock) return;
-    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx % size_t(kBlock) != 0>;
+    constexpr size_t kCh = kBwdWChannels<kKbs, kMask && kPx == kDenseForm>;
     constexpr size_t kN = size_t(kBlock) - kC0 < kCh ? size_t(kBlock) - kC0 : kCh;
     StartBwdWGroup<kC0, kMask, kKbs, kPx>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
     BwdWGroups<kC0 + kN, kMask, kKbs, kPx>(a, t);
@@ -184,7 +187,7 @@ HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
 /// (t.kbs <= kBwdWKbs; the caller sizes tasks by KernelTable::bwd_w_kbs); kPx: 16 for blocked input
-/// (pixels a.in_px floats apart), kDensePx for the folded first layer read in place.
+/// (pixels a.in_px floats apart), kDenseForm for the folded first layer read in place.
 template <bool kMask, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // The pixels in L1-sized pieces (whole rows of about kBwdWPiecePixels pixels of one image), each

@@ -118,8 +118,8 @@ HWY_INLINE void FinishBlock(D d, const FwdArgs& a, const StreamEntry& e, std::in
          ...);
 }
 
-/// Reduction of one register sub-block over the call's C blocks, taps and 16 input channels, then
-/// its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
+/// Reduction of one register sub-block over the call's C blocks, taps (StreamEntry's ranges of the
+/// tap grid) and 16 input channels, then its store. `acc` are the accumulators (zero, or the partial sums of an earlier C chunk).
 template <size_t kRBQ, size_t kKbs, size_t kPx, class D, size_t... I>
 HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                          std::index_sequence<I...> seq, VecAt<D, I>... acc) {
@@ -128,26 +128,33 @@ HWY_INLINE void SubBlock(D d, const FwdArgs& a, const StreamEntry& e, const Stre
   const float* HWY_RESTRICT w = a.wei + e.w_off;
   const float* HWY_RESTRICT next_in = a.in + l1.in_off;
   const int64_t in_row = a.in_row, wei_kb = a.wei_kb;
-  // Channels per tap: a 16-channel block, or (dense rows, kPx not a multiple of 16) the S*C folded
-  // channels of one filter row.
-  const size_t channels = kPx % size_t(kBlock) == 0 ? size_t(kBlock) : size_t(a.tap_channels);
+  // Channels per tap: a 16-channel block, or (dense rows) the S*C folded channels of one filter row;
+  // floats between input pixels: the form's, or (dense rows) the plan's.
+  constexpr bool kDense = kPx == kDenseForm;
+  const size_t channels = kDense ? size_t(a.tap_channels) : size_t(kBlock);
+  const int64_t px = kDense ? a.in_px : int64_t(kPx);
   for (int64_t cb = 0; cb < e.c_blocks; ++cb) {
     // L1 prefetch of the next call's input rows for this C block (first tap), one line per pixel
     // (HWYCONV_NO_PREFETCH turns it off, for measurements).
 #ifndef HWYCONV_NO_PREFETCH
     ((Ix::K(I) == 0 && Ix::Vec(I) == 0
-          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + Ix::Col(I) * kPx)
+          ? hwy::Prefetch(next_in + Ix::Row(I) * in_row + int64_t(Ix::Col(I)) * px)
           : void()),
      ...);
 #endif
-    for (int64_t t = 0; t < a.taps; ++t) {
-      const float* HWY_RESTRICT x = in + a.tap[t].in_off;
-      const float* HWY_RESTRICT wt = w + a.tap[t].w_off;
-      HWY_UNROLL(HWYCONV_FWD_UNROLL)
-      for (size_t ic = 0; ic < channels; ++ic) {
-        ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + Ix::Col(I) * kPx + ic]),
-                           hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
-         ...);
+    // The call's taps: the rows and columns of the tap grid that read the source (the others read
+    // only padding for every pixel of the call).
+    for (int64_t tr = e.tap_r0; tr < e.tap_r1; ++tr) {
+      for (int64_t ts = e.tap_s0; ts < e.tap_s1; ++ts) {
+        const Tap& tap = a.tap[tr * a.tap_cols + ts];
+        const float* HWY_RESTRICT x = in + tap.in_off;
+        const float* HWY_RESTRICT wt = w + tap.w_off;
+        HWY_UNROLL(HWYCONV_FWD_UNROLL)
+        for (size_t ic = 0; ic < channels; ++ic) {
+          ((acc = hn::MulAdd(hn::Set(d, x[Ix::Row(I) * in_row + int64_t(Ix::Col(I)) * px + int64_t(ic)]),
+                             hn::LoadU(d, wt + int64_t(Ix::K(I)) * wei_kb + ic * kBlock + Ix::Vec(I) * kLanes), acc)),
+           ...);
+        }
       }
     }
     in += a.in_cb;
@@ -186,10 +193,10 @@ HWY_INLINE void StartSubBlock(const FwdArgs& a, const StreamEntry& e, const Stre
 }
 
 /// Moves an entry (and its prefetch partner) to the pixel `row`, `col` of its block (input pixels
-/// kPx floats apart).
+/// kPx floats apart, or a.in_px in the dense form).
 template <size_t kPx>
 HWY_INLINE StreamEntry AtPixel(const FwdArgs& a, StreamEntry e, int64_t row, int64_t col) {
-  e.in_off += row * a.in_row + col * int64_t(kPx);
+  e.in_off += row * a.in_row + col * (kPx == kDenseForm ? a.in_px : int64_t(kPx));
   e.out_off += row * a.out_row + col * a.out_px;
   return e;
 }
@@ -235,8 +242,8 @@ HWY_INLINE void RunBlock(const FwdArgs& a, const StreamEntry& e, const StreamEnt
 }
 
 /// The forward microkernel for register block kRBP x kRBQ pixels x kKbs K blocks (a FwdKernelFn);
-/// input pixels kPx floats apart (FwdPlan::in_px: 16; 32 for the in-place 1x1 stride-2 path;
-/// kDensePx for the folded first layer read in place, with a.tap_channels channels per tap).
+/// input pixels kPx floats apart (16; 32 for the in-place 1x1 stride-2 path; kDenseForm: a.in_px,
+/// for the folded first layer read in place, with a.tap_channels channels per tap).
 template <size_t kRBP, size_t kRBQ, size_t kKbs, size_t kPx = size_t(kBlock)>
 HWY_NOINLINE void FwdMicrokernel(const FwdArgs& a, const StreamEntry& e, const StreamEntry& l1,
                                  const StreamEntry& l2) {

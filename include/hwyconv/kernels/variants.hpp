@@ -52,16 +52,21 @@ inline constexpr RegBlock kStride2Blocks[] = {{1, 16}, {1, 8}};
 inline constexpr RegBlock kStride2Blocks[] = {{1, 14, 2}, {1, 14}};
 #endif
 
-/// Blocks also compiled for reading the folded channels of the first layer in place (FwdPlan::
-/// fold_in_place): input pixels kDensePx floats apart in the dense H x W x C copy of an image, where
-/// the S*C folded channels of one filter row are the S*C floats from the pixel's first column on.
-/// kDensePx = stride_w * C = 6: C = 3 at stride 2 (ImageNet's 7x7 first layer, Q = 112).
-inline constexpr int64_t kDensePx = 6;
+/// Blocks also compiled for reading the folded channels of the first layer in place (fold_in_place):
+/// input pixels a run-time number of floats apart (FwdArgs::in_px = stride_w * C) in the dense
+/// H x W x C copy of an image, where the S*C folded channels of one filter row are the S*C floats from
+/// the pixel's first column on. A row whose width is not a multiple of the block's is covered with its
+/// last block moved back to end at the row's end (overlapping the one before: both compute the same
+/// outputs, and the whole reduction is one call).
 #ifdef HWYCONV_SMALL_BLOCKS
 inline constexpr RegBlock kDenseBlocks[] = {{1, 16}, {1, 8}};
 #else
 inline constexpr RegBlock kDenseBlocks[] = {{1, 14, 2}, {1, 14}};
 #endif
+
+/// The pixel form template argument of the dense microkernels (input pixels FwdArgs::in_px floats
+/// apart, FwdArgs::tap_channels channels per tap), where the blocked forms take 16 or 32.
+inline constexpr size_t kDenseForm = 0;
 
 /// Index of block (rb_p, rb_q, kbs) in kFwdBlocks, or -1.
 constexpr int find_fwd_block(int rb_p, int rb_q, int kbs = 1) {

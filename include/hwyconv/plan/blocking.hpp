@@ -12,15 +12,14 @@ namespace hwyconv {
 
 /// How a microkernel finds the input pixels of a row: the form it is compiled in.
 enum class PixelForm : uint8_t {
-  kBlocked,  ///< 16-channel blocks, pixels FwdPlan::in_px = 16 floats apart (every block)
+  kBlocked,  ///< 16-channel blocks, pixels 16 floats apart (every block)
   kStride2,  ///< blocks, every other pixel (32 floats apart): kStride2Blocks
-  kDense,    ///< pixels kDensePx floats apart in a dense H x W x C copy: kDenseBlocks
+  kDense,    ///< pixels stride_w * C floats apart in a dense H x W x C copy: kDenseBlocks
 };
 
-/// Floats between the input pixels of a row in form f.
-constexpr int64_t pixel_stride(PixelForm f) {
-  return f == PixelForm::kStride2 ? 2 * kBlock : (f == PixelForm::kDense ? kDensePx : kBlock);
-}
+/// Whether a form covers the end of a row whose width is not a multiple of the block's with the
+/// block moved back (overlapping; see kDenseBlocks) instead of narrower blocks.
+constexpr bool overlaps_row_end(PixelForm f) { return f == PixelForm::kDense; }
 
 /// Whether block b of kFwdBlocks is compiled in form f.
 constexpr bool block_has_form(int b, PixelForm f) {
@@ -51,16 +50,20 @@ constexpr int cols_block(int64_t cols) {
 /// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
 /// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
 /// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
-/// blocks. No scalar remainder loop anywhere.
+/// blocks (or, `overlap`, one more block ending at the row's end). No scalar remainder loop anywhere.
 template <class F>
-constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f) {
+constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
   const int rb_q = kFwdBlocks[main].rb_q;
   while (rows > 0) {
     const int b = rows >= kFwdBlocks[main].rb_p ? main : plan_detail::rows_block(int(rows), rb_q);
     const int rp = kFwdBlocks[b].rb_p;
     int64_t q = 0;
     for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
-    for (int64_t i = 0; i < rp; ++i) {
+    if (overlap && q < Q && Q >= rb_q) {
+      f(b, p, Q - rb_q);
+      q = Q;
+    }
+    for (int64_t i = 0; i < rp && q < Q; ++i) {
       for (int64_t qq = q; qq < Q;) {
         const int c = plan_detail::cols_block(Q - qq);
         f(c, p + i, qq);
@@ -74,9 +77,9 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
 
 /// Visits the calls covering a whole P x Q plane of one (n, kb group, C chunk) with main block `main`.
 template <class F>
-constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f) {
+constexpr void for_each_plane_block(int main, int64_t P, int64_t Q, F&& f, bool overlap = false) {
   const int rb_p = kFwdBlocks[main].rb_p;
-  for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f);
+  for (int64_t p = 0; p < P; p += rb_p) for_each_block(main, p, P - p < rb_p ? P - p : rb_p, Q, f, overlap);
 }
 
 /// Whether every call covering a P x Q plane of Kb K blocks with main block `main` is compiled in
@@ -85,7 +88,7 @@ constexpr bool plane_in(PixelForm f, int main, int64_t P, int64_t Q, int64_t Kb)
   bool ok = true;
   for_each_plane_block(main, P, Q, [&](int b, int64_t, int64_t) {
     ok = ok && block_has_form(b, f) && (Kb % kFwdBlocks[b].kbs == 0 || block_has_form(single_kb_block(b), f));
-  });
+  }, overlaps_row_end(f));
   return ok;
 }
 

@@ -41,7 +41,7 @@ struct WorkingInput {
   /// kFold: the zero-padded dense H x W x C copy of one image.
   int64_t dense_h = 0, dense_w = 0;
   /// kFold read in place: the microkernels read the S*C folded channels of filter row r straight
-  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels kDensePx floats apart;
+  /// from the image's dense copy (one tap per r, tap_channels = S*C, pixels stride_w * C floats apart;
   /// the weights are the folded ones, [Kb][R*S*C][16 o]), so the folded rows are never written and no
   /// FMA is spent on the padding of R*S*C up to 16. The working input is the dense copies.
   bool fold_in_place = false;
@@ -73,6 +73,16 @@ struct FwdPlan {
 };
 
 namespace plan_detail {
+
+/// The source the taps of a forward plan refer to: src itself, the output pixel stepping by the
+/// strides; the taps a grid of rows of `tap_cols`.
+constexpr void set_source(KernelGeometry& g, const ConvDesc& d, int64_t tap_cols) {
+  g.tap_cols = tap_cols;
+  g.src_rows = d.H;
+  g.src_cols = d.W;
+  g.row_step = d.stride_h;
+  g.col_step = d.stride_w;
+}
 
 /// Output geometry of the forward pass (dst nChw16c) and the image count.
 constexpr void set_output(FwdPlan& p) {
@@ -118,8 +128,11 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
       p.tap[size_t(t)].in_off =
           ph * in.Hph * in.Wph * kBlock + ((r * d.dil_h) / d.stride_h * in.Wph + (s * d.dil_w) / d.stride_w) * kBlock;
       p.tap[size_t(t)].w_off = t * kBlock * kBlock;
+      p.tap[size_t(t)].row = int32_t(r * d.dil_h - d.pad_t);
+      p.tap[size_t(t)].col = int32_t(s * d.dil_w - d.pad_l);
     }
   }
+  plan_detail::set_source(p.g, d, d.S);
   p.g.in_row = in.Wph * kBlock;
   p.g.in_cb = in.phases * in.Hph * in.Wph * kBlock;
   p.g.in_n = p.g.Cr * p.g.in_cb;
@@ -173,8 +186,8 @@ constexpr FwdPlan fold_plan(const ConvDesc& d, int threads) {
 }
 
 /// Whether a fold_plan can read its folded channels in place: the S*C channels of a filter row
-/// contiguous (dil_w 1) and kDensePx floats between the pixels of a row.
-constexpr bool fold_in_place_fits(const ConvDesc& d) { return d.dil_w == 1 && d.stride_w * d.C == kDensePx; }
+/// contiguous in the dense copy (dil_w 1); pixels stride_w * C floats apart.
+constexpr bool fold_in_place_fits(const ConvDesc& d) { return d.dil_w == 1; }
 
 /// Turns a fold_plan into the in-place one (WorkingInput::fold_in_place): one tap per filter row r,
 /// reading the S*C floats from the pixel's first column of the image's dense copy, with the folded
@@ -184,11 +197,16 @@ constexpr void set_fold_in_place(FwdPlan& p) {
   p.in.fold_in_place = true;
   p.g.taps = d.R;
   p.g.tap_channels = d.S * d.C;
-  for (int64_t r = 0; r < d.R; ++r) p.tap[size_t(r)] = {r * d.dil_h * p.in.dense_w * d.C, r * d.S * d.C * kBlock};
+  for (int64_t r = 0; r < d.R; ++r)
+    p.tap[size_t(r)] = {r * d.dil_h * p.in.dense_w * d.C, r * d.S * d.C * kBlock, int32_t(r * d.dil_h - d.pad_t), 0};
+  // One tap per filter row: a row of the dense copy that is padding is skipped; its columns are
+  // folded into the tap's channels.
+  plan_detail::set_source(p.g, d, 1);
+  p.g.src_cols = kUnbounded;
   p.g.Cr = 1;
   p.g.wei_cb = p.g.wei_kb;  // one "C block": all R*S*C folded channels
   p.g.in_row = d.stride_h * p.in.dense_w * d.C;
-  p.g.in_px = kDensePx;
+  p.g.in_px = d.stride_w * d.C;
   p.g.in_cb = 0;
   p.g.in_n = p.in.dense_h * p.in.dense_w * d.C;
 }
@@ -211,6 +229,7 @@ constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
   s.tensor = s.image * double(d.N);
   s.fresh = fresh;
   s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
+  s.taps_run = tap_fraction(p.g, p.tap.data());
   return s;
 }
 

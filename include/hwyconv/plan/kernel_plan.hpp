@@ -15,15 +15,53 @@
 namespace hwyconv {
 
 /// One filter tap as the microkernel sees it: where it reads in the working input (relative to the
-/// output pixel's position) and in the weights (relative to the reduction block), in floats.
+/// output pixel's position) and in the weights (relative to the reduction block), in floats; and
+/// where it reads in the unpadded source, in rows and columns relative to the output pixel (p, q):
+/// source row p * row_step + row, column q * col_step + col (KernelGeometry). A tap whose source row
+/// or column lies outside the source for every pixel of a call reads only padding and is skipped.
 struct Tap {
   int64_t in_off = 0;
   int64_t w_off = 0;
+  int32_t row = 0, col = 0;
   friend constexpr bool operator==(const Tap&, const Tap&) = default;
 };
 
 /// The taps of a plan (R*S at most).
 using Taps = std::array<Tap, kMaxTaps>;
+
+/// A source extent no tap leaves (KernelGeometry::src_rows, src_cols).
+inline constexpr int64_t kUnbounded = int64_t{1} << 40;
+
+/// A range [first, last) of taps or outputs.
+struct TapRange {
+  int64_t first = 0, last = 0;
+};
+
+/// The outputs [first, last) of [0, out) for which a tap at source offset `off` reads the source:
+/// 0 <= p * step + off < src.
+constexpr TapRange valid_outputs(int64_t off, int64_t step, int64_t src, int64_t out) {
+  const int64_t lo = off >= 0 ? 0 : (-off + step - 1) / step;
+  const int64_t hi = src - 1 - off < 0 ? 0 : (src - 1 - off) / step + 1;
+  TapRange r{lo, hi < out ? hi : out};
+  if (r.last < r.first) r.last = r.first;
+  return r;
+}
+
+/// The taps of a grid's rows [first, last) (or columns) that read some source row (column) for the
+/// outputs [p, p + n): offsets off(i) = the Tap::row (col) of grid row (column) i, monotonic in i.
+template <class Off>
+constexpr TapRange valid_taps(int64_t count, Off&& off, int64_t p, int64_t n, int64_t step, int64_t src) {
+  TapRange r{count, 0};
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t o = off(i);
+    if ((p + n - 1) * step + o >= 0 && p * step + o < src) {
+      r.first = i < r.first ? i : r.first;
+      r.last = i + 1;
+    }
+  }
+  if (r.last == 0) r.first = 0;
+  return r;
+}
 
 /// Geometry of the convolution the forward microkernels run: N images of P x Q outputs in Kb blocks of
 /// 16 channels, each reducing Cr blocks x taps x tap_channels inputs. Offsets and strides in floats.
@@ -34,12 +72,34 @@ struct KernelGeometry {
   int64_t N = 0, P = 0, Q = 0;
   int64_t Cr = 0, Kb = 0;
   int64_t taps = 0;
+  /// The taps form a grid of taps / tap_cols rows x tap_cols columns (tap i * tap_cols + j); row i's
+  /// taps share Tap::row, column j's Tap::col.
+  int64_t tap_cols = 1;
+  /// The unpadded source the taps' rows and columns refer to (Tap), and the output pixel's step in it.
+  /// Unbounded (kUnbounded): no tap is ever skipped.
+  int64_t src_rows = kUnbounded, src_cols = kUnbounded, row_step = 1, col_step = 1;
   int64_t tap_channels = kBlock;  ///< channels one tap reduces per block: 16, or S*C (folded, in place)
   int64_t in_row = 0, in_cb = 0, in_n = 0, in_px = kBlock;
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0, out_px = kBlock, out_base = 0;
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
+
+/// The share of (output pixel, tap) pairs of geometry g whose tap reads the source: the taps the
+/// microkernels run (StreamEntry's tap ranges skip the others, per call).
+constexpr double tap_fraction(const KernelGeometry& g, const Tap* taps) {
+  const int64_t rows = g.taps / g.tap_cols;
+  double fr = 0, fc = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, g.P);
+    fr += double(v.last - v.first);
+  }
+  for (int64_t j = 0; j < g.tap_cols; ++j) {
+    const TapRange v = valid_outputs(taps[j].col, g.col_step, g.src_cols, g.Q);
+    fc += double(v.last - v.first);
+  }
+  return fr / double(rows * g.P) * (fc / double(g.tap_cols * g.Q));
+}
 
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
 /// loop order, threading). Per thread: images n, K groups, C chunks, row groups, pixel blocks, the K
@@ -60,6 +120,8 @@ struct Blocking {
   bool thread_image = false;
   /// Stream rows are slots of a ring of ring_rows rows (row p reads slot p % ring_rows); 0: none.
   int64_t ring_rows = 0;
+  /// The end of a row narrower than a block is covered by a block moved back (overlaps_row_end).
+  bool overlap = false;
   friend constexpr bool operator==(const Blocking&, const Blocking&) = default;
 };
 

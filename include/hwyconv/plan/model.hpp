@@ -88,7 +88,7 @@ struct PlaneWork {
   int64_t pixel_blocks = 0;
 };
 
-constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m) {
+constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m, bool overlap = false) {
   PlaneWork w;
   // Every full row group covers the plane's width the same way: cost one and multiply.
   const int rb_p = kFwdBlocks[main].rb_p;
@@ -101,7 +101,7 @@ constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const
       w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
       w.calls += times * (full + left);
       w.pixel_blocks += times;
-    });
+    }, overlap);
   };
   const int64_t groups = P / rb_p;
   if (groups > 0) add_rows(0, rb_p, groups);
@@ -123,7 +123,8 @@ struct StreamData {
   double image = 0;
   double tensor = 0;
   bool fresh = false;
-  double output = 0;  ///< bytes of all outputs the stream writes
+  double output = 0;     ///< bytes of all outputs the stream writes
+  double taps_run = 1;   ///< share of the taps run (tap_fraction: those reading only padding are not)
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
@@ -171,7 +172,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
   const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
-  const double steps = double(g.Cr * g.taps * g.tap_channels);
+  const double steps = double(g.Cr * g.taps * g.tap_channels) * in.taps_run;
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
 
   const double L1 = double(m.l1), L2 = double(m.l2);
@@ -247,7 +248,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
     if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
-    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m).step;
+    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;
       best.block = blk;
@@ -259,7 +260,8 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   }
   const RegBlock rb = kFwdBlocks[best.block];
   best.p_groups = div_up(g.P, rb.rb_p);
-  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m);
+  best.overlap = overlaps_row_end(f);
+  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m, best.overlap);
   double best_cost = -1;
   Blocking b = best;
   for (int64_t chunks = 1; chunks <= (whole ? 1 : g.Cr); chunks = chunks < 4 ? chunks + 1 : chunks * 2) {

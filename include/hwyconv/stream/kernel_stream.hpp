@@ -31,6 +31,9 @@ struct StreamEntry {
   int32_t kb = 0;       ///< K block (offset of bias / scale / shift is kb * 16)
   uint16_t block = 0;   ///< register block, index into kFwdBlocks
   uint16_t c_blocks = 0;  ///< C blocks this call reduces over
+  /// The taps this call runs: rows [tap_r0, tap_r1) x columns [tap_s0, tap_s1) of the geometry's tap
+  /// grid; the others read only padding for every pixel of the call.
+  uint16_t tap_r0 = 0, tap_r1 = 0, tap_s0 = 0, tap_s1 = 0;
   uint8_t flags = 0;    ///< kFirst: start from zero; kLast: apply the epilogue (final store)
 
   static constexpr uint8_t kFirst = 1;
@@ -38,14 +41,17 @@ struct StreamEntry {
   friend constexpr bool operator==(const StreamEntry&, const StreamEntry&) = default;
 };
 
-/// Visits, in execution order, the calls of thread `t` of a kernel geometry and its blocking:
-/// emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
+/// Visits, in execution order, the calls of thread `t` of a kernel geometry, its taps and its
+/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
 /// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
 /// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
 /// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
-constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, int t, Emit&& emit) {
+constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
+  const int64_t tap_rows = g.taps / g.tap_cols;
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
@@ -64,6 +70,8 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
         const int64_t p0 = grp * rb.rb_p;
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
         for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
+          const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
+          const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
@@ -75,10 +83,14 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
             e.kb = int32_t(kb);
             e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
+            e.tap_r0 = uint16_t(tr.first);
+            e.tap_r1 = uint16_t(tr.last);
+            e.tap_s0 = uint16_t(ts.first);
+            e.tap_s1 = uint16_t(ts.last);
             e.flags = flags;
             emit(e);
           }
-        });
+        }, bl.overlap);
       }
     }
     it += g1 - g0;
@@ -86,16 +98,16 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, in
 }
 
 /// Number of calls of thread t.
-constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, int t) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, const Tap* taps, int t) {
   int64_t n = 0;
-  for_each_fwd_call(g, b, t, [&](const StreamEntry&) { ++n; });
+  for_each_fwd_call(g, b, taps, t, [&](const StreamEntry&) { ++n; });
   return n;
 }
 
 /// Number of calls of all threads.
-constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b) {
+constexpr int64_t fwd_stream_size(const KernelGeometry& g, const Blocking& b, const Tap* taps) {
   int64_t n = 0;
-  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, t);
+  for (int t = 0; t < b.threads; ++t) n += fwd_stream_size(g, b, taps, t);
   return n;
 }
 
@@ -112,21 +124,21 @@ using RuntimeStream = KernelStream<std::vector<StreamEntry>, std::vector<int64_t
 
 /// Fills `out` (entries and begin of size threads + 1, already sized) from the plan. Constexpr.
 template <class Stream>
-constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, Stream& out) {
+constexpr void fill_fwd_stream(const KernelGeometry& g, const Blocking& b, const Tap* taps, Stream& out) {
   int64_t i = 0;
   for (int t = 0; t < b.threads; ++t) {
     out.begin[size_t(t)] = i;
-    for_each_fwd_call(g, b, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
+    for_each_fwd_call(g, b, taps, t, [&](const StreamEntry& e) { out.entries[size_t(i++)] = e; });
   }
   out.begin[size_t(b.threads)] = i;
 }
 
-/// Builds the runtime stream of a kernel geometry and its blocking.
-inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b) {
+/// Builds the runtime stream of a kernel geometry, its taps and its blocking.
+inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b, const Tap* taps) {
   RuntimeStream s;
-  s.entries.resize(size_t(fwd_stream_size(g, b)));
+  s.entries.resize(size_t(fwd_stream_size(g, b, taps)));
   s.begin.resize(size_t(b.threads) + 1);
-  fill_fwd_stream(g, b, s);
+  fill_fwd_stream(g, b, taps, s);
   return s;
 }
 
@@ -134,11 +146,12 @@ inline RuntimeStream make_fwd_stream(const KernelGeometry& g, const Blocking& b)
 template <int64_t kCount, int kThreads>
 using StaticStream = KernelStream<std::array<StreamEntry, size_t(kCount)>, std::array<int64_t, kThreads + 1>>;
 
-/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b).
+/// Builds the compile-time stream; kCount must be fwd_stream_size(g, b, taps).
 template <int64_t kCount, int kThreads>
-constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b) {
+constexpr StaticStream<kCount, kThreads> make_static_fwd_stream(const KernelGeometry& g, const Blocking& b,
+                                                               const Tap* taps) {
   StaticStream<kCount, kThreads> s{};
-  fill_fwd_stream(g, b, s);
+  fill_fwd_stream(g, b, taps, s);
   return s;
 }
 
