@@ -250,7 +250,16 @@ TEST_CASE("plan: register blocks and input modes chosen for typical layers") {
   CHECK(s2w.g.in_px == kBlock);
   const RegBlock rb7 = fwd(ConvDesc(1, 64, 64, 7, 7, 3, 3, 1, 1)).rb();  // 1x7 x 3 K blocks
   CHECK(rb7.pixels() * rb7.kbs == 21);
-  CHECK(fwd(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb().pixels() == 28);  // 4x7
+  // One K block: a block of several rows of 7 (3x7: with the padding rows' taps skipped, the first
+  // and last row groups run 2 of 3 tap rows).
+  const RegBlock rb7k1 = fwd(ConvDesc(1, 64, 16, 7, 7, 3, 3, 1, 1)).rb();
+  CHECK((rb7k1.rb_q == 7 && rb7k1.rb_p >= 3));
+  // Small maps of detection heads: one call per K block covers the whole 3x3 or 5x5 output.
+  CHECK((fwd(ConvDesc(1, 256, 84, 3, 3, 3, 3, 1, 1)).rb().rb_p == 3 && fwd(ConvDesc(1, 256, 84, 3, 3, 3, 3, 1, 1)).rb().rb_q == 3));
+  CHECK(fwd(ConvDesc(1, 256, 126, 5, 5, 3, 3, 1, 1)).rb().pixels() == 25);
+  // 1x1 stride 1 on a 17x17 map: the 289 pixels as one row (rows of 17 would end in a 1-pixel block).
+  const FwdPlan flat = fwd(ConvDesc(1, 768, 192, 17, 17, 1, 1));
+  CHECK((flat.g.P == 1 && flat.g.Q == 289));
   // conv1: (r, s, c) folded, 147 -> 160 channels (10 blocks); the forward reads the 7 runs of 21
   // folded channels in place (one tap per filter row), pixels stride_w * C = 6 floats apart.
   const FwdPlan c1 = fwd(ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3));

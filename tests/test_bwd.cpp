@@ -121,6 +121,9 @@ std::vector<ConvDesc> training_shapes() {
       // 9x9 map (each output sees at most two of three rows and columns of taps), 5x5 maps at stride 2.
       ConvDesc(2, 20, 36, 1, 1, 3, 3, 1, 1), ConvDesc(1, 24, 20, 9, 9, 3, 3, 1, 6).with_dilation(6, 6),
       ConvDesc(2, 18, 30, 5, 5, 3, 3, 2, 1),
+      // Small maps: a 1x1 layer on 17x17 as one row of 289 pixels (backward data "flat"), 3x3 and
+      // 5x5 outputs in one register block.
+      ConvDesc(1, 48, 40, 17, 17, 1, 1), ConvDesc(1, 40, 36, 5, 5, 3, 3), ConvDesc(2, 36, 40, 5, 5, 3, 3, 1, 1),
   };
 }
 
@@ -151,6 +154,11 @@ TEST_CASE("bwd: layer shapes and strided layers match the reference on every tar
   avx2.vec_per_block = 2;
   CHECK(bwd_w_plan(Conv(ConvDesc(2, 256, 128, 14, 14, 1, 1, 2, 0), {.threads = 2, .machine = avx2})).c_outer);
   CHECK_FALSE(bwd_w_plan(Conv(ConvDesc(2, 64, 256, 14, 14, 1, 1), {.threads = 2, .machine = Machine{}})).c_outer);
+  // A 1x1 layer on a 17x17 map: backward data runs the plane as one row of 289 pixels.
+  for (const ConvDesc& d : {ConvDesc(1, 768, 192, 17, 17, 1, 1), ConvDesc(1, 48, 40, 17, 17, 1, 1)}) {
+    INFO(d.C << "->" << d.K);
+    CHECK(Conv(d, {.threads = 1, .machine = Machine{}}).describe(Pass::bwd_d).find("flat") != std::string::npos);
+  }
   static std::vector<std::unique_ptr<BwdProblem>> pbs;
   if (pbs.empty()) {
     uint32_t seed = 300;

@@ -191,7 +191,8 @@ TEST_CASE("fwd: seeded random sweep with remainders in every dimension") {
 }
 
 TEST_CASE("fwd: every register block and every remainder of Q and P is exercised") {
-  // Q from 1 to 31 and P from 1 to 9 walk through every block of kFwdBlocks as main or remainder;
+  // Q from 1 to 31 and P from 1 to 9 walk through every block of kFwdBlocks as main or remainder
+  // (with 3x3 and 5x5 outputs of 3x3 filters for the small-map blocks);
   // K of 1 to 4 K blocks uses the blocks over 2 and 3 K blocks with and without a K block left over.
   static std::vector<std::unique_ptr<FwdProblem>> cache;
   std::vector<ConvDesc> shapes;
@@ -200,6 +201,9 @@ TEST_CASE("fwd: every register block and every remainder of Q and P is exercised
   shapes.push_back(ConvDesc(1, 16, 16, 7, 7, 1, 1));
   shapes.push_back(ConvDesc(1, 16, 16, 6, 7, 1, 1));
   shapes.push_back(ConvDesc(1, 16, 16, 7, 14, 1, 1));
+  shapes.push_back(ConvDesc(1, 32, 40, 5, 5, 3, 3));        // 3x3 output
+  shapes.push_back(ConvDesc(1, 32, 40, 7, 7, 3, 3));        // 5x5 output
+  shapes.push_back(ConvDesc(1, 20, 24, 7, 5, 3, 3, 1, 1));  // 7x5
   const auto& pbs = problems(shapes, 3, cache);
   std::vector<int> used(kNumFwdBlocks, 0);
   for (const auto& pb : pbs) {

@@ -228,7 +228,10 @@ struct RegBlock {
 /// Register blocks compiled for the forward (and, through it, backward-data) microkernel. The first
 /// entries are "main" blocks of up to 28 pixels (28 accumulators + 1 weight + 1 broadcast register
 /// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
-/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. The last ones also block over
+/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. (5, 5) and (3, 3) tile the
+/// small maps of detection heads (5x5 and 3x3 outputs) as one call, where rows of 2- and 1-pixel
+/// blocks would leave the FMA pipes waiting on one or two accumulators; (1, 5) and (1, 3) are their
+/// single-row forms and cover remainders of Q. The last ones also block over
 /// K (kbs K blocks per call, as oneDNN's and LIBXSMM's kernels do): 14 pixels x 2 K blocks and
 /// 7 x 3 load one broadcast per pixel and one weight vector per K block, 16 (or 10) loads for 28
 /// (or 21) FMAs instead of 29 for 28; a K block left over runs the kbs 1 block of the same shape. On targets with 16 registers the
@@ -240,8 +243,8 @@ struct RegBlock {
 inline constexpr RegBlock kFwdBlocks[] = {{1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1}};
 #else
 inline constexpr RegBlock kFwdBlocks[] = {
-    {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
-    {1, 14, 2}, {1, 7, 3},
+    {1, 28}, {2, 14}, {4, 7}, {3, 7}, {5, 5}, {3, 3}, {1, 14}, {1, 7}, {1, 5}, {1, 3},
+    {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1}, {1, 14, 2}, {1, 7, 3},
 };
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));
@@ -415,20 +418,19 @@ struct KernelGeometry {
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
 
-/// The share of (output pixel, tap) pairs of geometry g whose tap reads the source: the taps the
-/// microkernels run (StreamEntry's tap ranges skip the others, per call).
-constexpr double tap_fraction(const KernelGeometry& g, const Tap* taps) {
+/// Whether some tap of geometry g reads only padding for some output row or column (then the kernel
+/// stream's tap ranges skip it where it does, and the model counts the taps call by call).
+constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   const int64_t rows = g.taps / g.tap_cols;
-  double fr = 0, fc = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, g.P);
-    fr += double(v.last - v.first);
+    if (v.first > 0 || v.last < g.P) return true;
   }
   for (int64_t j = 0; j < g.tap_cols; ++j) {
     const TapRange v = valid_outputs(taps[j].col, g.col_step, g.src_cols, g.Q);
-    fc += double(v.last - v.first);
+    if (v.first > 0 || v.last < g.Q) return true;
   }
-  return fr / double(rows * g.P) * (fc / double(g.tap_cols * g.Q));
+  return false;
 }
 
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
@@ -2547,8 +2549,10 @@ constexpr double call_overhead(const RegBlock& rb, const Machine& m) {
 }
 
 /// Microkernel work of covering one P x Q output plane of Kb K blocks with main block `main`: the sum
-/// over calls of their step cycles, the calls, their fixed cycles, and the pixel blocks (calls of
-/// the first K block).
+/// over calls of their step cycles (each call's steps scaled by the share of the taps it runs, as the
+/// kernel stream's tap ranges skip those reading only padding: a block spanning more rows or columns
+/// runs more of them), the calls, their fixed cycles, and the pixel blocks (calls of the first K
+/// block). `taps` null: every call runs every tap.
 struct PlaneWork {
   double step = 0;
   double overhead = 0;
@@ -2556,23 +2560,38 @@ struct PlaneWork {
   int64_t pixel_blocks = 0;
 };
 
-constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m, bool overlap = false) {
+constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* taps, const Machine& m, bool overlap = false) {
   PlaneWork w;
-  // Every full row group covers the plane's width the same way: cost one and multiply.
+  const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
+  const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
+  auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
+    if (taps == nullptr) return 1.0;
+    const TapRange tr = valid_taps(tap_rows, row_off, p, rb.rb_p, g.row_step, g.src_rows);
+    const TapRange ts = valid_taps(g.tap_cols, col_off, q, rb.rb_q, g.col_step, g.src_cols);
+    return double((tr.last - tr.first) * (ts.last - ts.first)) / double(g.taps);
+  };
   const int rb_p = kFwdBlocks[main].rb_p;
   auto add_rows = [&](int64_t p, int64_t rows, int64_t times) {
-    for_each_block(main, p, rows, Q, [&](int b, int64_t, int64_t) {
+    for_each_block(main, p, rows, Q, [&](int b, int64_t bp, int64_t bq) {
       const RegBlock rb = kFwdBlocks[b];
       const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
       const RegBlock one{rb.rb_p, rb.rb_q, 1};
-      w.step += double(times) * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
+      const double share = run_share(rb, bp, bq);
+      w.step += double(times) * share * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
       w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
       w.calls += times * (full + left);
       w.pixel_blocks += times;
     }, overlap);
   };
   const int64_t groups = P / rb_p;
-  if (groups > 0) add_rows(0, rb_p, groups);
+  // Without tap skipping every full row group costs the same: cost one and multiply.
+  if (taps == nullptr && groups > 0) {
+    add_rows(0, rb_p, groups);
+  } else {
+    for (int64_t i = 0; i < groups; ++i) add_rows(i * rb_p, rb_p, 1);
+  }
   if (P % rb_p) add_rows(groups * rb_p, P % rb_p, 1);
   return w;
 }
@@ -2592,7 +2611,7 @@ struct StreamData {
   double tensor = 0;
   bool fresh = false;
   double output = 0;     ///< bytes of all outputs the stream writes
-  double taps_run = 1;   ///< share of the taps run (tap_fraction: those reading only padding are not)
+  const Tap* taps = nullptr;  ///< the geometry's taps, when some may read only padding (plane_work)
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
@@ -2640,7 +2659,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
   const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
-  const double steps = double(g.Cr * g.taps * g.tap_channels) * in.taps_run;
+  const double steps = double(g.Cr * g.taps * g.tap_channels);
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
 
   const double L1 = double(m.l1), L2 = double(m.l2);
@@ -2716,7 +2735,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
     if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
-    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m, overlaps_row_end(f)).step;
+    const double s = model::plane_work(blk, g, in.taps, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;
       best.block = blk;
@@ -2729,7 +2748,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   const RegBlock rb = kFwdBlocks[best.block];
   best.p_groups = div_up(g.P, rb.rb_p);
   best.overlap = overlaps_row_end(f);
-  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m, best.overlap);
+  const model::PlaneWork w = model::plane_work(best.block, g, in.taps, m, best.overlap);
   double best_cost = -1;
   Blocking b = best;
   for (int64_t chunks = 1; chunks <= (whole ? 1 : g.Cr); chunks = chunks < 4 ? chunks + 1 : chunks * 2) {
@@ -2914,6 +2933,26 @@ constexpr void set_strided_in_place(FwdPlan& p) {
   p.scratch_in = 0;
 }
 
+/// Whether the output pixels of an image can be run as one row of P*Q pixels (1x1, stride 1, no
+/// padding): output pixel j reads input pixel j, so the rows of src and dst are contiguous and the
+/// register blocks tile P*Q instead of each short row (a 3x3 map is one 9-pixel row, not three rows
+/// of a 2-pixel and a 1-pixel block).
+constexpr bool flat_fits(const ConvDesc& d) {
+  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
+  return d.R * d.S == 1 && d.stride_h == 1 && d.stride_w == 1 && unpadded;
+}
+
+/// Turns a geometry of a layer that flat_fits (input read in place, output pixels P x Q) into one
+/// row of P*Q pixels.
+constexpr void set_flat(KernelGeometry& g) {
+  g.Q *= g.P;
+  g.P = 1;
+  g.src_rows = 1;
+  g.src_cols = g.Q;
+  g.in_row = g.Q * g.in_px;
+  g.out_row = g.Q * g.out_px;
+}
+
 /// The working input of folded channels (InputMode::kFold): Cr = div_up(R*S*C, 16) blocks as one
 /// output row's folded rows [N][P][Cr][Q][16], one tap; folded weights [Kb][Cr][16 i][16 o].
 constexpr FwdPlan fold_plan(const ConvDesc& d, int threads) {
@@ -2983,7 +3022,7 @@ constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
   s.tensor = s.image * double(d.N);
   s.fresh = fresh;
   s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
-  s.taps_run = tap_fraction(p.g, p.tap.data());
+  s.taps = some_tap_skipped(p.g, p.tap.data()) ? p.tap.data() : nullptr;
   return s;
 }
 
@@ -3676,7 +3715,16 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+        PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+        if (flat_fits(d) && g.P > 1) {  // 1x1 stride 1: the plane as one row, when the model prefers it
+          KernelGeometry f = g;
+          set_flat(f);
+          const PlannedBlocking pf = best_blocking(f, PixelForm::kBlocked, stream_data(f, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+          if (pf.b.block >= 0 && pf.cost.total() < pb.cost.total()) {
+            g = f;
+            pb = pf;
+          }
+        }
         ph.b = pb.b;
         b.cost += pb.cost;
         ++b.phases;
@@ -3690,7 +3738,7 @@ struct BwdDataPhases {
   /// part of dsrc).
   static constexpr model::StreamData stream_data(const KernelGeometry& g, const Tap* taps) {
     model::StreamData s;
-    s.taps_run = tap_fraction(g, taps);
+    s.taps = some_tap_skipped(g, taps) ? taps : nullptr;
     s.image = double(g.in_n) * 4;
     s.tensor = s.image * double(g.N);
     s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
@@ -3733,7 +3781,7 @@ struct BwdDataPhases {
   static std::string describe(const Plan& b) {
     const RegBlock rb = kFwdBlocks[b.phase[0].b.block];
     std::ostringstream s;
-    s << "phases" << b.phases << (b.pad.direct ? " direct " : " padded ") << describe_blocking(rb, b.phase[0].b);
+    s << "phases" << b.phases << (b.pad.direct ? (b.phase[0].g.P < b.desc.H ? " flat " : " direct ") : " padded ") << describe_blocking(rb, b.phase[0].b);
     return s.str();
   }
 
@@ -4253,8 +4301,8 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
 
   /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
-  /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
-  /// where the blocks of the plane have that form), phase images copied by each thread for its own
+  /// model among: src in place (stride 1 without padding, 1x1 layers also as one row of P*Q pixels;
+  /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
@@ -4275,6 +4323,11 @@ struct FwdDirect : FwdImpl<FwdDirect> {
     };
     if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, true);
     consider(base, false);
+    if (flat_fits(d) && d.P() > 1) {
+      FwdPlan f = base;
+      set_flat(f.g);
+      consider(f, false);
+    }
     if (strided_in_place_fits(d)) {
       FwdPlan s = base;
       set_strided_in_place(s);
@@ -4315,7 +4368,10 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr bool kPrefersNhwc = false;
 
   static std::string describe(const Plan& p) {
-    const char* mode = p.in.mode == InputMode::kPhases ? "phases" : (p.g.in_px == 2 * kBlock ? "strided" : "direct");
+    const char* mode = p.in.mode == InputMode::kPhases ? "phases"
+                       : p.g.in_px == 2 * kBlock     ? "strided"
+                       : p.g.P < p.desc.P()          ? "flat"
+                                                     : "direct";
     return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
   }
 

@@ -96,7 +96,16 @@ struct BwdDataPhases {
         g.out_kb = d.H * d.W * kBlock;
         g.out_n = Cb * g.out_kb;
         g.out_base = (a * d.W + c) * kBlock;
-        const PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+        PlannedBlocking pb = best_blocking(g, PixelForm::kBlocked, stream_data(g, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+        if (flat_fits(d) && g.P > 1) {  // 1x1 stride 1: the plane as one row, when the model prefers it
+          KernelGeometry f = g;
+          set_flat(f);
+          const PlannedBlocking pf = best_blocking(f, PixelForm::kBlocked, stream_data(f, b.tap.data() + ph.tap0), ctx.machine, b.threads, false);
+          if (pf.b.block >= 0 && pf.cost.total() < pb.cost.total()) {
+            g = f;
+            pb = pf;
+          }
+        }
         ph.b = pb.b;
         b.cost += pb.cost;
         ++b.phases;
@@ -110,7 +119,7 @@ struct BwdDataPhases {
   /// part of dsrc).
   static constexpr model::StreamData stream_data(const KernelGeometry& g, const Tap* taps) {
     model::StreamData s;
-    s.taps_run = tap_fraction(g, taps);
+    s.taps = some_tap_skipped(g, taps) ? taps : nullptr;
     s.image = double(g.in_n) * 4;
     s.tensor = s.image * double(g.N);
     s.output = double(g.N * g.Kb * g.P * g.Q) * model::kLine;
@@ -153,7 +162,7 @@ struct BwdDataPhases {
   static std::string describe(const Plan& b) {
     const RegBlock rb = kFwdBlocks[b.phase[0].b.block];
     std::ostringstream s;
-    s << "phases" << b.phases << (b.pad.direct ? " direct " : " padded ") << describe_blocking(rb, b.phase[0].b);
+    s << "phases" << b.phases << (b.pad.direct ? (b.phase[0].g.P < b.desc.H ? " flat " : " direct ") : " padded ") << describe_blocking(rb, b.phase[0].b);
     return s.str();
   }
 

@@ -15,8 +15,8 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
 
   /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
-  /// model among: src in place (stride 1 without padding; 1x1 stride 2 reading every other pixel,
-  /// where the blocks of the plane have that form), phase images copied by each thread for its own
+  /// model among: src in place (stride 1 without padding, 1x1 layers also as one row of P*Q pixels;
+  /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
@@ -37,6 +37,11 @@ struct FwdDirect : FwdImpl<FwdDirect> {
     };
     if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, true);
     consider(base, false);
+    if (flat_fits(d) && d.P() > 1) {
+      FwdPlan f = base;
+      set_flat(f.g);
+      consider(f, false);
+    }
     if (strided_in_place_fits(d)) {
       FwdPlan s = base;
       set_strided_in_place(s);
@@ -77,7 +82,10 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr bool kPrefersNhwc = false;
 
   static std::string describe(const Plan& p) {
-    const char* mode = p.in.mode == InputMode::kPhases ? "phases" : (p.g.in_px == 2 * kBlock ? "strided" : "direct");
+    const char* mode = p.in.mode == InputMode::kPhases ? "phases"
+                       : p.g.in_px == 2 * kBlock     ? "strided"
+                       : p.g.P < p.desc.P()          ? "flat"
+                                                     : "direct";
     return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
   }
 

@@ -23,7 +23,10 @@ struct RegBlock {
 /// Register blocks compiled for the forward (and, through it, backward-data) microkernel. The first
 /// entries are "main" blocks of up to 28 pixels (28 accumulators + 1 weight + 1 broadcast register
 /// fit the 32 registers of AVX-512 and Arm); the (1, 2^k) blocks cover remainders of Q; (1, 7) and
-/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. The last ones also block over
+/// (1, 14) cover remainders of P under the (4, 7) and (2, 14) blocks. (5, 5) and (3, 3) tile the
+/// small maps of detection heads (5x5 and 3x3 outputs) as one call, where rows of 2- and 1-pixel
+/// blocks would leave the FMA pipes waiting on one or two accumulators; (1, 5) and (1, 3) are their
+/// single-row forms and cover remainders of Q. The last ones also block over
 /// K (kbs K blocks per call, as oneDNN's and LIBXSMM's kernels do): 14 pixels x 2 K blocks and
 /// 7 x 3 load one broadcast per pixel and one weight vector per K block, 16 (or 10) loads for 28
 /// (or 21) FMAs instead of 29 for 28; a K block left over runs the kbs 1 block of the same shape. On targets with 16 registers the
@@ -35,8 +38,8 @@ struct RegBlock {
 inline constexpr RegBlock kFwdBlocks[] = {{1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1}};
 #else
 inline constexpr RegBlock kFwdBlocks[] = {
-    {1, 28}, {2, 14}, {4, 7}, {3, 7}, {1, 14}, {1, 7}, {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1},
-    {1, 14, 2}, {1, 7, 3},
+    {1, 28}, {2, 14}, {4, 7}, {3, 7}, {5, 5}, {3, 3}, {1, 14}, {1, 7}, {1, 5}, {1, 3},
+    {1, 16}, {1, 8}, {1, 4}, {1, 2}, {1, 1}, {1, 14, 2}, {1, 7, 3},
 };
 #endif
 inline constexpr int kNumFwdBlocks = int(sizeof(kFwdBlocks) / sizeof(kFwdBlocks[0]));

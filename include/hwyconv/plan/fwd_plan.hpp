@@ -160,6 +160,26 @@ constexpr void set_strided_in_place(FwdPlan& p) {
   p.scratch_in = 0;
 }
 
+/// Whether the output pixels of an image can be run as one row of P*Q pixels (1x1, stride 1, no
+/// padding): output pixel j reads input pixel j, so the rows of src and dst are contiguous and the
+/// register blocks tile P*Q instead of each short row (a 3x3 map is one 9-pixel row, not three rows
+/// of a 2-pixel and a 1-pixel block).
+constexpr bool flat_fits(const ConvDesc& d) {
+  const bool unpadded = d.pad_t == 0 && d.pad_l == 0 && d.pad_b == 0 && d.pad_r == 0;
+  return d.R * d.S == 1 && d.stride_h == 1 && d.stride_w == 1 && unpadded;
+}
+
+/// Turns a geometry of a layer that flat_fits (input read in place, output pixels P x Q) into one
+/// row of P*Q pixels.
+constexpr void set_flat(KernelGeometry& g) {
+  g.Q *= g.P;
+  g.P = 1;
+  g.src_rows = 1;
+  g.src_cols = g.Q;
+  g.in_row = g.Q * g.in_px;
+  g.out_row = g.Q * g.out_px;
+}
+
 /// The working input of folded channels (InputMode::kFold): Cr = div_up(R*S*C, 16) blocks as one
 /// output row's folded rows [N][P][Cr][Q][16], one tap; folded weights [Kb][Cr][16 i][16 o].
 constexpr FwdPlan fold_plan(const ConvDesc& d, int threads) {
@@ -229,7 +249,7 @@ constexpr model::StreamData fwd_stream_data(const FwdPlan& p, bool fresh) {
   s.tensor = s.image * double(d.N);
   s.fresh = fresh;
   s.output = double(d.N * d.Kb() * d.P() * d.Q()) * model::kLine;
-  s.taps_run = tap_fraction(p.g, p.tap.data());
+  s.taps = some_tap_skipped(p.g, p.tap.data()) ? p.tap.data() : nullptr;
   return s;
 }
 

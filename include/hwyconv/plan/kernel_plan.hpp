@@ -85,20 +85,19 @@ struct KernelGeometry {
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
 
-/// The share of (output pixel, tap) pairs of geometry g whose tap reads the source: the taps the
-/// microkernels run (StreamEntry's tap ranges skip the others, per call).
-constexpr double tap_fraction(const KernelGeometry& g, const Tap* taps) {
+/// Whether some tap of geometry g reads only padding for some output row or column (then the kernel
+/// stream's tap ranges skip it where it does, and the model counts the taps call by call).
+constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   const int64_t rows = g.taps / g.tap_cols;
-  double fr = 0, fc = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, g.P);
-    fr += double(v.last - v.first);
+    if (v.first > 0 || v.last < g.P) return true;
   }
   for (int64_t j = 0; j < g.tap_cols; ++j) {
     const TapRange v = valid_outputs(taps[j].col, g.col_step, g.src_cols, g.Q);
-    fc += double(v.last - v.first);
+    if (v.first > 0 || v.last < g.Q) return true;
   }
-  return fr / double(rows * g.P) * (fc / double(g.tap_cols * g.Q));
+  return false;
 }
 
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and

@@ -79,8 +79,10 @@ constexpr double call_overhead(const RegBlock& rb, const Machine& m) {
 }
 
 /// Microkernel work of covering one P x Q output plane of Kb K blocks with main block `main`: the sum
-/// over calls of their step cycles, the calls, their fixed cycles, and the pixel blocks (calls of
-/// the first K block).
+/// over calls of their step cycles (each call's steps scaled by the share of the taps it runs, as the
+/// kernel stream's tap ranges skip those reading only padding: a block spanning more rows or columns
+/// runs more of them), the calls, their fixed cycles, and the pixel blocks (calls of the first K
+/// block). `taps` null: every call runs every tap.
 struct PlaneWork {
   double step = 0;
   double overhead = 0;
@@ -88,23 +90,38 @@ struct PlaneWork {
   int64_t pixel_blocks = 0;
 };
 
-constexpr PlaneWork plane_work(int main, int64_t P, int64_t Q, int64_t Kb, const Machine& m, bool overlap = false) {
+constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* taps, const Machine& m, bool overlap = false) {
   PlaneWork w;
-  // Every full row group covers the plane's width the same way: cost one and multiply.
+  const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
+  const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
+  auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
+    if (taps == nullptr) return 1.0;
+    const TapRange tr = valid_taps(tap_rows, row_off, p, rb.rb_p, g.row_step, g.src_rows);
+    const TapRange ts = valid_taps(g.tap_cols, col_off, q, rb.rb_q, g.col_step, g.src_cols);
+    return double((tr.last - tr.first) * (ts.last - ts.first)) / double(g.taps);
+  };
   const int rb_p = kFwdBlocks[main].rb_p;
   auto add_rows = [&](int64_t p, int64_t rows, int64_t times) {
-    for_each_block(main, p, rows, Q, [&](int b, int64_t, int64_t) {
+    for_each_block(main, p, rows, Q, [&](int b, int64_t bp, int64_t bq) {
       const RegBlock rb = kFwdBlocks[b];
       const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
       const RegBlock one{rb.rb_p, rb.rb_q, 1};
-      w.step += double(times) * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
+      const double share = run_share(rb, bp, bq);
+      w.step += double(times) * share * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
       w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
       w.calls += times * (full + left);
       w.pixel_blocks += times;
     }, overlap);
   };
   const int64_t groups = P / rb_p;
-  if (groups > 0) add_rows(0, rb_p, groups);
+  // Without tap skipping every full row group costs the same: cost one and multiply.
+  if (taps == nullptr && groups > 0) {
+    add_rows(0, rb_p, groups);
+  } else {
+    for (int64_t i = 0; i < groups; ++i) add_rows(i * rb_p, rb_p, 1);
+  }
   if (P % rb_p) add_rows(groups * rb_p, P % rb_p, 1);
   return w;
 }
@@ -124,7 +141,7 @@ struct StreamData {
   double tensor = 0;
   bool fresh = false;
   double output = 0;     ///< bytes of all outputs the stream writes
-  double taps_run = 1;   ///< share of the taps run (tap_fraction: those reading only padding are not)
+  const Tap* taps = nullptr;  ///< the geometry's taps, when some may read only padding (plane_work)
 };
 
 /// Fraction of the reuses of a working set of `ws` bytes that hit in a cache of `cap` bytes: all of
@@ -172,7 +189,7 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const int64_t kgroups = div_up(g.Kb, b.kb_group), chunks = div_up(g.Cr, b.c_chunk);
   const double share = busiest_share(g, b), N = double(g.N);
   Cost c;
-  const double steps = double(g.Cr * g.taps * g.tap_channels) * in.taps_run;
+  const double steps = double(g.Cr * g.taps * g.tap_channels);
   c.compute = N * share * (w.step * steps + w.overhead * double(chunks));
 
   const double L1 = double(m.l1), L2 = double(m.l2);
@@ -248,7 +265,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
     if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
-    const double s = model::plane_work(blk, g.P, g.Q, g.Kb, m, overlaps_row_end(f)).step;
+    const double s = model::plane_work(blk, g, in.taps, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;
       best.block = blk;
@@ -261,7 +278,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   const RegBlock rb = kFwdBlocks[best.block];
   best.p_groups = div_up(g.P, rb.rb_p);
   best.overlap = overlaps_row_end(f);
-  const model::PlaneWork w = model::plane_work(best.block, g.P, g.Q, g.Kb, m, best.overlap);
+  const model::PlaneWork w = model::plane_work(best.block, g, in.taps, m, best.overlap);
   double best_cost = -1;
   Blocking b = best;
   for (int64_t chunks = 1; chunks <= (whole ? 1 : g.Cr); chunks = chunks < 4 ? chunks + 1 : chunks * 2) {
