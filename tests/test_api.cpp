@@ -65,6 +65,9 @@ TEST_CASE("desc: every invalid field is reported by name") {
       {"P", ConvDesc(1, 1, 1, 2, 8, 5, 1)}, {"Q", ConvDesc(1, 1, 1, 8, 2, 1, 5)},
       {"N", set(&ConvDesc::N, int64_t{1} << 21)},
       {"src", ConvDesc(1 << 20, 1 << 10, 1, 1 << 10, 1 << 10, 1, 1)},
+      // 2^40 pixels of one channel (2^44 blocked elements): rejected before any planning.
+      {"src", ConvDesc(1, 1, 1, 1 << 20, 1 << 20, 1, 1)},
+      {"dst", ConvDesc(1, 16, 1 << 20, 1 << 10, 1 << 10, 1, 1)},
   };
   for (const Bad& b : bad) {
     INFO("field " << b.field);
@@ -178,7 +181,9 @@ TEST_CASE("stream: every output is finished exactly once and every C block reduc
       ConvDesc(1, 3, 64, 224, 224, 7, 7, 2, 3), ConvDesc(3, 17, 33, 7, 7, 1, 1),
       ConvDesc(1, 2048, 512, 7, 7, 1, 1),        ConvDesc(1, 1, 1, 1, 1, 1, 1),
       ConvDesc(1, 40, 36, 1, 1, 3, 3, 1, 1),    ConvDesc(2, 24, 20, 9, 9, 3, 3, 1, 6).with_dilation(6, 6),
-      ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3),   ConvDesc(1, 3, 24, 12, 33, 5, 5, 1, 2)};
+      ConvDesc(2, 3, 20, 33, 31, 7, 7, 2, 3),   ConvDesc(1, 3, 24, 12, 33, 5, 5, 1, 2),
+      // 1-D signals: rows split into column segments among threads (dense form with overlap too).
+      ConvDesc(1, 32, 32, 1, 500, 1, 1),        ConvDesc(1, 1, 32, 1, 401, 1, 2).with_pad(0, 1, 0, 0)};
   for (const ConvDesc& d : shapes)
     for (int threads : {1, 2, 5}) {
       const Conv c(d, {.threads = threads});
@@ -188,6 +193,8 @@ TEST_CASE("stream: every output is finished exactly once and every C block reduc
   const Conv chunked(shapes[1], {.threads = 1, .machine = Machine{}});
   CHECK(fwd_plan(chunked).b.c_chunk < fwd_plan(chunked).g.Cr);
   CHECK(fwd_plan(Conv(shapes[9], {.threads = 1, .machine = Machine{}})).b.overlap);
+  CHECK(fwd_plan(Conv(shapes[10], {.threads = 2, .machine = Machine{}})).b.q_groups > 1);
+  CHECK(fwd_plan(Conv(shapes[11], {.threads = 2, .machine = Machine{}})).b.q_groups > 1);
 }
 
 namespace {
@@ -347,6 +354,28 @@ TEST_CASE("Conv: the limits are named: R*S, threads, src_layout; a ViT patch emb
   CHECK(Conv::check(ConvDesc(1, 3, 32, 64, 64, 16, 16, 16, 0)).ok());
 }
 
+TEST_CASE("Conv: a moved-from Conv throws Error(\"Conv\") from every pass, touching nothing") {
+  const ConvDesc d(1, 20, 24, 9, 11, 3, 3, 1, 1);
+  Conv a(d, {.threads = 2});
+  Conv b(std::move(a));
+  std::vector<float> src(size_t(b.src_size()), 1.0f), wei(size_t(b.wei_size()), 1.0f), dst(size_t(b.dst_size()), 42.0f),
+      dsrc(size_t(b.dsrc_size()), 42.0f), dwei(size_t(b.wei_size()), 42.0f);
+  expect_error("Conv", [&] { a.forward(src, wei, {}, dst); });
+  expect_error("Conv", [&] { a.backward_data(dst, wei, dsrc); });
+  expect_error("Conv", [&] { a.backward_weights(src, dst, dwei, {}); });
+  expect_error("Conv", [&] { (void)a.workspace_size(Pass::fwd); });
+  expect_error("Conv", [&] { (void)a.describe(Pass::bwd_w); });
+  expect_error("Conv", [&] { (void)a.preferred_src_layout(); });
+  CHECK(std::all_of(dst.begin(), dst.end(), [](float v) { return v == 42.0f; }));
+  CHECK(std::all_of(dsrc.begin(), dsrc.end(), [](float v) { return v == 42.0f; }));
+  CHECK(std::all_of(dwei.begin(), dwei.end(), [](float v) { return v == 42.0f; }));
+  // The object moved to runs, and a moved-from one can be assigned a live one again.
+  b.forward(src, wei, {}, dst);
+  CHECK(dst[0] != 42.0f);
+  a = Conv(d);
+  a.forward(src, wei, {}, dst);
+}
+
 TEST_CASE("Conv: one object runs from several threads at once, each call with its own workspace") {
   const ConvDesc d(2, 24, 40, 13, 11, 3, 3, 2, 1);
   const FwdProblem pb(d, 31);
@@ -420,6 +449,26 @@ TEST_CASE("Conv: threads = 0 partitions for the hardware threads, with or withou
 }  // namespace hwyconv::test
 
 namespace hwyconv::test {
+
+TEST_CASE("Conv: a caller's parallel-for that breaks its contract gets Error(\"parallel_for\")") {
+  const ConvDesc d(1, 20, 24, 9, 11, 3, 3, 1, 1);
+  using Fn = const std::function<void(int64_t)>&;
+  // Out of range: fn(n) is not run (it would index past the per-thread stream), then reported.
+  const Conv past(d, {.threads = 2, .parallel_for = [](int64_t n, Fn fn) {
+                        for (int64_t i = 0; i <= n; ++i) fn(i);
+                      }});
+  // An index skipped: part of dst is not written, reported.
+  const Conv skip(d, {.threads = 2, .parallel_for = [](int64_t n, Fn fn) {
+                        for (int64_t i = 1; i < n; ++i) fn(i);
+                      }});
+  std::vector<float> src(size_t(past.src_size()), 1.0f), wei(size_t(past.wei_size()), 1.0f), dst(size_t(past.dst_size())),
+      dsrc(size_t(past.dsrc_size())), dwei(size_t(past.wei_size()));
+  for (const Conv* c : {&past, &skip}) {
+    expect_error("parallel_for", [&] { c->forward(src, wei, {}, dst); });
+    expect_error("parallel_for", [&] { c->backward_data(dst, wei, dsrc); });
+    expect_error("parallel_for", [&] { c->backward_weights(src, dst, dwei, {}); });
+  }
+}
 
 TEST_CASE("ThreadPool: an exception of fn reaches the caller, and the pool stays parallel afterwards") {
   ThreadPool pool(2);

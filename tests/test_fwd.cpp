@@ -219,6 +219,25 @@ TEST_CASE("fwd: every register block and every remainder of Q and P is exercised
   });
 }
 
+TEST_CASE("fwd: 1-D signals split into column segments among threads, on every target") {
+  // One image, one row, one or two K groups: the threads split the row (Blocking::q_groups); the
+  // dense first-layer form moves the last block of the row back inside the last segment.
+  static std::vector<std::unique_ptr<FwdProblem>> cache;
+  const auto& pbs = problems({ConvDesc(1, 20, 16, 1, 333, 1, 3).with_pad(0, 1, 0, 1), ConvDesc(1, 32, 32, 1, 500, 1, 1),
+                              ConvDesc(1, 1, 32, 1, 401, 1, 2).with_pad(0, 1, 0, 0), ConvDesc(1, 3, 16, 2, 97, 2, 5, 1, 1)},
+                             77, cache);
+  int split = 0;
+  for (const auto& pb : pbs) split += fwd_plan(Conv(pb->d, {.threads = 2, .machine = Machine{}})).b.q_groups > 1;
+  CHECK(split >= 3);
+  for_each_target([&](const std::string&) {
+    for (const auto& pb : pbs)
+      for (int threads : {2, 3}) {
+        check_forward(*pb, threads);
+        check_forward(*pb, threads, SrcLayout::nhwc);
+      }
+  });
+}
+
 TEST_CASE("fwd: fused epilogues (bias, scale/shift, residual, ReLU) in every combination") {
   const ConvDesc d = ConvDesc(2, 21, 37, 9, 10, 3, 3, 1, 1).with_stride(2, 1);
   const FwdProblem pb(d, 42);

@@ -165,6 +165,8 @@ class PackedWeights {
 /// code is generated, it costs microseconds. The training passes are planned the same way on their
 /// first use. Every call is const: one Conv may run from several threads at
 /// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
+/// Movable; a moved-from Conv throws Error("Conv") from every call but assignment and destruction
+/// (the size queries, which read only the descriptor, still answer).
 class Conv {
  public:
   /// Whether Conv(d, opt) constructs (then every pass can be planned and run): d.check(), and
@@ -206,7 +208,7 @@ class Conv {
   /// The layout src is taken in by forward() and backward_weights() (Options::src_layout, `any` resolved).
   SrcLayout src_layout() const { return layout_; }
   /// The src layout the forward implementation reads without a reorder (nhwc for folded channels).
-  SrcLayout preferred_src_layout() const { return fwd_->prefers_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c; }
+  SrcLayout preferred_src_layout() const { return (live(), fwd_->prefers_nhwc()) ? SrcLayout::nhwc : SrcLayout::nChw16c; }
   /// Floats of src in src_layout(): N x Cb x H x W x 16 (nChw16c), or N x H x W x C (nhwc).
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
@@ -253,6 +255,7 @@ class Conv {
   /// writing anything.
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
     run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
   }
@@ -261,6 +264,7 @@ class Conv {
   /// packed for another pass, layer or implementation.
   void forward(std::span<const float> src, const PackedWeights& wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     check_packed(Pass::fwd, wei);
     const unsigned ops = detail::check_forward(desc_, layout_, src, wei.data(), wei.data().size(), "packed", bias, dst, post);
     const bool own = fwd_->packed_size() > 0;
@@ -280,6 +284,7 @@ class Conv {
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
     run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
   }
@@ -301,6 +306,7 @@ class Conv {
   /// "workspace") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
                         std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
     const float* in = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
@@ -349,14 +355,21 @@ class Conv {
     return *lazy_->bwd_w;
   }
 
+  /// Throws Error("Conv") on a moved-from Conv (its plans moved away), before anything is touched.
+  void live() const {
+    if (!fwd_ || !lazy_) throw Error("Conv", "used after being moved from (it can only be assigned to or destroyed)");
+  }
+
   /// The implementation chosen for pass p.
   const impl::PlannedBase& planned(Pass p) const {
+    live();
     if (p == Pass::fwd) return *fwd_;
     if (p == Pass::bwd_d) return bwd_d();
     return bwd_w();
   }
   template <class Call>
   const impl::Planned<Call>* holder() const {
+    live();
     if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
     else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return &bwd_d();
     else return &bwd_w();

@@ -113,7 +113,9 @@ struct ConvDesc {
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
   /// S, strides and dilations >= 1; pads >= 0 and each pad < the dilated filter extent (a pad that
   /// reaches past the filter would create outputs that see only padding); P, Q >= 1; R*S <= kMaxTaps;
-  /// every tensor's element count below 2^48 (no 64-bit overflow anywhere in the offsets);
+  /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
+  /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
+  /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
   /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
@@ -145,7 +147,7 @@ struct ConvDesc {
     if (R * S > kMaxTaps) return {"R", "R*S larger than 256 filter taps is not supported; R*S", R * S};
     // Element counts of the blocked tensors and of the padded scratch copy, in double so that the
     // check itself cannot overflow (every factor is below 2^23 here).
-    constexpr double kMaxElems = double(int64_t{1} << 48);
+    constexpr double kMaxElems = double(int64_t{1} << 40);
     const double hp = double(H + pad_t + pad_b), wp = double(W + pad_l + pad_r);
     struct Count {
       const char* name;
@@ -158,7 +160,7 @@ struct ConvDesc {
     // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
       if (c.value >= kMaxElems)
-        return {c.name, "has 2^48 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
+        return {c.name, "has 2^40 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
     return {};
   }
 

@@ -140,7 +140,9 @@ struct ConvDesc {
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
   /// S, strides and dilations >= 1; pads >= 0 and each pad < the dilated filter extent (a pad that
   /// reaches past the filter would create outputs that see only padding); P, Q >= 1; R*S <= kMaxTaps;
-  /// every tensor's element count below 2^48 (no 64-bit overflow anywhere in the offsets);
+  /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
+  /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
+  /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
   /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
@@ -172,7 +174,7 @@ struct ConvDesc {
     if (R * S > kMaxTaps) return {"R", "R*S larger than 256 filter taps is not supported; R*S", R * S};
     // Element counts of the blocked tensors and of the padded scratch copy, in double so that the
     // check itself cannot overflow (every factor is below 2^23 here).
-    constexpr double kMaxElems = double(int64_t{1} << 48);
+    constexpr double kMaxElems = double(int64_t{1} << 40);
     const double hp = double(H + pad_t + pad_b), wp = double(W + pad_l + pad_r);
     struct Count {
       const char* name;
@@ -185,7 +187,7 @@ struct ConvDesc {
     // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
       if (c.value >= kMaxElems)
-        return {c.name, "has 2^48 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
+        return {c.name, "has 2^40 elements or more; elements", c.value < 9.2e18 ? int64_t(c.value) : INT64_MAX};
     return {};
   }
 
@@ -433,6 +435,12 @@ constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   return false;
 }
 
+/// Columns of each of q_groups segments of a row of Q outputs: a multiple of RB_Q, so that the
+/// segments are covered by the same blocks as the whole row (the last segment ends at Q).
+constexpr int64_t segment_cols(int64_t Q, int64_t q_groups, int rb_q) {
+  return div_up(div_up(Q, q_groups), rb_q) * rb_q;
+}
+
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
 /// loop order, threading). Per thread: images n, K groups, C chunks, row groups, pixel blocks, the K
 /// blocks of the group (K groups outside the images with images_inner).
@@ -441,6 +449,9 @@ struct Blocking {
   int block = 0;           ///< main register block, index into kFwdBlocks
   int64_t c_chunk = 1;     ///< reduction blocks per microkernel call
   int64_t p_groups = 0;    ///< row groups: div_up(P, RB_P)
+  /// Column segments of each row group (segment_cols wide), so that threads can split planes of
+  /// few rows (1-D signals, 1x1 planes run as one row) and not only images, K groups and rows.
+  int64_t q_groups = 1;
   int64_t kb_group = 1;    ///< K blocks run back to back on one pixel block
   /// Loop order: images inside the K groups, so that a K group's weights stay in cache across the
   /// minibatch, instead of all weights streaming once per image.
@@ -512,25 +523,26 @@ constexpr int cols_block(int64_t cols) {
 
 }  // namespace plan_detail
 
-/// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
-/// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
-/// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
-/// blocks (or, `overlap`, one more block ending at the row's end). No scalar remainder loop anywhere.
+/// Visits the microkernel calls that cover output rows [p, p + rows), columns [q0, q1), of one (n, kb,
+/// C chunk): f(block_index, row, col). Full RB_P x RB_Q blocks first (from q0 on), then rows left over
+/// under RB_P with the largest block of the same RB_Q, then the columns left over under RB_Q, row by
+/// row, with single-row blocks (or, `overlap`, one more block ending at q1). No scalar remainder loop
+/// anywhere. With q0 a multiple of RB_Q, a row's segments are covered by the blocks of the whole row.
 template <class F>
-constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
+constexpr void for_each_block_in(int main, int64_t p, int64_t rows, int64_t q0, int64_t q1, F&& f, bool overlap = false) {
   const int rb_q = kFwdBlocks[main].rb_q;
   while (rows > 0) {
     const int b = rows >= kFwdBlocks[main].rb_p ? main : plan_detail::rows_block(int(rows), rb_q);
     const int rp = kFwdBlocks[b].rb_p;
-    int64_t q = 0;
-    for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
-    if (overlap && q < Q && Q >= rb_q) {
-      f(b, p, Q - rb_q);
-      q = Q;
+    int64_t q = q0;
+    for (; q + rb_q <= q1; q += rb_q) f(b, p, q);
+    if (overlap && q < q1 && q1 - q0 >= rb_q) {
+      f(b, p, q1 - rb_q);
+      q = q1;
     }
-    for (int64_t i = 0; i < rp && q < Q; ++i) {
-      for (int64_t qq = q; qq < Q;) {
-        const int c = plan_detail::cols_block(Q - qq);
+    for (int64_t i = 0; i < rp && q < q1; ++i) {
+      for (int64_t qq = q; qq < q1;) {
+        const int c = plan_detail::cols_block(q1 - qq);
         f(c, p + i, qq);
         qq += kFwdBlocks[c].rb_q;
       }
@@ -538,6 +550,21 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
     p += rp;
     rows -= rp;
   }
+}
+
+/// for_each_block_in over whole rows [0, Q).
+template <class F>
+constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
+  for_each_block_in(main, p, rows, 0, Q, f, overlap);
+}
+
+/// Whether q_groups column segments of rows of Q outputs are covered by the same blocks as whole
+/// rows: with a block moved back to the row's end (`overlap`), the last segment must be at least a
+/// block wide, so that the moved block stays inside it.
+constexpr bool segments_fit(int main, int64_t Q, int64_t q_groups, bool overlap) {
+  const int rb_q = kFwdBlocks[main].rb_q;
+  const int64_t w = segment_cols(Q, q_groups, rb_q), n = div_up(Q, w);
+  return n == q_groups && (!overlap || n == 1 || Q - (n - 1) * w >= rb_q);
 }
 
 /// Visits the calls covering a whole P x Q plane of one (n, kb group, C chunk) with main block `main`.
@@ -606,22 +633,23 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of a kernel geometry, its taps and its
-/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
-/// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
-/// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
-/// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
+/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group (and column
+/// segment), pixel block, K block of the group (K group outside the images with Blocking::images_inner).
+/// Work is split as contiguous ranges of (n, K group, row group, column segment) items (whole images
+/// with Blocking::own_images); every output block belongs to exactly one thread and is reduced in the same order whatever the thread count,
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
   const int64_t tap_rows = g.taps / g.tap_cols;
   auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
   auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
-  const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
+  const int64_t groups = bl.p_groups * bl.q_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
   const int64_t begin = bl.own_images ? g.N * t / bl.threads * per : items * t / bl.threads;
   const int64_t end = bl.own_images ? g.N * (t + 1) / bl.threads * per : items * (t + 1) / bl.threads;
   const RegBlock rb = kFwdBlocks[bl.block];
+  const int64_t seg = segment_cols(g.Q, bl.q_groups, rb.rb_q);
   for (int64_t it = begin; it < end;) {
     const int64_t n = bl.images_inner ? (it / groups) % g.N : it / per;
     const int64_t kg = bl.images_inner ? it / (g.N * groups) : (it / groups) % kgroups, g0 = it % groups;
@@ -631,9 +659,9 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
       const int64_t cn = g.Cr - c0 < bl.c_chunk ? g.Cr - c0 : bl.c_chunk;
       const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) | (c0 + cn == g.Cr ? StreamEntry::kLast : 0));
       for (int64_t grp = g0; grp < g1; ++grp) {
-        const int64_t p0 = grp * rb.rb_p;
-        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
-        for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
+        const int64_t p0 = (grp / bl.q_groups) * rb.rb_p, q0 = (grp % bl.q_groups) * seg;
+        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
+        for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
           const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
           const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
           // kbs K blocks per call while they last, then the one-K-block form of the block.
@@ -2071,9 +2099,11 @@ inline const Machine& Machine::host() {
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
 
 namespace hwyconv {
 
@@ -2226,12 +2256,33 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-/// Runs fn over [0, n) with `pf` if set, else on ThreadPool::global().
+/// Runs fn over [0, n) with `pf` if set, else on ThreadPool::global(). A caller's parallel-for is
+/// held to its contract where that is cheap: an index outside [0, n) is not run, and after pf returns
+/// Error("parallel_for") is thrown for it or for a count of calls other than n (some index skipped:
+/// part of the output is not written).
 inline void parallel_run(const ParallelFor& pf, int64_t n, const std::function<void(int64_t)>& fn) {
-  if (pf)
-    pf(n, fn);
-  else
+  if (!pf) {
     ThreadPool::global().run(n, fn);
+    return;
+  }
+  std::atomic<int64_t> calls{0};
+  std::atomic<bool> out_of_range{false};
+  std::atomic<int64_t> bad_index{0};
+  const std::function<void(int64_t)> checked = [&](int64_t i) {
+    if (i < 0 || i >= n) {
+      bad_index.store(i, std::memory_order_relaxed);
+      out_of_range.store(true, std::memory_order_release);
+      return;
+    }
+    calls.fetch_add(1, std::memory_order_relaxed);
+    fn(i);
+  };
+  pf(n, checked);
+  if (out_of_range.load(std::memory_order_acquire))
+    throw Error("parallel_for", "called fn(" + std::to_string(bad_index.load()) + ") outside [0, " + std::to_string(n) + ")");
+  if (calls.load() != n)
+    throw Error("parallel_for", "called fn " + std::to_string(calls.load()) + " times for n = " + std::to_string(n) +
+                                    " (each index exactly once is the contract)");
 }
 
 }  // namespace hwyconv
@@ -2625,21 +2676,28 @@ constexpr double hit(double ws, double cap) {
 
 /// Share of the work (output rows x K blocks) of kernel geometry g that the busiest thread of blocking
 /// b gets, as the kernel stream splits it (stream/kernel_stream.hpp: contiguous ranges of (image,
-/// K group, row group) items, or whole images; the last K group and row group may be partial).
+/// K group, row group, column segment) items, or whole images; the last K group, row group and
+/// column segment may be partial).
 constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
-  const int64_t groups = b.p_groups, kgroups = div_up(g.Kb, b.kb_group), rb_p = div_up(g.P, groups);
+  const int64_t qg = b.q_groups, groups = b.p_groups * qg, kgroups = div_up(g.Kb, b.kb_group);
+  const int64_t rb_p = div_up(g.P, b.p_groups), seg = div_up(g.Q, qg);
   const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
   auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
   auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };
   auto kbs_of = [&](int64_t k) { return kbs_before(k + 1) - kbs_before(k); };
+  // Rows (in units of whole rows) of the first r groups of a plane, row-major over segments.
+  auto groups_before = [&](int64_t r) {
+    const int64_t row = r / qg, cols = (r % qg) * seg < g.Q ? (r % qg) * seg : g.Q;
+    return double(rows_before(row)) + double(rows_before(row + 1) - rows_before(row)) * double(cols) / double(g.Q);
+  };
   // Work of items [0, x).
   auto work = [&](int64_t x) -> double {
-    if (b.images_inner) {  // (K group, image, row group)
+    if (b.images_inner) {  // (K group, image, group)
       const int64_t per_kg = g.N * groups, kg = x / per_kg, r = x % per_kg;
-      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg) * ((r / groups) * g.P + rows_before(r % groups)));
+      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg)) * (double((r / groups) * g.P) + groups_before(r % groups));
     }
     const int64_t n = x / per, r = x % per, kg = r / groups;
-    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg) * rows_before(r % groups));
+    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg)) * groups_before(r % groups);
   };
   double most = 0;
   for (int t = 0; t < b.threads; ++t) {
@@ -2761,11 +2819,18 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
       b.kb_group = kg < g.Kb ? kg : g.Kb;
       for (int inner = 0; inner < (g.N > 1 && !own_images ? 2 : 1); ++inner) {
         b.images_inner = inner == 1;
-        const Cost c = model::stream_cost(g, b, w, in, m);
-        if (best_cost < 0 || c.total() < best_cost) {
-          best_cost = c.total();
-          out = {b, c};
+        // Column segments where the other items are too few to keep every thread busy.
+        const int64_t items = (own_images ? g.N : g.N * div_up(g.Kb, b.kb_group) * b.p_groups);
+        for (int64_t qg = 1; qg == 1 || (!whole && !own_images && items * qg < 8 * int64_t(threads)); qg *= 2) {
+          if (!segments_fit(b.block, g.Q, qg, b.overlap)) break;
+          b.q_groups = qg;
+          const Cost c = model::stream_cost(g, b, w, in, m);
+          if (best_cost < 0 || c.total() < best_cost) {
+            best_cost = c.total();
+            out = {b, c};
+          }
         }
+        b.q_groups = 1;
       }
       if (whole || kg <= rb.kbs) break;
     }
@@ -3340,6 +3405,7 @@ inline std::string describe_blocking(const RegBlock& rb, const Blocking& b) {
   s << "rb" << rb.rb_p << "x" << rb.rb_q;
   if (rb.kbs > 1) s << "x" << rb.kbs << "k";
   s << " cc" << b.c_chunk << " kg" << b.kb_group;
+  if (b.q_groups > 1) s << " qg" << b.q_groups;
   if (b.images_inner) s << " images-inner";
   return s.str();
 }
@@ -3765,6 +3831,7 @@ struct BwdDataPhases {
       taps += ph.g.taps;
       if (ph.b.own_images || ph.b.thread_image || ph.b.ring_rows) return "a phase reads a per-image input";
       if (ph.b.c_chunk < 1 || ph.b.c_chunk > ph.g.Cr) return "C chunk out of range";
+      if (!segments_fit(ph.b.block, ph.g.Q, ph.b.q_groups, ph.b.overlap)) return "column segments not covered like whole rows";
     }
     // Each tap belongs to one phase; the taps of phases without dsrc pixels (a >= H) are left out.
     if (taps > b.desc.R * b.desc.S) return "a tap in more than one phase";
@@ -4355,6 +4422,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
     if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
     if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
     if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
+    if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
     if (p.b.thread_image && (!p.b.own_images || p.in.mode != InputMode::kPhases)) return "per-thread image without phases";
     if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
     if (p.in.mode == InputMode::kDirect && p.scratch_in != 0) return "working input copied in direct mode";
@@ -4500,6 +4568,8 @@ struct FwdFold : FwdImpl<FwdFold> {
     if (p.b.ring_rows > 0 && p.b.ring_rows != p.rb().rb_p) return "ring rows differ from RB_P";
     if (p.b.thread_image && !p.in.fold_in_place) return "per-thread image without the in-place form";
     if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
+    if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
+    if (p.b.q_groups > 1 && (p.b.ring_rows > 0 || p.b.own_images)) return "column segments of a per-thread input";
     return nullptr;
   }
 
@@ -4753,6 +4823,8 @@ class PackedWeights {
 /// code is generated, it costs microseconds. The training passes are planned the same way on their
 /// first use. Every call is const: one Conv may run from several threads at
 /// once, each call with its own workspace (the caller's, or one leased from the Conv's pool).
+/// Movable; a moved-from Conv throws Error("Conv") from every call but assignment and destruction
+/// (the size queries, which read only the descriptor, still answer).
 class Conv {
  public:
   /// Whether Conv(d, opt) constructs (then every pass can be planned and run): d.check(), and
@@ -4794,7 +4866,7 @@ class Conv {
   /// The layout src is taken in by forward() and backward_weights() (Options::src_layout, `any` resolved).
   SrcLayout src_layout() const { return layout_; }
   /// The src layout the forward implementation reads without a reorder (nhwc for folded channels).
-  SrcLayout preferred_src_layout() const { return fwd_->prefers_nhwc() ? SrcLayout::nhwc : SrcLayout::nChw16c; }
+  SrcLayout preferred_src_layout() const { return (live(), fwd_->prefers_nhwc()) ? SrcLayout::nhwc : SrcLayout::nChw16c; }
   /// Floats of src in src_layout(): N x Cb x H x W x 16 (nChw16c), or N x H x W x C (nhwc).
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
@@ -4841,6 +4913,7 @@ class Conv {
   /// writing anything.
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
     run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
   }
@@ -4849,6 +4922,7 @@ class Conv {
   /// packed for another pass, layer or implementation.
   void forward(std::span<const float> src, const PackedWeights& wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     check_packed(Pass::fwd, wei);
     const unsigned ops = detail::check_forward(desc_, layout_, src, wei.data(), wei.data().size(), "packed", bias, dst, post);
     const bool own = fwd_->packed_size() > 0;
@@ -4868,6 +4942,7 @@ class Conv {
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
     run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
   }
@@ -4889,6 +4964,7 @@ class Conv {
   /// "workspace") before writing anything.
   void backward_weights(std::span<const float> src, std::span<const float> ddst, std::span<float> dwei,
                         std::span<float> dbias, const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
+    live();
     detail::check_backward_weights(desc_, layout_, src, ddst, dwei, dbias, post);
     Scratch ws(*this, Pass::bwd_w, workspace, {{"src", src}, {"ddst", ddst}, {"dweights", dwei}, {"dbias", dbias}});
     const float* in = blocked_src(src, bwd_w().reads_nhwc(), ws.data(), Pass::bwd_w);
@@ -4937,14 +5013,21 @@ class Conv {
     return *lazy_->bwd_w;
   }
 
+  /// Throws Error("Conv") on a moved-from Conv (its plans moved away), before anything is touched.
+  void live() const {
+    if (!fwd_ || !lazy_) throw Error("Conv", "used after being moved from (it can only be assigned to or destroyed)");
+  }
+
   /// The implementation chosen for pass p.
   const impl::PlannedBase& planned(Pass p) const {
+    live();
     if (p == Pass::fwd) return *fwd_;
     if (p == Pass::bwd_d) return bwd_d();
     return bwd_w();
   }
   template <class Call>
   const impl::Planned<Call>* holder() const {
+    live();
     if constexpr (std::is_same_v<Call, impl::FwdCall>) return fwd_.get();
     else if constexpr (std::is_same_v<Call, impl::BwdDataCall>) return &bwd_d();
     else return &bwd_w();

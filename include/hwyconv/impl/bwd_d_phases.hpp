@@ -146,6 +146,7 @@ struct BwdDataPhases {
       taps += ph.g.taps;
       if (ph.b.own_images || ph.b.thread_image || ph.b.ring_rows) return "a phase reads a per-image input";
       if (ph.b.c_chunk < 1 || ph.b.c_chunk > ph.g.Cr) return "C chunk out of range";
+      if (!segments_fit(ph.b.block, ph.g.Q, ph.b.q_groups, ph.b.overlap)) return "column segments not covered like whole rows";
     }
     // Each tap belongs to one phase; the taps of phases without dsrc pixels (a >= H) are left out.
     if (taps > b.desc.R * b.desc.S) return "a tap in more than one phase";

@@ -125,6 +125,7 @@ inline std::string describe_blocking(const RegBlock& rb, const Blocking& b) {
   s << "rb" << rb.rb_p << "x" << rb.rb_q;
   if (rb.kbs > 1) s << "x" << rb.kbs << "k";
   s << " cc" << b.c_chunk << " kg" << b.kb_group;
+  if (b.q_groups > 1) s << " qg" << b.q_groups;
   if (b.images_inner) s << " images-inner";
   return s.str();
 }

@@ -69,6 +69,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
     if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
     if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
     if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
+    if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
     if (p.b.thread_image && (!p.b.own_images || p.in.mode != InputMode::kPhases)) return "per-thread image without phases";
     if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
     if (p.in.mode == InputMode::kDirect && p.scratch_in != 0) return "working input copied in direct mode";

@@ -96,6 +96,8 @@ struct FwdFold : FwdImpl<FwdFold> {
     if (p.b.ring_rows > 0 && p.b.ring_rows != p.rb().rb_p) return "ring rows differ from RB_P";
     if (p.b.thread_image && !p.in.fold_in_place) return "per-thread image without the in-place form";
     if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
+    if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
+    if (p.b.q_groups > 1 && (p.b.ring_rows > 0 || p.b.own_images)) return "column segments of a per-thread input";
     return nullptr;
   }
 

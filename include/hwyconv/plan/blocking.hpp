@@ -47,25 +47,26 @@ constexpr int cols_block(int64_t cols) {
 
 }  // namespace plan_detail
 
-/// Visits the microkernel calls that cover output rows [p, p + rows) of one (n, kb, C chunk):
-/// f(block_index, row, col). Full RB_P x RB_Q blocks first, then rows left over under RB_P with the
-/// largest block of the same RB_Q, then the columns left over under RB_Q, row by row, with single-row
-/// blocks (or, `overlap`, one more block ending at the row's end). No scalar remainder loop anywhere.
+/// Visits the microkernel calls that cover output rows [p, p + rows), columns [q0, q1), of one (n, kb,
+/// C chunk): f(block_index, row, col). Full RB_P x RB_Q blocks first (from q0 on), then rows left over
+/// under RB_P with the largest block of the same RB_Q, then the columns left over under RB_Q, row by
+/// row, with single-row blocks (or, `overlap`, one more block ending at q1). No scalar remainder loop
+/// anywhere. With q0 a multiple of RB_Q, a row's segments are covered by the blocks of the whole row.
 template <class F>
-constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
+constexpr void for_each_block_in(int main, int64_t p, int64_t rows, int64_t q0, int64_t q1, F&& f, bool overlap = false) {
   const int rb_q = kFwdBlocks[main].rb_q;
   while (rows > 0) {
     const int b = rows >= kFwdBlocks[main].rb_p ? main : plan_detail::rows_block(int(rows), rb_q);
     const int rp = kFwdBlocks[b].rb_p;
-    int64_t q = 0;
-    for (; q + rb_q <= Q; q += rb_q) f(b, p, q);
-    if (overlap && q < Q && Q >= rb_q) {
-      f(b, p, Q - rb_q);
-      q = Q;
+    int64_t q = q0;
+    for (; q + rb_q <= q1; q += rb_q) f(b, p, q);
+    if (overlap && q < q1 && q1 - q0 >= rb_q) {
+      f(b, p, q1 - rb_q);
+      q = q1;
     }
-    for (int64_t i = 0; i < rp && q < Q; ++i) {
-      for (int64_t qq = q; qq < Q;) {
-        const int c = plan_detail::cols_block(Q - qq);
+    for (int64_t i = 0; i < rp && q < q1; ++i) {
+      for (int64_t qq = q; qq < q1;) {
+        const int c = plan_detail::cols_block(q1 - qq);
         f(c, p + i, qq);
         qq += kFwdBlocks[c].rb_q;
       }
@@ -73,6 +74,21 @@ constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& 
     p += rp;
     rows -= rp;
   }
+}
+
+/// for_each_block_in over whole rows [0, Q).
+template <class F>
+constexpr void for_each_block(int main, int64_t p, int64_t rows, int64_t Q, F&& f, bool overlap = false) {
+  for_each_block_in(main, p, rows, 0, Q, f, overlap);
+}
+
+/// Whether q_groups column segments of rows of Q outputs are covered by the same blocks as whole
+/// rows: with a block moved back to the row's end (`overlap`), the last segment must be at least a
+/// block wide, so that the moved block stays inside it.
+constexpr bool segments_fit(int main, int64_t Q, int64_t q_groups, bool overlap) {
+  const int rb_q = kFwdBlocks[main].rb_q;
+  const int64_t w = segment_cols(Q, q_groups, rb_q), n = div_up(Q, w);
+  return n == q_groups && (!overlap || n == 1 || Q - (n - 1) * w >= rb_q);
 }
 
 /// Visits the calls covering a whole P x Q plane of one (n, kb group, C chunk) with main block `main`.

@@ -100,6 +100,12 @@ constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   return false;
 }
 
+/// Columns of each of q_groups segments of a row of Q outputs: a multiple of RB_Q, so that the
+/// segments are covered by the same blocks as the whole row (the last segment ends at Q).
+constexpr int64_t segment_cols(int64_t Q, int64_t q_groups, int rb_q) {
+  return div_up(div_up(Q, q_groups), rb_q) * rb_q;
+}
+
 /// The schedule of the kernel stream's loop nest (paper SC18: register blocking, cache blocking and
 /// loop order, threading). Per thread: images n, K groups, C chunks, row groups, pixel blocks, the K
 /// blocks of the group (K groups outside the images with images_inner).
@@ -108,6 +114,9 @@ struct Blocking {
   int block = 0;           ///< main register block, index into kFwdBlocks
   int64_t c_chunk = 1;     ///< reduction blocks per microkernel call
   int64_t p_groups = 0;    ///< row groups: div_up(P, RB_P)
+  /// Column segments of each row group (segment_cols wide), so that threads can split planes of
+  /// few rows (1-D signals, 1x1 planes run as one row) and not only images, K groups and rows.
+  int64_t q_groups = 1;
   int64_t kb_group = 1;    ///< K blocks run back to back on one pixel block
   /// Loop order: images inside the K groups, so that a K group's weights stay in cache across the
   /// minibatch, instead of all weights streaming once per image.

@@ -155,21 +155,28 @@ constexpr double hit(double ws, double cap) {
 
 /// Share of the work (output rows x K blocks) of kernel geometry g that the busiest thread of blocking
 /// b gets, as the kernel stream splits it (stream/kernel_stream.hpp: contiguous ranges of (image,
-/// K group, row group) items, or whole images; the last K group and row group may be partial).
+/// K group, row group, column segment) items, or whole images; the last K group, row group and
+/// column segment may be partial).
 constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
-  const int64_t groups = b.p_groups, kgroups = div_up(g.Kb, b.kb_group), rb_p = div_up(g.P, groups);
+  const int64_t qg = b.q_groups, groups = b.p_groups * qg, kgroups = div_up(g.Kb, b.kb_group);
+  const int64_t rb_p = div_up(g.P, b.p_groups), seg = div_up(g.Q, qg);
   const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
   auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
   auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };
   auto kbs_of = [&](int64_t k) { return kbs_before(k + 1) - kbs_before(k); };
+  // Rows (in units of whole rows) of the first r groups of a plane, row-major over segments.
+  auto groups_before = [&](int64_t r) {
+    const int64_t row = r / qg, cols = (r % qg) * seg < g.Q ? (r % qg) * seg : g.Q;
+    return double(rows_before(row)) + double(rows_before(row + 1) - rows_before(row)) * double(cols) / double(g.Q);
+  };
   // Work of items [0, x).
   auto work = [&](int64_t x) -> double {
-    if (b.images_inner) {  // (K group, image, row group)
+    if (b.images_inner) {  // (K group, image, group)
       const int64_t per_kg = g.N * groups, kg = x / per_kg, r = x % per_kg;
-      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg) * ((r / groups) * g.P + rows_before(r % groups)));
+      return double(kbs_before(kg) * g.N * g.P) + double(kbs_of(kg)) * (double((r / groups) * g.P) + groups_before(r % groups));
     }
     const int64_t n = x / per, r = x % per, kg = r / groups;
-    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg) * rows_before(r % groups));
+    return double(n * g.Kb * g.P) + double(kbs_before(kg) * g.P) + double(kbs_of(kg)) * groups_before(r % groups);
   };
   double most = 0;
   for (int t = 0; t < b.threads; ++t) {
@@ -291,11 +298,18 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
       b.kb_group = kg < g.Kb ? kg : g.Kb;
       for (int inner = 0; inner < (g.N > 1 && !own_images ? 2 : 1); ++inner) {
         b.images_inner = inner == 1;
-        const Cost c = model::stream_cost(g, b, w, in, m);
-        if (best_cost < 0 || c.total() < best_cost) {
-          best_cost = c.total();
-          out = {b, c};
+        // Column segments where the other items are too few to keep every thread busy.
+        const int64_t items = (own_images ? g.N : g.N * div_up(g.Kb, b.kb_group) * b.p_groups);
+        for (int64_t qg = 1; qg == 1 || (!whole && !own_images && items * qg < 8 * int64_t(threads)); qg *= 2) {
+          if (!segments_fit(b.block, g.Q, qg, b.overlap)) break;
+          b.q_groups = qg;
+          const Cost c = model::stream_cost(g, b, w, in, m);
+          if (best_cost < 0 || c.total() < best_cost) {
+            best_cost = c.total();
+            out = {b, c};
+          }
         }
+        b.q_groups = 1;
       }
       if (whole || kg <= rb.kbs) break;
     }

@@ -42,22 +42,23 @@ struct StreamEntry {
 };
 
 /// Visits, in execution order, the calls of thread `t` of a kernel geometry, its taps and its
-/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group, pixel block, K block of
-/// the group (K group outside the images with Blocking::images_inner). Work is split as contiguous
-/// ranges of (n, K group, row group) items (whole images with Blocking::own_images); every output
-/// block belongs to exactly one thread and is reduced in the same order whatever the thread count,
+/// blocking: emit(const StreamEntry&). Loop nest: image n, K group, C chunk, row group (and column
+/// segment), pixel block, K block of the group (K group outside the images with Blocking::images_inner).
+/// Work is split as contiguous ranges of (n, K group, row group, column segment) items (whole images
+/// with Blocking::own_images); every output block belongs to exactly one thread and is reduced in the same order whatever the thread count,
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
   const int64_t tap_rows = g.taps / g.tap_cols;
   auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
   auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
-  const int64_t groups = bl.p_groups, kgroups = div_up(g.Kb, bl.kb_group);
+  const int64_t groups = bl.p_groups * bl.q_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
   const int64_t begin = bl.own_images ? g.N * t / bl.threads * per : items * t / bl.threads;
   const int64_t end = bl.own_images ? g.N * (t + 1) / bl.threads * per : items * (t + 1) / bl.threads;
   const RegBlock rb = kFwdBlocks[bl.block];
+  const int64_t seg = segment_cols(g.Q, bl.q_groups, rb.rb_q);
   for (int64_t it = begin; it < end;) {
     const int64_t n = bl.images_inner ? (it / groups) % g.N : it / per;
     const int64_t kg = bl.images_inner ? it / (g.N * groups) : (it / groups) % kgroups, g0 = it % groups;
@@ -67,9 +68,9 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
       const int64_t cn = g.Cr - c0 < bl.c_chunk ? g.Cr - c0 : bl.c_chunk;
       const uint8_t flags = uint8_t((c0 == 0 ? StreamEntry::kFirst : 0) | (c0 + cn == g.Cr ? StreamEntry::kLast : 0));
       for (int64_t grp = g0; grp < g1; ++grp) {
-        const int64_t p0 = grp * rb.rb_p;
-        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p;
-        for_each_block(bl.block, p0, rows, g.Q, [&](int bk, int64_t p, int64_t q) {
+        const int64_t p0 = (grp / bl.q_groups) * rb.rb_p, q0 = (grp % bl.q_groups) * seg;
+        const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
+        for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
           const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
           const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
           // kbs K blocks per call while they last, then the one-K-block form of the block.

@@ -13,9 +13,12 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "hwyconv/desc.hpp"
 
 namespace hwyconv {
 
@@ -168,12 +171,33 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-/// Runs fn over [0, n) with `pf` if set, else on ThreadPool::global().
+/// Runs fn over [0, n) with `pf` if set, else on ThreadPool::global(). A caller's parallel-for is
+/// held to its contract where that is cheap: an index outside [0, n) is not run, and after pf returns
+/// Error("parallel_for") is thrown for it or for a count of calls other than n (some index skipped:
+/// part of the output is not written).
 inline void parallel_run(const ParallelFor& pf, int64_t n, const std::function<void(int64_t)>& fn) {
-  if (pf)
-    pf(n, fn);
-  else
+  if (!pf) {
     ThreadPool::global().run(n, fn);
+    return;
+  }
+  std::atomic<int64_t> calls{0};
+  std::atomic<bool> out_of_range{false};
+  std::atomic<int64_t> bad_index{0};
+  const std::function<void(int64_t)> checked = [&](int64_t i) {
+    if (i < 0 || i >= n) {
+      bad_index.store(i, std::memory_order_relaxed);
+      out_of_range.store(true, std::memory_order_release);
+      return;
+    }
+    calls.fetch_add(1, std::memory_order_relaxed);
+    fn(i);
+  };
+  pf(n, checked);
+  if (out_of_range.load(std::memory_order_acquire))
+    throw Error("parallel_for", "called fn(" + std::to_string(bad_index.load()) + ") outside [0, " + std::to_string(n) + ")");
+  if (calls.load() != n)
+    throw Error("parallel_for", "called fn " + std::to_string(calls.load()) + " times for n = " + std::to_string(n) +
+                                    " (each index exactly once is the contract)");
 }
 
 }  // namespace hwyconv
