@@ -124,6 +124,10 @@ std::vector<ConvDesc> training_shapes() {
       // Small maps: a 1x1 layer on 17x17 as one row of 289 pixels (backward data "flat"), 3x3 and
       // 5x5 outputs in one register block.
       ConvDesc(1, 48, 40, 17, 17, 1, 1), ConvDesc(1, 40, 36, 5, 5, 3, 3), ConvDesc(2, 36, 40, 5, 5, 3, 3, 1, 1),
+      // Several images per weight-update call and per piece (small maps read in place), and taps
+      // that read only padding skipped after the first image (with dbias).
+      ConvDesc(5, 24, 40, 3, 3, 3, 3), ConvDesc(4, 20, 24, 2, 2, 3, 3, 1, 1), ConvDesc(16, 256, 16, 1, 1, 3, 3, 1, 1),
+      ConvDesc(3, 3, 20, 1, 2, 3, 3, 1, 1),
       // 1-D signals (rows split into column segments among threads).
       ConvDesc(1, 32, 20, 1, 300, 1, 2).with_pad(0, 1, 0, 0), ConvDesc(1, 24, 32, 1, 250, 1, 1),
   };

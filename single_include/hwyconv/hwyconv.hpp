@@ -1353,7 +1353,17 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // L1 instead of L2, for one load and one store of each accumulator per piece.
   const int64_t rows = a.Q >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / a.Q;
   BwdWArgs piece = a;
-  for (int64_t n = a.n0; n < a.n1; ++n) {
+  // Images smaller than a piece (small maps): several whole images per piece.
+  const int64_t image = (a.p1 - a.p0) * a.Q;
+  const int64_t images = image <= 0 || image >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / image;
+  for (int64_t n = a.n0; images > 1 && n < a.n1; n += images) {
+    piece.n0 = n;
+    piece.n1 = n + images < a.n1 ? n + images : a.n1;
+    piece.pf_rows = 0;
+    BwdWPiece<kMask, kPx>(piece, t);
+    piece.accumulate = true;
+  }
+  for (int64_t n = a.n0; images == 1 && n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; p += rows) {
       piece.n0 = n;
       piece.n1 = n + 1;
@@ -4186,6 +4196,18 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
     return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb), rows.first, rows.last, cols.first, cols.last};
   };
   const int64_t row_blocks = div_up(f.g.P, b.rows);
+  if (row_blocks == 1 && !folded && !b.thread_image) {
+    // Whole images read in place or from the phase images of all images: one call per task reduces
+    // over all the images of the range (small maps: one call per image and task would cost more
+    // than its FMAs).
+    a.n0 = i0;
+    a.n1 = i1;
+    a.p0 = 0;
+    a.p1 = f.g.P;
+    if (i1 > i0)
+      for (int64_t k = task0; k < task1; ++k) kernel(a, task(k));
+    return;
+  }
   float* ring = work + t * b.ring_size;
   float* dense = ring + (f.in.fold_in_place ? 0 : b.rows * f.g.in_row);
   for (int64_t i = i0, image = -1; i < i1; ++i) {
@@ -4211,7 +4233,14 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
       if (!f.in.fold_in_place)
         for (int64_t y = p0; y < a.p1; ++y) fold_output_row(f, dense, ring + (y - p0) * f.g.in_row, y);
     }
-    for (int64_t k = task0; k < task1; ++k) kernel(a, task(k));
+    for (int64_t k = task0; k < task1; ++k) {
+      const BwdWTask tk = task(k);
+      // A tap that reads only padding for these rows adds nothing (the first item's call writes its
+      // zeros); the task that also sums dbias always runs.
+      const bool empty = std::max(a.p0, tk.p_lo) >= std::min(a.p1, tk.p_hi) || tk.q_lo >= tk.q_hi;
+      if (a.accumulate && empty && !(a.dbias && tk.cb == 0 && tk.t == 0)) continue;
+      kernel(a, tk);
+    }
     a.accumulate = true;
   }
 }

@@ -195,7 +195,17 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // L1 instead of L2, for one load and one store of each accumulator per piece.
   const int64_t rows = a.Q >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / a.Q;
   BwdWArgs piece = a;
-  for (int64_t n = a.n0; n < a.n1; ++n) {
+  // Images smaller than a piece (small maps): several whole images per piece.
+  const int64_t image = (a.p1 - a.p0) * a.Q;
+  const int64_t images = image <= 0 || image >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / image;
+  for (int64_t n = a.n0; images > 1 && n < a.n1; n += images) {
+    piece.n0 = n;
+    piece.n1 = n + images < a.n1 ? n + images : a.n1;
+    piece.pf_rows = 0;
+    BwdWPiece<kMask, kPx>(piece, t);
+    piece.accumulate = true;
+  }
+  for (int64_t n = a.n0; images == 1 && n < a.n1; ++n) {
     for (int64_t p = a.p0; p < a.p1; p += rows) {
       piece.n0 = n;
       piece.n1 = n + 1;
