@@ -2634,25 +2634,38 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
     return double((tr.last - tr.first) * (ts.last - ts.first)) / double(g.taps);
   };
   const int rb_p = kFwdBlocks[main].rb_p;
+  // Step and fixed cycles of each block's calls over the Kb K blocks, computed on first use.
+  double step_of[kNumFwdBlocks] = {}, overhead_of[kNumFwdBlocks] = {};
+  int64_t calls_of[kNumFwdBlocks] = {};
   auto add_rows = [&](int64_t p, int64_t rows, int64_t times) {
     for_each_block(main, p, rows, Q, [&](int b, int64_t bp, int64_t bq) {
-      const RegBlock rb = kFwdBlocks[b];
-      const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
-      const RegBlock one{rb.rb_p, rb.rb_q, 1};
-      const double share = run_share(rb, bp, bq);
-      w.step += double(times) * share * (double(full) * block_step(rb, m) + double(left) * block_step(one, m));
-      w.overhead += double(times) * (double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m));
-      w.calls += times * (full + left);
+      if (calls_of[b] == 0) {
+        const RegBlock rb = kFwdBlocks[b], one{rb.rb_p, rb.rb_q, 1};
+        const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
+        step_of[b] = double(full) * block_step(rb, m) + double(left) * block_step(one, m);
+        overhead_of[b] = double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m);
+        calls_of[b] = full + left;
+      }
+      w.step += double(times) * run_share(kFwdBlocks[b], bp, bq) * step_of[b];
+      w.overhead += double(times) * overhead_of[b];
+      w.calls += times * calls_of[b];
       w.pixel_blocks += times;
     }, overlap);
   };
   const int64_t groups = P / rb_p;
-  // Without tap skipping every full row group costs the same: cost one and multiply.
-  if (taps == nullptr && groups > 0) {
-    add_rows(0, rb_p, groups);
-  } else {
-    for (int64_t i = 0; i < groups; ++i) add_rows(i * rb_p, rb_p, 1);
+  // Full row groups whose rows all run every tap row, [lo, hi), cost the same (only those near the
+  // top and bottom padding differ): cost one and multiply.
+  int64_t lo = 0, hi = P;
+  for (int64_t i = 0; taps != nullptr && i < tap_rows; ++i) {
+    const TapRange v = valid_outputs(row_off(i), g.row_step, g.src_rows, P);
+    lo = v.first > lo ? v.first : lo;
+    hi = v.last < hi ? v.last : hi;
   }
+  const int64_t i0 = div_up(lo, rb_p) < groups ? div_up(lo, rb_p) : groups;
+  const int64_t i1 = hi / rb_p > i0 ? (hi / rb_p < groups ? hi / rb_p : groups) : i0;
+  for (int64_t i = 0; i < i0; ++i) add_rows(i * rb_p, rb_p, 1);
+  if (i1 > i0) add_rows(i0 * rb_p, rb_p, i1 - i0);
+  for (int64_t i = i1; i < groups; ++i) add_rows(i * rb_p, rb_p, 1);
   if (P % rb_p) add_rows(groups * rb_p, P % rb_p, 1);
   return w;
 }
