@@ -435,6 +435,19 @@ constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   return false;
 }
 
+/// The taps a call of an RB_P x RB_Q block at output (p, q) runs: the grid rows and columns of taps
+/// that read some source row and column for its pixels (the others read only padding).
+struct BlockTaps {
+  TapRange rows, cols;
+  constexpr int64_t count() const { return (rows.last - rows.first) * (cols.last - cols.first); }
+};
+constexpr BlockTaps block_taps(const KernelGeometry& g, const Tap* taps, int64_t p, int rb_p, int64_t q, int rb_q) {
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
+  return {valid_taps(g.taps / g.tap_cols, row_off, p, rb_p, g.row_step, g.src_rows),
+          valid_taps(g.tap_cols, col_off, q, rb_q, g.col_step, g.src_cols)};
+}
+
 /// Columns of each of q_groups segments of a row of Q outputs: a multiple of RB_Q, so that the
 /// segments are covered by the same blocks as the whole row (the last segment ends at Q).
 constexpr int64_t segment_cols(int64_t Q, int64_t q_groups, int rb_q) {
@@ -640,9 +653,6 @@ struct StreamEntry {
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
-  const int64_t tap_rows = g.taps / g.tap_cols;
-  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
-  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   const int64_t groups = bl.p_groups * bl.q_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
@@ -662,8 +672,7 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
         const int64_t p0 = (grp / bl.q_groups) * rb.rb_p, q0 = (grp % bl.q_groups) * seg;
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
         for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
-          const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
-          const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
+          const BlockTaps bt = block_taps(g, taps, p, kFwdBlocks[bk].rb_p, q, kFwdBlocks[bk].rb_q);
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
@@ -675,10 +684,10 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
             e.kb = int32_t(kb);
             e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
-            e.tap_r0 = uint16_t(tr.first);
-            e.tap_r1 = uint16_t(tr.last);
-            e.tap_s0 = uint16_t(ts.first);
-            e.tap_s1 = uint16_t(ts.last);
+            e.tap_r0 = uint16_t(bt.rows.first);
+            e.tap_r1 = uint16_t(bt.rows.last);
+            e.tap_s0 = uint16_t(bt.cols.first);
+            e.tap_s1 = uint16_t(bt.cols.last);
             e.flags = flags;
             emit(e);
           }
@@ -1356,22 +1365,25 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // Images smaller than a piece (small maps): several whole images per piece.
   const int64_t image = (a.p1 - a.p0) * a.Q;
   const int64_t images = image <= 0 || image >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / image;
-  for (int64_t n = a.n0; images > 1 && n < a.n1; n += images) {
-    piece.n0 = n;
-    piece.n1 = n + images < a.n1 ? n + images : a.n1;
-    piece.pf_rows = 0;
-    BwdWPiece<kMask, kPx>(piece, t);
-    piece.accumulate = true;
-  }
-  for (int64_t n = a.n0; images == 1 && n < a.n1; ++n) {
-    for (int64_t p = a.p0; p < a.p1; p += rows) {
+  if (images > 1) {
+    for (int64_t n = a.n0; n < a.n1; n += images) {
       piece.n0 = n;
-      piece.n1 = n + 1;
-      piece.p0 = p;
-      piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      piece.pf_rows = piece.p1 < a.p1 ? rows : 0;
+      piece.n1 = n + images < a.n1 ? n + images : a.n1;
+      piece.pf_rows = 0;
       BwdWPiece<kMask, kPx>(piece, t);
       piece.accumulate = true;
+    }
+  } else {
+    for (int64_t n = a.n0; n < a.n1; ++n) {
+      for (int64_t p = a.p0; p < a.p1; p += rows) {
+        piece.n0 = n;
+        piece.n1 = n + 1;
+        piece.p0 = p;
+        piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
+        piece.pf_rows = piece.p1 < a.p1 ? rows : 0;
+        BwdWPiece<kMask, kPx>(piece, t);
+        piece.accumulate = true;
+      }
     }
   }
   if (a.dbias && t.cb == 0 && t.t == 0)
@@ -2625,13 +2637,8 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
   PlaneWork w;
   const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
   const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
-  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
-  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
-    if (taps == nullptr) return 1.0;
-    const TapRange tr = valid_taps(tap_rows, row_off, p, rb.rb_p, g.row_step, g.src_rows);
-    const TapRange ts = valid_taps(g.tap_cols, col_off, q, rb.rb_q, g.col_step, g.src_cols);
-    return double((tr.last - tr.first) * (ts.last - ts.first)) / double(g.taps);
+    return taps == nullptr ? 1.0 : double(block_taps(g, taps, p, rb.rb_p, q, rb.rb_q).count()) / double(g.taps);
   };
   const int rb_p = kFwdBlocks[main].rb_p;
   // Step and fixed cycles of each block's calls over the Kb K blocks, computed on first use.
@@ -2657,7 +2664,7 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
   // top and bottom padding differ): cost one and multiply.
   int64_t lo = 0, hi = P;
   for (int64_t i = 0; taps != nullptr && i < tap_rows; ++i) {
-    const TapRange v = valid_outputs(row_off(i), g.row_step, g.src_rows, P);
+    const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, P);
     lo = v.first > lo ? v.first : lo;
     hi = v.last < hi ? v.last : hi;
   }
@@ -2703,7 +2710,7 @@ constexpr double hit(double ws, double cap) {
 /// column segment may be partial).
 constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
   const int64_t qg = b.q_groups, groups = b.p_groups * qg, kgroups = div_up(g.Kb, b.kb_group);
-  const int64_t rb_p = div_up(g.P, b.p_groups), seg = div_up(g.Q, qg);
+  const int64_t rb_p = div_up(g.P, b.p_groups), seg = segment_cols(g.Q, qg, kFwdBlocks[b.block].rb_q);
   const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
   auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
   auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };

@@ -198,22 +198,25 @@ HWY_NOINLINE void BwdWMicrokernel(const BwdWArgs& a, const BwdWTask& t) {
   // Images smaller than a piece (small maps): several whole images per piece.
   const int64_t image = (a.p1 - a.p0) * a.Q;
   const int64_t images = image <= 0 || image >= kBwdWPiecePixels ? 1 : kBwdWPiecePixels / image;
-  for (int64_t n = a.n0; images > 1 && n < a.n1; n += images) {
-    piece.n0 = n;
-    piece.n1 = n + images < a.n1 ? n + images : a.n1;
-    piece.pf_rows = 0;
-    BwdWPiece<kMask, kPx>(piece, t);
-    piece.accumulate = true;
-  }
-  for (int64_t n = a.n0; images == 1 && n < a.n1; ++n) {
-    for (int64_t p = a.p0; p < a.p1; p += rows) {
+  if (images > 1) {
+    for (int64_t n = a.n0; n < a.n1; n += images) {
       piece.n0 = n;
-      piece.n1 = n + 1;
-      piece.p0 = p;
-      piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
-      piece.pf_rows = piece.p1 < a.p1 ? rows : 0;
+      piece.n1 = n + images < a.n1 ? n + images : a.n1;
+      piece.pf_rows = 0;
       BwdWPiece<kMask, kPx>(piece, t);
       piece.accumulate = true;
+    }
+  } else {
+    for (int64_t n = a.n0; n < a.n1; ++n) {
+      for (int64_t p = a.p0; p < a.p1; p += rows) {
+        piece.n0 = n;
+        piece.n1 = n + 1;
+        piece.p0 = p;
+        piece.p1 = p + rows < a.p1 ? p + rows : a.p1;
+        piece.pf_rows = piece.p1 < a.p1 ? rows : 0;
+        BwdWPiece<kMask, kPx>(piece, t);
+        piece.accumulate = true;
+      }
     }
   }
   if (a.dbias && t.cb == 0 && t.t == 0)

@@ -100,6 +100,19 @@ constexpr bool some_tap_skipped(const KernelGeometry& g, const Tap* taps) {
   return false;
 }
 
+/// The taps a call of an RB_P x RB_Q block at output (p, q) runs: the grid rows and columns of taps
+/// that read some source row and column for its pixels (the others read only padding).
+struct BlockTaps {
+  TapRange rows, cols;
+  constexpr int64_t count() const { return (rows.last - rows.first) * (cols.last - cols.first); }
+};
+constexpr BlockTaps block_taps(const KernelGeometry& g, const Tap* taps, int64_t p, int rb_p, int64_t q, int rb_q) {
+  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
+  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
+  return {valid_taps(g.taps / g.tap_cols, row_off, p, rb_p, g.row_step, g.src_rows),
+          valid_taps(g.tap_cols, col_off, q, rb_q, g.col_step, g.src_cols)};
+}
+
 /// Columns of each of q_groups segments of a row of Q outputs: a multiple of RB_Q, so that the
 /// segments are covered by the same blocks as the whole row (the last segment ends at Q).
 constexpr int64_t segment_cols(int64_t Q, int64_t q_groups, int rb_q) {

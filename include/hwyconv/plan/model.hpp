@@ -94,13 +94,8 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
   PlaneWork w;
   const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
   const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
-  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
-  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
-    if (taps == nullptr) return 1.0;
-    const TapRange tr = valid_taps(tap_rows, row_off, p, rb.rb_p, g.row_step, g.src_rows);
-    const TapRange ts = valid_taps(g.tap_cols, col_off, q, rb.rb_q, g.col_step, g.src_cols);
-    return double((tr.last - tr.first) * (ts.last - ts.first)) / double(g.taps);
+    return taps == nullptr ? 1.0 : double(block_taps(g, taps, p, rb.rb_p, q, rb.rb_q).count()) / double(g.taps);
   };
   const int rb_p = kFwdBlocks[main].rb_p;
   // Step and fixed cycles of each block's calls over the Kb K blocks, computed on first use.
@@ -126,7 +121,7 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
   // top and bottom padding differ): cost one and multiply.
   int64_t lo = 0, hi = P;
   for (int64_t i = 0; taps != nullptr && i < tap_rows; ++i) {
-    const TapRange v = valid_outputs(row_off(i), g.row_step, g.src_rows, P);
+    const TapRange v = valid_outputs(taps[i * g.tap_cols].row, g.row_step, g.src_rows, P);
     lo = v.first > lo ? v.first : lo;
     hi = v.last < hi ? v.last : hi;
   }
@@ -172,7 +167,7 @@ constexpr double hit(double ws, double cap) {
 /// column segment may be partial).
 constexpr double busiest_share(const KernelGeometry& g, const Blocking& b) {
   const int64_t qg = b.q_groups, groups = b.p_groups * qg, kgroups = div_up(g.Kb, b.kb_group);
-  const int64_t rb_p = div_up(g.P, b.p_groups), seg = div_up(g.Q, qg);
+  const int64_t rb_p = div_up(g.P, b.p_groups), seg = segment_cols(g.Q, qg, kFwdBlocks[b.block].rb_q);
   const int64_t items = g.N * kgroups * groups, per = kgroups * groups;
   auto kbs_before = [&](int64_t k) { return k * b.kb_group < g.Kb ? k * b.kb_group : g.Kb; };
   auto rows_before = [&](int64_t r) { return r * rb_p < g.P ? r * rb_p : g.P; };

@@ -49,9 +49,6 @@ struct StreamEntry {
 /// so results are bitwise independent of the number of threads.
 template <class Emit>
 constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, const Tap* taps, int t, Emit&& emit) {
-  const int64_t tap_rows = g.taps / g.tap_cols;
-  auto row_off = [&](int64_t i) { return int64_t(taps[i * g.tap_cols].row); };
-  auto col_off = [&](int64_t j) { return int64_t(taps[j].col); };
   const int64_t groups = bl.p_groups * bl.q_groups, kgroups = div_up(g.Kb, bl.kb_group);
   const int64_t items = g.N * kgroups * groups;
   const int64_t per = kgroups * groups;
@@ -71,8 +68,7 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
         const int64_t p0 = (grp / bl.q_groups) * rb.rb_p, q0 = (grp % bl.q_groups) * seg;
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
         for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
-          const TapRange tr = valid_taps(tap_rows, row_off, p, kFwdBlocks[bk].rb_p, g.row_step, g.src_rows);
-          const TapRange ts = valid_taps(g.tap_cols, col_off, q, kFwdBlocks[bk].rb_q, g.col_step, g.src_cols);
+          const BlockTaps bt = block_taps(g, taps, p, kFwdBlocks[bk].rb_p, q, kFwdBlocks[bk].rb_q);
           // kbs K blocks per call while they last, then the one-K-block form of the block.
           const int64_t kbs = kFwdBlocks[bk].kbs;
           for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
@@ -84,10 +80,10 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
             e.kb = int32_t(kb);
             e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
-            e.tap_r0 = uint16_t(tr.first);
-            e.tap_r1 = uint16_t(tr.last);
-            e.tap_s0 = uint16_t(ts.first);
-            e.tap_s1 = uint16_t(ts.last);
+            e.tap_r0 = uint16_t(bt.rows.first);
+            e.tap_r1 = uint16_t(bt.rows.last);
+            e.tap_s0 = uint16_t(bt.cols.first);
+            e.tap_s1 = uint16_t(bt.cols.last);
             e.flags = flags;
             emit(e);
           }
