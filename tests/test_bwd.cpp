@@ -117,6 +117,11 @@ std::vector<ConvDesc> training_shapes() {
       ConvDesc(2, 3, 40, 23, 30, 5, 7, 2, 0).with_stride(1, 2).with_pad(2, 3, 1, 3),
       ConvDesc(1, 6, 20, 9, 12, 3, 3, 1, 1), ConvDesc(1, 3, 24, 20, 33, 3, 3, 1, 1),
       ConvDesc(2, 1, 16, 15, 17, 5, 5, 1, 2),
+      // Filter-row runs of 3, 2, 1, 4 and 5 channels (S*C) with 4, 2, 3, 4 and 1 K blocks per call: the
+      // weight update's channel groups are sized to the run (kernels/bwd_w-inl.h, kDenseGroupSizes).
+      ConvDesc(1, 1, 64, 9, 11, 3, 3, 1, 1), ConvDesc(1, 1, 32, 1, 40, 1, 2).with_pad(0, 1, 0, 0),
+      ConvDesc(2, 1, 48, 7, 9, 3, 1, 1, 0), ConvDesc(1, 2, 64, 8, 10, 2, 2, 1, 0),
+      ConvDesc(1, 1, 16, 12, 12, 1, 5).with_pad(0, 2, 0, 2),
       // Taps that read only padding, skipped: a 1x1 map with a 3x3 filter, a 3x3 dilated by 6 on a
       // 9x9 map (each output sees at most two of three rows and columns of taps), 5x5 maps at stride 2.
       ConvDesc(2, 20, 36, 1, 1, 3, 3, 1, 1), ConvDesc(1, 24, 20, 9, 9, 3, 3, 1, 6).with_dilation(6, 6),

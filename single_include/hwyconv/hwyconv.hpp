@@ -313,7 +313,7 @@ enum EpilogueOp : unsigned {
 /// argument, so an absent op costs nothing). Everything else runs through the kEpiGeneric one. The
 /// reduction loop is compiled once per block and target; only the store is compiled per epilogue.
 inline constexpr unsigned kEpilogues[] = {
-    kEpiNone, kEpiBias | kEpiRelu, kEpiGeneric,
+    kEpiNone, kEpiBias, kEpiBias | kEpiRelu, kEpiGeneric,
 };
 inline constexpr int kNumEpilogues = int(sizeof(kEpilogues) / sizeof(kEpilogues[0]));
 
@@ -1223,6 +1223,21 @@ inline constexpr size_t kBwdWChannels =
 #endif
 inline constexpr int64_t kBwdWPiecePixels = HWYCONV_BWD_W_PIECE;
 
+/// v, kept in a register: on x86 the compiler otherwise folds a load that several FMAs use into each
+/// of them, one load per FMA, and the loads (not the FMAs) then bound the weight update.
+template <class V>
+HWY_INLINE V InRegister(V v) {
+#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__)) && HWY_TARGET != HWY_SCALAR && \
+    HWY_TARGET != HWY_EMU128
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  asm("" : "+v"(v.raw));
+#else
+  asm("" : "+x"(v.raw));
+#endif
+#endif
+  return v;
+}
+
 /// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
 /// fused on read: the mask is the forward output of the ReLU).
 template <bool kMask, class D>
@@ -1244,7 +1259,12 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   constexpr auto C = [](size_t i) { return kC0 + i / (kVecPerBlock * kKbs); };
   constexpr auto K = [](size_t i) { return int64_t(i / kVecPerBlock % kKbs); };
   constexpr auto V = [](size_t i) { return int64_t(i % kVecPerBlock * kLanes); };
+  // The gradient vectors of one pixel (K blocks x vectors of 16 channels) and which one
+  // accumulator i takes.
+  constexpr size_t kGrads = kKbs * kVecPerBlock;
+  constexpr auto J = [](size_t i) { return i % kGrads; };
   const int64_t Q = a.Q, g_kb = a.ddst_kb;
+  auto GradAt = [g_kb](size_t j) { return int64_t(j / kVecPerBlock) * g_kb + int64_t(j % kVecPerBlock * kLanes); };
   // Floats between input pixels: 16, 32 (1x1 stride 2 in place) or, dense rows, stride_w * C.
   const int64_t px = a.in_px;
   // Only the pixels for which the tap reads the source: the others would add zeros.
@@ -1273,10 +1293,24 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
         }
         continue;
       }
-      for (int64_t q = q0; q < q1; ++q)
-        ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
-                           acc)),
-         ...);
+      if constexpr (kGrads <= 4 && !(kMask && kPx == kDenseForm)) {
+        // The pixel's gradient vectors loaded once each, in registers, for all the group's channels
+        // (not for masked dense rows, where gcc 12 then put a vector on the stack in the loop).
+        for (int64_t q = q0; q < q1; ++q) {
+          const auto g0 = InRegister(Grad<kMask>(d, g, m, GradAt(0) + q * kBlock));
+          const auto g1 = InRegister(Grad<kMask>(d, g, m, GradAt(kGrads > 1 ? 1 : 0) + q * kBlock));
+          const auto g2 = InRegister(Grad<kMask>(d, g, m, GradAt(kGrads > 2 ? 2 : 0) + q * kBlock));
+          const auto g3 = InRegister(Grad<kMask>(d, g, m, GradAt(kGrads > 3 ? 3 : 0) + q * kBlock));
+          ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]),
+                             J(I) == 0 ? g0 : (J(I) == 1 ? g1 : (J(I) == 2 ? g2 : g3)), acc)),
+           ...);
+        }
+      } else {
+        for (int64_t q = q0; q < q1; ++q)
+          ((acc = hn::MulAdd(hn::Set(d, x[q * px + C(I)]), Grad<kMask>(d, g, m, K(I) * g_kb + q * kBlock + V(I)),
+                             acc)),
+           ...);
+      }
     }
   }
   float* HWY_RESTRICT w = a.dwei + t.kb * a.wei_kb + t.cb * a.wei_cb + a.tap[t.t].w_off;
@@ -1340,16 +1374,50 @@ HWY_INLINE void BwdWGroups(const BwdWArgs& a, const BwdWTask& t) {
   }
 }
 
+/// Channel counts a group reading dense rows is compiled for (up to the register budget kCh).
+inline constexpr size_t kDenseGroupSizes[] = {1, 2, 3, 4, 6, 8, 12, 16};
+
+/// Dense rows: one group of the channels [0, left) of `a` (whose `in`, `dwei` and `tap_channels`
+/// start at the group's first channel), of the smallest compiled size that covers them: a filter
+/// row of S*C = 3 channels takes 3 channels' FMAs, not a full group's.
+template <bool kMask, size_t kKbs, size_t kCh, size_t kS = 0>
+HWY_INLINE void BwdWDenseGroup(const BwdWArgs& a, const BwdWTask& t, int64_t left) {
+  constexpr size_t kN = kDenseGroupSizes[kS] < kCh ? kDenseGroupSizes[kS] : kCh;
+  if constexpr (kN < kCh) {
+    if (left > int64_t(kN)) return BwdWDenseGroup<kMask, kKbs, kCh, kS + 1>(a, t, left);
+  }
+  StartBwdWGroup<0, kMask, kKbs, kDenseForm>(a, t, std::make_index_sequence<kN * kVecPerBlock * kKbs>());
+}
+
+/// Dense rows without a ReLU mask: the channels of the task's run (the S*C channels of a filter row
+/// from C block t.cb on, at most 16) in groups of kCh, the last one sized to what is left. A group
+/// never reaches past channel 16 of the block: from c0 = j * kCh on, the sizes up to kCh include
+/// 16 - c0 (the masked kernel keeps BwdWGroups' fixed groups: gcc 12 put a vector on the stack in
+/// the hot loop of the smaller masked ones).
+template <size_t kKbs>
+HWY_INLINE void BwdWDenseGroups(const BwdWArgs& a, const BwdWTask& t) {
+  constexpr size_t kCh = kBwdWChannels<kKbs>;
+  const int64_t left = a.tap_channels - t.cb * kBlock, run = left < kBlock ? left : kBlock;
+  BwdWArgs g = a;
+  for (int64_t c0 = 0; c0 < run; c0 += int64_t(kCh)) {
+    g.in = a.in + c0;
+    g.dwei = a.dwei + c0 * kBlock;
+    g.tap_channels = t.cb * kBlock + run - c0;  // stores channels [c0, run) of the block only
+    BwdWDenseGroup<false, kKbs, kCh>(g, t, run - c0);
+  }
+}
+
 /// The channel groups of task t over one piece of pixels, for the task's t.kbs K blocks (kK is the
 /// largest instantiated count: kBwdWKbs, then down to 1).
 template <bool kMask, size_t kPx, size_t kK = kBwdWKbs>
 HWY_INLINE void BwdWPiece(const BwdWArgs& a, const BwdWTask& t) {
   if constexpr (kK > 1) {
-    if (t.kbs == int64_t(kK)) return BwdWGroups<0, kMask, kK, kPx>(a, t);
-    BwdWPiece<kMask, kPx, kK - 1>(a, t);
-  } else {
-    BwdWGroups<0, kMask, 1, kPx>(a, t);
+    if (t.kbs != int64_t(kK)) return BwdWPiece<kMask, kPx, kK - 1>(a, t);
   }
+  if constexpr (kPx == kDenseForm && !kMask)
+    BwdWDenseGroups<kK>(a, t);
+  else
+    BwdWGroups<0, kMask, kK, kPx>(a, t);
 }
 
 /// The weight-update microkernel (a BwdWKernelFn): task t of a, over K blocks [t.kb, t.kb + t.kbs)
@@ -4325,7 +4393,7 @@ struct BwdWMinibatch : BwdWImpl {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = buf.copies + t * copy_size;
-      at.dbias = at.dwei + b.dwei_size;
+      at.dbias = c.dbias ? at.dwei + b.dwei_size : nullptr;
       // Whole images per thread, or (row_split) whole row blocks.
       const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
       const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
@@ -4334,16 +4402,17 @@ struct BwdWMinibatch : BwdWImpl {
       else
         bwd_w_reduce(b, c, at, buf.work, t, i0 * per, i1 * per, 0, tasks);
     });
-    sum_copies(b, buf, copy_size, pf);
+    sum_copies(b, buf, copy_size, c.dbias ? copy_size : b.dwei_size, pf);
     bwd_w_finish(b, c, buf);
   }
 
  private:
-  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run).
-  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, const ParallelFor& pf) {
+  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run):
+  /// the first `used` floats of each copy: dwei, and dbias when the call asked for it.
+  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, int64_t used, const ParallelFor& pf) {
     const int64_t chunk = 4096;
-    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t ch) {
-      const int64_t lo = ch * chunk, hi = std::min(copy_size, lo + chunk);
+    run_items(pf, b.threads, div_up(used, chunk), [&](int64_t ch) {
+      const int64_t lo = ch * chunk, hi = std::min(used, lo + chunk);
       for (int64_t j = lo; j < hi; ++j) {
         float sum = buf.copies[j];
         for (int64_t t = 1; t < b.threads; ++t) sum += buf.copies[t * copy_size + j];
@@ -4389,7 +4458,7 @@ struct BwdWTasks : BwdWImpl {
     if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
     BwdWArgs a = bwd_w_args(b, c, buf.work);
     a.dwei = buf.dwei;
-    a.dbias = buf.dbias;
+    a.dbias = c.dbias ? buf.dbias : nullptr;  // no pass over ddst for a dbias nobody asked for
     const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
     const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {

@@ -35,7 +35,7 @@ struct BwdWMinibatch : BwdWImpl {
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = buf.copies + t * copy_size;
-      at.dbias = at.dwei + b.dwei_size;
+      at.dbias = c.dbias ? at.dwei + b.dwei_size : nullptr;
       // Whole images per thread, or (row_split) whole row blocks.
       const int64_t items = b.row_split ? d.N * row_blocks : d.N, per = b.row_split ? 1 : row_blocks;
       const int64_t i0 = items * t / b.threads, i1 = items * (t + 1) / b.threads;
@@ -44,16 +44,17 @@ struct BwdWMinibatch : BwdWImpl {
       else
         bwd_w_reduce(b, c, at, buf.work, t, i0 * per, i1 * per, 0, tasks);
     });
-    sum_copies(b, buf, copy_size, pf);
+    sum_copies(b, buf, copy_size, c.dbias ? copy_size : b.dwei_size, pf);
     bwd_w_finish(b, c, buf);
   }
 
  private:
-  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run).
-  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, const ParallelFor& pf) {
+  /// dwei and dbias as the sum of the private copies, in thread order (the same for every run):
+  /// the first `used` floats of each copy: dwei, and dbias when the call asked for it.
+  static void sum_copies(const Plan& b, const BwdWBuffers& buf, int64_t copy_size, int64_t used, const ParallelFor& pf) {
     const int64_t chunk = 4096;
-    run_items(pf, b.threads, div_up(copy_size, chunk), [&](int64_t ch) {
-      const int64_t lo = ch * chunk, hi = std::min(copy_size, lo + chunk);
+    run_items(pf, b.threads, div_up(used, chunk), [&](int64_t ch) {
+      const int64_t lo = ch * chunk, hi = std::min(used, lo + chunk);
       for (int64_t j = lo; j < hi; ++j) {
         float sum = buf.copies[j];
         for (int64_t t = 1; t < b.threads; ++t) sum += buf.copies[t * copy_size + j];

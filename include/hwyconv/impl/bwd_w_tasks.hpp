@@ -29,7 +29,7 @@ struct BwdWTasks : BwdWImpl {
     if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
     BwdWArgs a = bwd_w_args(b, c, buf.work);
     a.dwei = buf.dwei;
-    a.dbias = buf.dbias;
+    a.dbias = c.dbias ? buf.dbias : nullptr;  // no pass over ddst for a dbias nobody asked for
     const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
     const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {

@@ -106,7 +106,7 @@ enum EpilogueOp : unsigned {
 /// argument, so an absent op costs nothing). Everything else runs through the kEpiGeneric one. The
 /// reduction loop is compiled once per block and target; only the store is compiled per epilogue.
 inline constexpr unsigned kEpilogues[] = {
-    kEpiNone, kEpiBias | kEpiRelu, kEpiGeneric,
+    kEpiNone, kEpiBias, kEpiBias | kEpiRelu, kEpiGeneric,
 };
 inline constexpr int kNumEpilogues = int(sizeof(kEpilogues) / sizeof(kEpilogues[0]));
 
