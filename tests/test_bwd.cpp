@@ -341,6 +341,34 @@ TEST_CASE("bwd: ReLU backward fused on read equals masking ddst first") {
   }
 }
 
+TEST_CASE("bwd: a NaN in ddst reaches the dsrc that reads it; dsrc's padded channels stay zero") {
+  // C = 20: 12 padding lanes in the second C block of dsrc; a stride-1 and a stride-2 layer.
+  for (const ConvDesc& d : {ConvDesc(1, 20, 24, 7, 7, 3, 3, 1, 1), ConvDesc(1, 20, 24, 9, 9, 3, 3, 2, 1)}) {
+    INFO(describe(d));
+    BwdProblem pb(d, 71);
+    const int64_t p0 = 2, q0 = 1;
+    pb.bddst[size_t((p0 * d.Q() + q0) * kBlock + 3)] = std::nanf("");
+    for_each_target([&](const std::string&) {
+      Conv conv(d, {.threads = 2});
+      std::vector<float> wbd(pb.bwei.size()), dsrc(pb.bsrc.size(), -3.0f);
+      conv.reorder_weights_bwd_d(pb.bwei, wbd);
+      conv.backward_data(pb.bddst, wbd, dsrc);
+      int64_t wrong = 0, nans = 0;
+      for (int64_t cb = 0; cb < d.Cb(); ++cb)
+        for (int64_t i = 0; i < d.H * d.W; ++i)
+          for (int64_t c = 0; c < kBlock; ++c) {
+            const float v = dsrc[size_t((cb * d.H * d.W + i) * kBlock + c)];
+            if (cb * kBlock + c >= d.C)
+              wrong += v != 0.0f;
+            else
+              nans += std::isnan(v);
+          }
+      CHECK(wrong == 0);
+      CHECK(nans >= d.C);  // at least the input pixel under the NaN's centre tap, in every channel
+    });
+  }
+}
+
 TEST_CASE("bwd: bad buffers are named and nothing is written") {
   const ConvDesc d(2, 20, 24, 9, 11, 3, 3, 2, 1);
   Conv conv(d);

@@ -334,4 +334,34 @@ TEST_CASE("fwd: results are bitwise independent of the thread count and of the p
   CHECK(dst == first);
 }
 
+TEST_CASE("fwd: non-finite values propagate as IEEE says, ReLU keeps NaN, padded channels stay zero") {
+  // K = 20: the second K block has 12 padding lanes. One NaN in src reaches every output that reads
+  // it (through any weight, zero included), also past a fused ReLU; the padding lanes stay 0.
+  const ConvDesc d = ConvDesc(1, 16, 20, 7, 7, 3, 3, 1, 1);
+  FwdProblem pb(d, 61);
+  const int64_t h0 = 3, w0 = 2, P = d.P(), Q = d.Q();
+  pb.bsrc[size_t((h0 * d.W + w0) * kBlock + 5)] = std::nanf("");
+  for_each_target([&](const std::string&) {
+    for (bool relu : {false, true}) {
+      INFO("relu " << relu);
+      Conv conv(d, {.threads = 2});
+      std::vector<float> dst(size_t(pb.dst_blocked_size()), -3.0f);
+      conv.forward(pb.bsrc, pb.bwei, pb.bias, dst, {.relu = relu});
+      int64_t wrong = 0;
+      for (int64_t kb = 0; kb < d.Kb(); ++kb)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < Q; ++q)
+            for (int64_t k = 0; k < kBlock; ++k) {
+              const float v = dst[size_t(((kb * P + p) * Q + q) * kBlock + k)];
+              const bool reads = std::abs(p - h0) <= 1 && std::abs(q - w0) <= 1;
+              if (kb * kBlock + k >= d.K)
+                wrong += v != 0.0f || std::signbit(v);
+              else
+                wrong += reads ? !std::isnan(v) : !std::isfinite(v) || (relu && v < 0);
+            }
+      CHECK(wrong == 0);
+    }
+  });
+}
+
 }  // namespace hwyconv::test

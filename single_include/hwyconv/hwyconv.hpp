@@ -793,6 +793,9 @@ struct FwdArgs {
   int64_t out_px = kBlock;          ///< floats between output pixels of a row
   int64_t in_px = kBlock;           ///< floats between input pixels of a row (read by the dense form)
   int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
+  /// Output channels that exist (K); the final store zeroes the lanes at or past it. INT64_MAX
+  /// where the output's padding lanes need no care (a column buffer, K a multiple of 16).
+  int64_t k_valid = INT64_MAX;
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -884,14 +887,19 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 /// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
-/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU.
+/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; zero past K (a.k_valid).
 template <unsigned kOps, class D, class V>
 HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* HWY_RESTRICT res) {
   const unsigned ops = (kOps & kEpiGeneric) ? a.ops : kOps;
   if (ops & kEpiBias) v = hn::Add(v, hn::LoadU(d, a.bias + ch));
   if (ops & kEpiScaleShift) v = hn::MulAdd(v, hn::LoadU(d, a.scale + ch), hn::LoadU(d, a.shift + ch));
   if (ops & kEpiResidual) v = hn::Add(v, hn::LoadU(d, res));
-  if (ops & kEpiRelu) v = hn::Max(v, hn::Zero(d));
+  // ReLU keeps NaN (as PyTorch's and oneDNN's do): zero where v < 0, which NaN is not; Max(v, 0)
+  // would turn NaN into 0.
+  if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
+  // input held: NaN or Inf in src would otherwise reach them through the zero weights.
+  if (ch + int64_t(hn::Lanes(d)) > a.k_valid) v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
   return v;
 }
 
@@ -3471,6 +3479,7 @@ inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdAr
   a.residual = c.residual;
   a.ops = c.ops;
   a.epilogue = find_epilogue(c.ops);
+  a.k_valid = d.K % kBlock == 0 ? INT64_MAX : d.K;
   a.out = c.dst;
 }
 
@@ -3976,6 +3985,7 @@ struct BwdDataPhases {
         a.in = copy ? ws : c.ddst;
         a.wei = c.wei;
         a.out = c.dsrc;
+        a.k_valid = d.C % kBlock == 0 ? INT64_MAX : d.C;  // dsrc's padding lanes stay zero
         replay(fns, a, view(s[size_t(i)]), t);
       }
     });

@@ -22,14 +22,19 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 /// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
-/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU.
+/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; zero past K (a.k_valid).
 template <unsigned kOps, class D, class V>
 HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* HWY_RESTRICT res) {
   const unsigned ops = (kOps & kEpiGeneric) ? a.ops : kOps;
   if (ops & kEpiBias) v = hn::Add(v, hn::LoadU(d, a.bias + ch));
   if (ops & kEpiScaleShift) v = hn::MulAdd(v, hn::LoadU(d, a.scale + ch), hn::LoadU(d, a.shift + ch));
   if (ops & kEpiResidual) v = hn::Add(v, hn::LoadU(d, res));
-  if (ops & kEpiRelu) v = hn::Max(v, hn::Zero(d));
+  // ReLU keeps NaN (as PyTorch's and oneDNN's do): zero where v < 0, which NaN is not; Max(v, 0)
+  // would turn NaN into 0.
+  if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
+  // input held: NaN or Inf in src would otherwise reach them through the zero weights.
+  if (ch + int64_t(hn::Lanes(d)) > a.k_valid) v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
   return v;
 }
 
