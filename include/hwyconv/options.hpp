@@ -21,7 +21,7 @@ constexpr const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : (p == 
 /// Fused operations after the forward convolution, applied in registers (epilogue/epilogue-inl.h):
 /// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
 struct PostOps {
-  bool relu = false;                  ///< max(., 0) last
+  bool relu = false;                  ///< ReLU last: 0 where below 0 (NaN stays NaN)
   std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
   std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
   std::span<const float> shift{};     ///< K floats; with scale

@@ -297,7 +297,7 @@ constexpr bool block_in(const RegBlock (&list)[kN], int b) {
 constexpr int single_kb_block(int b) { return find_fwd_block(kFwdBlocks[b].rb_p, kFwdBlocks[b].rb_q); }
 
 /// Epilogue operations, applied in registers to a finished output block before its only final store,
-/// in this order: + bias[k]; * scale[k] + shift[k]; + residual; max(., 0).
+/// in this order: + bias[k]; * scale[k] + shift[k]; + residual; ReLU (0 where below 0, NaN kept).
 enum EpilogueOp : unsigned {
   kEpiNone = 0,
   kEpiBias = 1,
@@ -2407,7 +2407,7 @@ constexpr const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : (p == 
 /// Fused operations after the forward convolution, applied in registers (epilogue/epilogue-inl.h):
 /// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
 struct PostOps {
-  bool relu = false;                  ///< max(., 0) last
+  bool relu = false;                  ///< ReLU last: 0 where below 0 (NaN stays NaN)
   std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
   std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
   std::span<const float> shift{};     ///< K floats; with scale

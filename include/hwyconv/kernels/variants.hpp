@@ -90,7 +90,7 @@ constexpr bool block_in(const RegBlock (&list)[kN], int b) {
 constexpr int single_kb_block(int b) { return find_fwd_block(kFwdBlocks[b].rb_p, kFwdBlocks[b].rb_q); }
 
 /// Epilogue operations, applied in registers to a finished output block before its only final store,
-/// in this order: + bias[k]; * scale[k] + shift[k]; + residual; max(., 0).
+/// in this order: + bias[k]; * scale[k] + shift[k]; + residual; ReLU (0 where below 0, NaN kept).
 enum EpilogueOp : unsigned {
   kEpiNone = 0,
   kEpiBias = 1,
