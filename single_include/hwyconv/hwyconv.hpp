@@ -794,7 +794,7 @@ struct FwdArgs {
   int64_t in_px = kBlock;           ///< floats between input pixels of a row (read by the dense form)
   int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   /// Output channels that exist (K); the final store zeroes the lanes at or past it. INT64_MAX
-  /// where the output's padding lanes need no care (a column buffer, K a multiple of 16).
+  /// where the output has no padding lanes to keep (a column buffer).
   int64_t k_valid = INT64_MAX;
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
@@ -899,7 +899,8 @@ HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* 
   if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
   // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
   // input held: NaN or Inf in src would otherwise reach them through the zero weights.
-  if (ch + int64_t(hn::Lanes(d)) > a.k_valid) v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
+  if (ch + int64_t(hn::Lanes(d)) > a.k_valid)
+    v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
   return v;
 }
 
@@ -3479,7 +3480,7 @@ inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdAr
   a.residual = c.residual;
   a.ops = c.ops;
   a.epilogue = find_epilogue(c.ops);
-  a.k_valid = d.K % kBlock == 0 ? INT64_MAX : d.K;
+  a.k_valid = d.K;
   a.out = c.dst;
 }
 
@@ -3985,7 +3986,7 @@ struct BwdDataPhases {
         a.in = copy ? ws : c.ddst;
         a.wei = c.wei;
         a.out = c.dsrc;
-        a.k_valid = d.C % kBlock == 0 ? INT64_MAX : d.C;  // dsrc's padding lanes stay zero
+        a.k_valid = d.C;  // dsrc's padding lanes stay zero
         replay(fns, a, view(s[size_t(i)]), t);
       }
     });

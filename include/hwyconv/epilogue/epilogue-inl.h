@@ -34,7 +34,8 @@ HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* 
   if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
   // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
   // input held: NaN or Inf in src would otherwise reach them through the zero weights.
-  if (ch + int64_t(hn::Lanes(d)) > a.k_valid) v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
+  if (ch + int64_t(hn::Lanes(d)) > a.k_valid)
+    v = hn::IfThenElseZero(hn::FirstN(d, size_t(a.k_valid > ch ? a.k_valid - ch : 0)), v);
   return v;
 }
 

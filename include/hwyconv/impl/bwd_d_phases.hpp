@@ -193,7 +193,7 @@ struct BwdDataPhases {
         a.in = copy ? ws : c.ddst;
         a.wei = c.wei;
         a.out = c.dsrc;
-        a.k_valid = d.C % kBlock == 0 ? INT64_MAX : d.C;  // dsrc's padding lanes stay zero
+        a.k_valid = d.C;  // dsrc's padding lanes stay zero
         replay(fns, a, view(s[size_t(i)]), t);
       }
     });

@@ -93,7 +93,7 @@ inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdAr
   a.residual = c.residual;
   a.ops = c.ops;
   a.epilogue = find_epilogue(c.ops);
-  a.k_valid = d.K % kBlock == 0 ? INT64_MAX : d.K;
+  a.k_valid = d.K;
   a.out = c.dst;
 }
 

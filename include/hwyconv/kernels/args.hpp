@@ -31,7 +31,7 @@ struct FwdArgs {
   int64_t in_px = kBlock;           ///< floats between input pixels of a row (read by the dense form)
   int64_t tap_channels = kBlock;    ///< channels per tap and C block (S*C: FwdPlan::fold_in_place)
   /// Output channels that exist (K); the final store zeroes the lanes at or past it. INT64_MAX
-  /// where the output's padding lanes need no care (a column buffer, K a multiple of 16).
+  /// where the output has no padding lanes to keep (a column buffer).
   int64_t k_valid = INT64_MAX;
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
