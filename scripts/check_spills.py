@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 
-KERNEL = re.compile(r"^([0-9a-f]+) <(.*(?:FwdMicrokernel|BwdWMicrokernel).*)>:$")
+KERNEL = re.compile(r"^([0-9a-f]+) <(.*(?:FwdMicrokernel|BwdWMicrokernel|DwRowMicrokernel).*)>:$")
 FUNC = re.compile(r"^([0-9a-f]+) <(.*)>:$")
 INSN = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 # A branch's target: "<hex address> <symbol+offset>" (x86: "jne 1a <f+0x1a>", aarch64:

@@ -31,6 +31,17 @@ constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
 
 inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
+/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), or Goihw16g for a
+/// depthwise layer.
+constexpr int64_t wei_floats(const ConvDesc& d) {
+  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_blocked_size(d.K, d.C, d.R, d.S);
+}
+/// The layout of the weights forward() and backward_weights() take (and give).
+constexpr const char* wei_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "OIhw16i16o"; }
+/// The layout of the weights backward_data() takes: the forward weights transposed per 16x16 block,
+/// or (depthwise: nothing to transpose) the forward weights themselves.
+constexpr const char* wei_bwd_d_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "IOhw16o16i"; }
+
 /// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
 /// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
 inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<const float> src, std::span<const float> wei,
@@ -80,7 +91,7 @@ inline void check_backward_weights(const ConvDesc& d, SrcLayout layout, std::spa
   const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
   check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
-  check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
+  check_span("dweights", dwei.size(), wei_floats(d), wei_layout(d));
   if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
   if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
   check_disjoint("dweights", dwei, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}});
@@ -213,20 +224,24 @@ class Conv {
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
   int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
-  /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
-  int64_t wei_size() const { return wei_blocked_size(desc_.K, desc_.C, desc_.R, desc_.S); }
+  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), or for a depthwise layer Goihw16g
+  /// (div_up(G,16) x R x S x 16); wei_layout() names it.
+  int64_t wei_size() const { return detail::wei_floats(desc_); }
+  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", or "Goihw16g"
+  /// for a depthwise layer (reorder_goihw_to_Goihw16g).
+  const char* wei_layout() const { return detail::wei_layout(desc_); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
   int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
   /// Floats of the workspace one call of pass p needs when the caller provides it (64-byte alignment
   /// slack included). Without one, each call leases a workspace from this Conv's pool.
   int64_t workspace_size(Pass p) const { return planned(p).workspace() + reorder_floats(p) + kAlignSlack; }
 
-  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from OIhw16i16o (K, C,
-  /// R, S): do it once per weight update instead of on every call. Throws Error("weights") for a span
-  /// too small, Error("pass") for bwd_w (it takes no weights).
+  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from wei_layout() (K,
+  /// C, R, S): do it once per weight update instead of on every call. Throws Error("weights") for a
+  /// span too small, Error("pass") for bwd_w (it takes no weights).
   PackedWeights pack_weights(Pass p, std::span<const float> wei) const {
     if (p == Pass::bwd_w) throw Error("pass", "bwd_w takes no weights to pack");
-    detail::check_span("weights", wei.size(), wei_size(), "OIhw16i16o");
+    detail::check_span("weights", wei.size(), wei_size(), wei_layout());
     PackedWeights w;
     w.pass_ = p;
     w.desc_ = desc_;
@@ -248,7 +263,7 @@ class Conv {
   }
 
   /// Forward propagation: dst = post(conv(src, weights) + bias). src in src_layout() (N, C, H, W),
-  /// weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
+  /// weights in wei_layout() (K, C/G, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
   /// channels of src and weights must be zero (the reorders make them so) and stay zero in dst.
   /// `workspace`: empty, or at least workspace_size(Pass::fwd) floats of the caller's. Throws Error
   /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift" or "workspace") before
@@ -256,7 +271,7 @@ class Conv {
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
     live();
-    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), wei_layout(), bias, dst, post);
     run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
   }
 
@@ -271,21 +286,29 @@ class Conv {
     run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Do it once per training
-  /// step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights",
-  /// "wei_bwd_d") on bad spans.
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats); a depthwise layer's
+  /// Goihw16g weights are copied as they are. Do it once per training step, after the weights change
+  /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
-    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+    if (!desc_.depthwise()) {
+      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+      return;
+    }
+    detail::check_span("weights", wei.size(), wei_size(), "Goihw16g");
+    detail::check_span("wei_bwd_d", wei_bwd_d.size(), wei_size(), "Goihw16g");
+    detail::check_disjoint("wei_bwd_d", wei_bwd_d, {{"weights", wei}});
+    std::copy_n(wei.data(), wei_size(), wei_bwd_d.data());
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded channels 0).
+  /// IOhw16o16i or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
+  /// overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     live();
-    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
+    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), detail::wei_bwd_d_layout(desc_), dsrc, post);
     run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
   }
 
@@ -299,7 +322,7 @@ class Conv {
                       workspace, wei.data());
   }
 
-  /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
+  /// Backward weights: dwei = dL/dweights (wei_layout(), overwritten) and, unless dbias is empty,
   /// dbias = dL/dbias (K floats), from src (src_layout()) and ddst (nChw16c). post.relu_mask fuses
   /// ReLU backward. Results may differ in the last bits between thread counts when the minibatch is
   /// split (impl bwd_w_minibatch). Throws Error ("src", "ddst", "dweights", "dbias", "relu_mask",
@@ -470,10 +493,21 @@ struct StaticConv {
   }
   static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
   static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b, kPlan.tap.data());
-  static constexpr StaticStream<kCalls, kThreads> kStream =
-      make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b, kPlan.tap.data());
-  static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
+  /// Whether the forward implementation runs a kernel stream (the dense ones; depthwise runs rows).
+  static constexpr bool kStreamed = std::is_same_v<typename FwdImpl::Plan, FwdPlan>;
+  template <class Plan>
+  static constexpr int64_t stream_calls(const Plan& p) {
+    if constexpr (std::is_same_v<Plan, FwdPlan>) return fwd_stream_size(p.g, p.b, p.tap.data());
+    else return 0;
+  }
+  static constexpr int64_t kCalls = stream_calls(kPlan);
+  template <class Plan>
+  static constexpr StaticStream<kCalls, kThreads> make_stream(const Plan& p) {
+    if constexpr (std::is_same_v<Plan, FwdPlan>) return make_static_fwd_stream<kCalls, kThreads>(p.g, p.b, p.tap.data());
+    else return {};
+  }
+  static constexpr StaticStream<kCalls, kThreads> kStream = make_stream(kPlan);
+  static_assert(!kStreamed || kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
   /// Workspace floats forward() needs (see the overload taking a workspace).
   static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;
 
@@ -487,14 +521,16 @@ struct StaticConv {
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, std::span<float> workspace, const PostOps& post = {},
                       const ParallelFor& pf = {}) {
-    const unsigned ops =
-        detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
-                              "OIhw16i16o", bias, dst, post);
+    const unsigned ops = detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, detail::wei_floats(kDesc),
+                                               detail::wei_layout(kDesc), bias, dst, post);
     float* ws = detail::checked_workspace(workspace, kScratch,
                                           {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
                                            {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
-    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()},
-                        detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops), ws, pf);
+    const impl::FwdCall call = detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops);
+    if constexpr (kStreamed)
+      FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, call, ws, pf);
+    else
+      FwdImpl::run(kPlan, {}, call, ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
@@ -508,8 +544,8 @@ struct StaticConv {
   static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                             const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
     static const typename BwdDataImpl::Streams streams = BwdDataImpl::make_streams(kBwdDataPlan);
-    detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
-                                "IOhw16o16i", dsrc, post);
+    detail::check_backward_data(kDesc, ddst, wei_bwd_d, detail::wei_floats(kDesc), detail::wei_bwd_d_layout(kDesc),
+                                dsrc, post);
     thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
     BwdDataImpl::run(kBwdDataPlan, streams, detail::bwd_d_call(ddst, wei_bwd_d.data(), nullptr, dsrc, post), ws.data(), pf);
   }

@@ -57,8 +57,9 @@ constexpr int64_t round_up(int64_t a, int64_t b) { return div_up(a, b) * b; }
 /// Shape of a 2-D convolution, in the field's names.
 ///   src  N x C x H x W, weights K x C x R x S, dst N x K x P x Q, with
 ///   P = (H + pad_t + pad_b - dil_h*(R-1) - 1) / stride_h + 1 (Q likewise with W, S, pad_l, pad_r).
-/// Dilation is oneDNN's "dense" convention: 1 means no holes. groups must be 1 (grouped and depthwise
-/// convolutions are not implemented yet; check() says so).
+/// Dilation is oneDNN's "dense" convention: 1 means no holes. With G = groups > 1 the channels split
+/// into G groups and output channel k sees only the C/G input channels of its group (weights K x C/G
+/// x R x S); implemented: G = 1 and depthwise, G == C == K (see check()).
 struct ConvDesc {
   int64_t N = 1, C = 1, K = 1, H = 1, W = 1, R = 1, S = 1;
   int64_t stride_h = 1, stride_w = 1;
@@ -105,9 +106,11 @@ struct ConvDesc {
   constexpr int64_t Cb() const { return div_up(C, kBlock); }
   /// Number of 16-channel blocks of the output.
   constexpr int64_t Kb() const { return div_up(K, kBlock); }
-  /// Floating-point operations of one forward pass: 2*N*K*P*Q*C*R*S (also of bwd_d and bwd_w).
+  /// Depthwise: more than one group, each of one input and one output channel (G == C == K).
+  constexpr bool depthwise() const { return groups > 1 && groups == C && groups == K; }
+  /// Floating-point operations of one forward pass: 2*N*K*P*Q*(C/G)*R*S (also of bwd_d and bwd_w).
   constexpr double flops() const {
-    return 2.0 * double(N) * double(K) * double(P()) * double(Q()) * double(C) * double(R) * double(S);
+    return 2.0 * double(N) * double(K) * double(P()) * double(Q()) * double(C / groups) * double(R) * double(S);
   }
 
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
@@ -116,7 +119,8 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
+  /// groups divides C and K, and is 1 or depthwise (groups == C == K). A descriptor that passes can
+  /// be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;
@@ -131,7 +135,10 @@ struct ConvDesc {
     // Each dimension alone must be small enough that products of three of them cannot overflow.
     for (const Field& f : positive)
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
-    if (groups != 1) return {"groups", "only groups == 1 is implemented", groups};
+    if (C % groups != 0) return {"groups", "must divide C", groups};
+    if (K % groups != 0) return {"groups", "must divide K", groups};
+    if (groups != 1 && !depthwise())
+      return {"groups", "only 1 and depthwise (groups == C == K) are implemented; groups", groups};
     const Field pads[] = {{"pad_t", pad_t}, {"pad_l", pad_l}, {"pad_b", pad_b}, {"pad_r", pad_r}};
     for (const Field& f : pads) {
       if (f.value < 0) return {f.name, "must be >= 0", f.value};
@@ -156,7 +163,8 @@ struct ConvDesc {
     const Count counts[] = {
         {"src", double(N) * double(round_up(C, kBlock)) * hp * wp},
         {"dst", double(N) * double(round_up(K, kBlock)) * double(P()) * double(Q())},
-        {"weights", double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
+        {"weights", depthwise() ? double(round_up(K, kBlock)) * double(R * S)
+                                : double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
     // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
       if (c.value >= kMaxElems)

@@ -15,6 +15,7 @@
 
 #include "hwyconv/kernels/args.hpp"
 #include "hwyconv/kernels/bwd_w-inl.h"
+#include "hwyconv/kernels/depthwise-inl.h"
 #include "hwyconv/kernels/fwd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -42,6 +43,11 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, kDenseForm>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, kDenseForm>;
+  t.dw_row = &DwRowMicrokernel;
+  t.dw_bwd_w[0] = &DwBwdWMicrokernel<1>;
+  t.dw_bwd_w[1] = &DwBwdWMicrokernel<2>;
+  t.dw_bwd_w[2] = &DwBwdWMicrokernel<3>;
+  t.dw_bwd_w[3] = &DwBwdWMicrokernel<4>;
   t.max_pixels = int(kMaxPixels);
   t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);

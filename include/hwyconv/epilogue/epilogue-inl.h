@@ -23,8 +23,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 /// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
 /// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; zero past K (a.k_valid).
-template <unsigned kOps, class D, class V>
-HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* HWY_RESTRICT res) {
+/// Args: FwdArgs or DwArgs (the same epilogue fields).
+template <unsigned kOps, class D, class V, class Args>
+HWY_INLINE V ApplyEpilogue(D d, V v, const Args& a, int64_t ch, const float* HWY_RESTRICT res) {
   const unsigned ops = (kOps & kEpiGeneric) ? a.ops : kOps;
   if (ops & kEpiBias) v = hn::Add(v, hn::LoadU(d, a.bias + ch));
   if (ops & kEpiScaleShift) v = hn::MulAdd(v, hn::LoadU(d, a.scale + ch), hn::LoadU(d, a.shift + ch));

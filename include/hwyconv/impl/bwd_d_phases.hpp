@@ -51,6 +51,7 @@ struct BwdDataPhases {
 
   /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);

@@ -17,6 +17,7 @@ struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }

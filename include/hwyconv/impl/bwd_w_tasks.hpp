@@ -15,6 +15,7 @@ struct BwdWTasks : BwdWImpl {
   static constexpr const char* kName = "bwd_w_tasks";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }

@@ -19,6 +19,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
     const int T = base.b.threads;
     bool any = false;

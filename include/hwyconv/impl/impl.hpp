@@ -128,8 +128,8 @@ class PlannedImpl final : public Planned<typename I::Call> {
 };
 
 /// Plans every implementation of the tuple List that can run the layer and keeps the one of least
-/// estimated cost (the first of equal ones), with its streams. nullptr when none can run (the last
-/// implementation of each list runs every layer ConvDesc::check() accepts).
+/// estimated cost (the first of equal ones), with its streams. nullptr when none can run (each list
+/// runs every layer ConvDesc::check() accepts).
 template <class Call, class List>
 std::unique_ptr<Planned<Call>> choose(const ConvDesc& d, const PlanContext& ctx) {
   std::unique_ptr<Planned<Call>> best;

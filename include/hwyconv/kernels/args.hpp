@@ -74,6 +74,57 @@ struct BwdWTask {
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
 using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 
+/// One filter tap of a depthwise row call: input vector at in_off + j*in_px (floats from
+/// DwArgs::in) times the weight vector at w_off (from DwArgs::wei), for the row's pixels j in
+/// [j_lo, j_hi) (the others read padding).
+struct DwTap {
+  int64_t in_off = 0, w_off = 0;
+  int64_t j_lo = 0, j_hi = 0;
+};
+
+/// Arguments of the depthwise row microkernel (kernels/depthwise-inl.h): one row of n pixels of one
+/// 16-channel block, out[j*out_px] = epilogue(sum over taps of in[tap.in_off + j*in_px] *
+/// wei[tap.w_off]), each channel its own group. Forward: a row of dst, backward data: the pixels of
+/// a row of dsrc in one column phase (out_px = stride_w*16). The epilogue fields are FwdArgs's.
+struct DwArgs {
+  const float* in = nullptr;
+  const float* wei = nullptr;       ///< Goihw16g
+  float* out = nullptr;
+  const DwTap* tap = nullptr;
+  int64_t taps = 0;
+  int64_t n = 0;                    ///< pixels of the row
+  int64_t in_px = kBlock, out_px = kBlock;
+  int64_t j_lo = 0, j_hi = 0;       ///< pixels every tap reads inside the source: [j_lo, j_hi)
+  const float* bias = nullptr;      ///< kEpiBias: [Kb*16] (as FwdArgs)
+  const float* scale = nullptr;     ///< kEpiScaleShift: [Kb*16]
+  const float* shift = nullptr;
+  const float* residual = nullptr;  ///< kEpiResidual: at the row's first pixel, pixels out_px apart
+  int64_t ch = 0;                   ///< first channel of the block (index into bias, scale, shift)
+  int64_t k_valid = INT64_MAX;      ///< channels that exist; lanes at or past it are stored as 0
+  unsigned ops = 0;                 ///< EpilogueOp mask
+};
+
+/// A depthwise row microkernel.
+using DwRowFn = void (*)(const DwArgs& a);
+
+/// Arguments of the depthwise weight-update microkernel: for one 16-channel block, one tap row r
+/// and taps s0 .. s0 + kSn - 1 of it, dwei[t] = sum over images, output rows [p_lo, p_hi) and
+/// columns q of src[n][p*stride_h + r*dil_h - pad_t][q*stride_w + s*dil_w - pad_l] * ddst[n][p][q].
+struct DwBwdWArgs {
+  const float* src = nullptr;   ///< channel block's plane of image 0: nChw16c
+  const float* ddst = nullptr;  ///< channel block's plane of image 0: nChw16c
+  float* dwei = nullptr;        ///< where tap s0's 16 floats go (Goihw16g; the next taps follow)
+  int64_t N = 1, src_n = 0, ddst_n = 0;  ///< images and the floats between them
+  int64_t W = 0, Q = 0;         ///< row lengths, in pixels
+  int64_t p_lo = 0, p_hi = 0;   ///< output rows whose input row is inside src
+  int64_t h0 = 0, stride_h = 1; ///< input row of output row p: h0 + p*stride_h
+  int64_t w0 = 0, stride_w = 1, dil_w = 1;  ///< input column of (q, tap s0 + i): w0 + q*stride_w + i*dil_w
+  int64_t q_lo[4] = {}, q_hi[4] = {};  ///< per tap of the call: columns q that read inside src
+};
+
+/// A depthwise weight-update microkernel (one per tap count kSn = 1 .. 4).
+using DwBwdWFn = void (*)(const DwBwdWArgs& a);
+
 /// The microkernels of one Highway target: fwd[block] follows kFwdBlocks. Each contains every
 /// epilogue of kEpilogues (chosen by FwdArgs::epilogue once per block).
 struct KernelTable {
@@ -82,6 +133,8 @@ struct KernelTable {
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   BwdWKernelFn bwd_w_dense[2];  ///< the same, reading dense rows (fold_in_place)
+  DwRowFn dw_row;               ///< depthwise forward and backward data
+  DwBwdWFn dw_bwd_w[4];         ///< depthwise weight update, [kSn - 1]
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int vec_per_block;   ///< vectors that hold 16 channels on this target

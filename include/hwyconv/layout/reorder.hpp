@@ -31,6 +31,10 @@ constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
   return div_up(K, kBlock) * div_up(C, kBlock) * R * S * kBlock * kBlock;
 }
 
+/// Elements of a Goihw16g depthwise weight tensor: div_up(G,16) * R * S * 16.
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t wei_depthwise_size(int64_t G, int64_t R, int64_t S) { return div_up(G, kBlock) * R * S * kBlock; }
+
 namespace layout_detail {
 
 /// Number of 16-blocks of a positive count, without the overflow of (c + 15).
@@ -207,6 +211,52 @@ inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> w
         for (int64_t i = 0; i < kBlock; ++i)
           for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
       }
+}
+
+namespace layout_detail {
+
+/// Shared validation of the depthwise weight reorders (Goihw16g and goihw).
+inline void check_wei_depthwise(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R, int64_t S,
+                                bool to_blocked) {
+  detail::check_dims({{"G", G}, {"R", R}, {"S", S}});
+  const int64_t plain = detail::checked_product(to_blocked ? "src" : "dst", {G, R, S});
+  const int64_t blocked = detail::checked_product(to_blocked ? "dst" : "src", {blocks_of(G), R, S, kBlock});
+  detail::check_span("src", src.size(), to_blocked ? plain : blocked, to_blocked ? "goihw" : "Goihw16g");
+  detail::check_span("dst", dst.size(), to_blocked ? blocked : plain, to_blocked ? "Goihw16g" : "goihw");
+  detail::check_disjoint("dst", dst, {{"src (reorders are out of place)", src}});
+}
+
+}  // namespace layout_detail
+
+/// Depthwise weights (groups G == C == K), goihw -> Goihw16g (oneDNN's spelling). src: G*R*S floats,
+/// plain [G][1][1][R][S] (PyTorch's [C][1][R][S]); dst: at least wei_depthwise_size(G,R,S) floats,
+/// [div_up(G,16)][R][S][16 g]: element (g, r, s) at (((g/16)*R + r)*S + s)*16 + g%16. Padded slots
+/// (g >= G) are written as 0. src and dst must not overlap.
+/// Throws Error("G"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_goihw_to_Goihw16g(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R,
+                                      int64_t S) {
+  layout_detail::check_wei_depthwise(src, dst, G, R, S, true);
+  const int64_t Gb = layout_detail::blocks_of(G), RS = R * S;
+  float* out = dst.data();
+  for (int64_t gb = 0; gb < Gb; ++gb)
+    for (int64_t rs = 0; rs < RS; ++rs)
+      for (int64_t i = 0; i < kBlock; ++i, ++out) {
+        const int64_t g = gb * kBlock + i;
+        *out = g < G ? src[static_cast<size_t>(g * RS + rs)] : 0.0f;
+      }
+}
+
+/// Goihw16g -> goihw (see reorder_goihw_to_Goihw16g). Padded slots of src are ignored.
+/// Throws Error("G"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_Goihw16g_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R,
+                                      int64_t S) {
+  layout_detail::check_wei_depthwise(src, dst, G, R, S, false);
+  const int64_t RS = R * S;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t rs = 0; rs < RS; ++rs)
+      dst[static_cast<size_t>(g * RS + rs)] = src[static_cast<size_t>(((g / kBlock) * RS + rs) * kBlock + g % kBlock)];
 }
 
 }  // namespace hwyconv
