@@ -54,8 +54,11 @@ int64_t resolve_dim(const char* what, int64_t i, int64_t k, int64_t s, int64_t& 
 }  // namespace
 
 std::string Layer::shape() const {
-  std::string s = std::to_string(ic) + "->" + std::to_string(oc) + " " + std::to_string(ih) + "x" +
-                  std::to_string(iw) + " k" + std::to_string(kh) + "x" + std::to_string(kw);
+  const std::string channels = g > 1 && g == ic && g == oc ? "dw " + std::to_string(ic)
+                               : (g > 1 ? "g" + std::to_string(g) + " " : "") + std::to_string(ic) + "->" +
+                                     std::to_string(oc);
+  std::string s = channels + " " + std::to_string(ih) + "x" + std::to_string(iw) + " k" + std::to_string(kh) + "x" +
+                  std::to_string(kw);
   s += sh == sw ? " s" + std::to_string(sh) : " s" + std::to_string(sh) + "x" + std::to_string(sw);
   if (ph || pw || ph_r || pw_r) {
     const bool sym = ph == pw && ph == ph_r && pw == pw_r;
@@ -109,7 +112,7 @@ Layer parse_layer(const std::string& descriptor) {
     fail("unknown field at '" + std::string(s) + "'");
   }
   if (r.ic <= 0 || r.oc <= 0) fail("ic and oc are required");
-  if (r.g != 1) fail("groups (g" + std::to_string(r.g) + ") are not supported");
+  if (r.g < 1 || r.ic % r.g != 0 || r.oc % r.g != 0) fail("g must divide ic and oc");
 
   // A dimension is absent when none of its fields were given (benchdnn's no_h / no_w).
   const bool no_h = !r.ih && !r.kh && !r.oh && r.dh < 0 && r.sh == 0 && r.ph < 0;

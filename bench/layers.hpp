@@ -21,11 +21,12 @@ struct Layer {
   int64_t ph_r = 0, pw_r = 0;  ///< bottom, right padding (derived, as benchdnn does)
   int64_t dh = 1, dw = 1;
 
-  /// Floating-point operations of one pass at minibatch `mb`: 2*mb*oc*oh*ow*ic*kh*kw.
+  /// Floating-point operations of one pass at minibatch `mb`: 2*mb*oc*oh*ow*(ic/g)*kh*kw.
   double flops(int64_t mb) const {
-    return 2.0 * double(mb) * double(oc) * double(oh) * double(ow) * double(ic) * double(kh) * double(kw);
+    return 2.0 * double(mb) * double(oc) * double(oh) * double(ow) * double(ic / g) * double(kh) * double(kw);
   }
-  /// Compact shape for tables, e.g. "64->64 56x56 k3x3 s1 p1".
+  /// Compact shape for tables, e.g. "64->64 56x56 k3x3 s1 p1", "dw 32 112x112 k3x3 s1 p1" (depthwise),
+  /// "g32 256->256 ..." (grouped).
   std::string shape() const;
 };
 

@@ -2,7 +2,7 @@
 // <hwyconv/hwyconv.hpp> (its Highway foreach_target chain compiles every microkernel for every target).
 //
 // Data arrive in plain layouts and are reordered once, outside the timing, with hwyconv's reorders
-// (nchw -> nChw16c, oihw -> OIhw16i16o); the result is reordered back to nchw for the cross-check.
+// (nchw -> nChw16c, oihw -> OIhw16i16o or, depthwise, goihw -> Goihw16g); the result is reordered back to nchw for the cross-check.
 // Adding a pass: write one runner below and put it in hwyconv_library()'s table.
 #include <hwyconv/hwyconv.hpp>
 
@@ -20,10 +20,23 @@ constexpr int kCreateReps = 25;
 
 /// hwyconv's descriptor of a layer at minibatch mb (dilations are "1 = dense" in both).
 hwyconv::ConvDesc desc_of(const Layer& l, int64_t mb) {
-  return hwyconv::ConvDesc(mb, l.ic, l.oc, l.ih, l.iw, l.kh, l.kw)
-      .with_stride(l.sh, l.sw)
-      .with_pad(l.ph, l.pw, l.ph_r, l.pw_r)
-      .with_dilation(l.dh, l.dw);
+  hwyconv::ConvDesc d = hwyconv::ConvDesc(mb, l.ic, l.oc, l.ih, l.iw, l.kh, l.kw)
+                            .with_stride(l.sh, l.sw)
+                            .with_pad(l.ph, l.pw, l.ph_r, l.pw_r)
+                            .with_dilation(l.dh, l.dw);
+  d.groups = l.g;
+  return d;
+}
+
+/// The problem's plain weights in the layout `conv` takes (Conv::wei_layout()).
+Buffer make_wei(const Problem& p, const hwyconv::Conv& conv) {
+  const Layer& l = p.layer;
+  Buffer wei(size_t(conv.wei_size()));
+  if (conv.desc().depthwise())
+    hwyconv::reorder_goihw_to_Goihw16g(p.wei, wei, l.g, l.kh, l.kw);
+  else
+    hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
+  return wei;
 }
 
 /// What ran: the target and the chosen implementation with its plan in a few words.
@@ -60,8 +73,7 @@ Measurement hwyconv_fwd(const Problem& p, const RunConfig& cfg) {
   hwyconv::Conv conv(d, opt);
   if (d.P() != l.oh || d.Q() != l.ow) throw std::runtime_error("hwyconv's output size differs from the descriptor's");
 
-  Buffer src = make_src(p, conv), wei(size_t(conv.wei_size())), dst(size_t(conv.dst_size()));
-  hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
+  Buffer src = make_src(p, conv), wei = make_wei(p, conv), dst(size_t(conv.dst_size()));
   const std::span<const float> bias(p.bias.data(), p.bias.size());
   m.time = measure([&] { conv.forward(src, wei, bias, dst); }, cfg.timing);
 
@@ -79,9 +91,8 @@ Measurement hwyconv_bwd_d(const Problem& p, const RunConfig& cfg) {
   const hwyconv::ConvDesc d = desc_of(l, p.mb);
   hwyconv::Conv conv(d, {.threads = cfg.threads});
   Measurement m;
-  Buffer wei(size_t(conv.wei_size())), wbd(size_t(conv.wei_size())), ddst(size_t(conv.dst_size())),
+  Buffer wei = make_wei(p, conv), wbd(size_t(conv.wei_size())), ddst(size_t(conv.dst_size())),
       dsrc(size_t(conv.dsrc_size()));
-  hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
   hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
   m.create_ms = median_call_ms([&] { conv.reorder_weights_bwd_d(wei, wbd); }, 5);
   m.time = measure([&] { conv.backward_data(ddst, wbd, dsrc); }, cfg.timing);
@@ -103,7 +114,10 @@ Measurement hwyconv_bwd_w(const Problem& p, const RunConfig& cfg) {
   hwyconv::reorder_nchw_to_nChw16c(p.diff_dst, ddst, p.mb, l.oc, l.oh, l.ow);
   m.time = measure([&] { conv.backward_weights(src, ddst, dwei, {}); }, cfg.timing);
   m.output.resize(size_t(p.wei_elems()));
-  hwyconv::reorder_OIhw16i16o_to_oihw(dwei, m.output, l.oc, l.ic, l.kh, l.kw);
+  if (d.depthwise())
+    hwyconv::reorder_Goihw16g_to_goihw(dwei, m.output, l.g, l.kh, l.kw);
+  else
+    hwyconv::reorder_OIhw16i16o_to_oihw(dwei, m.output, l.oc, l.ic, l.kh, l.kw);
   m.impl = describe(conv, hwyconv::Pass::bwd_w);
   m.ran = true;
   return m;

@@ -36,11 +36,17 @@ dnnl::engine& engine() {
 /// Dimensions of one layer at minibatch mb, in oneDNN's terms (dilations are 0-based there).
 struct Dims {
   memory::dims src, wei, bias, dst, strides, dilates, pad_l, pad_r;
+  tag wei_tag = tag::oihw;  ///< plain weights: oihw, or goihw for g > 1 (the same floats)
 };
 Dims dims_of(const Problem& p) {
   const Layer& l = p.layer;
-  return {{p.mb, l.ic, l.ih, l.iw}, {l.oc, l.ic, l.kh, l.kw}, {l.oc}, {p.mb, l.oc, l.oh, l.ow},
-          {l.sh, l.sw}, {l.dh - 1, l.dw - 1}, {l.ph, l.pw}, {l.ph_r, l.pw_r}};
+  Dims d{{p.mb, l.ic, l.ih, l.iw}, {l.oc, l.ic, l.kh, l.kw}, {l.oc}, {p.mb, l.oc, l.oh, l.ow},
+         {l.sh, l.sw}, {l.dh - 1, l.dw - 1}, {l.ph, l.pw}, {l.ph_r, l.pw_r}};
+  if (l.g > 1) {
+    d.wei = {l.g, l.oc / l.g, l.ic / l.g, l.kh, l.kw};
+    d.wei_tag = tag::goihw;
+  }
+  return d;
 }
 
 /// A memory descriptor of `dims` whose layout oneDNN chooses.
@@ -112,7 +118,7 @@ Measurement onednn_fwd(const Problem& p, const RunConfig& cfg) {
       m, [&] { return forward_pd(d, dnnl::prop_kind::forward_inference); });
   dnnl::stream s(engine());
   const memory src = import(p.src, d.src, tag::nchw, pd.src_desc(), s);
-  const memory wei = import(p.wei, d.wei, tag::oihw, pd.weights_desc(), s);
+  const memory wei = import(p.wei, d.wei, d.wei_tag, pd.weights_desc(), s);
   const memory bias = import(p.bias, d.bias, tag::x, pd.bias_desc(), s);
   const memory dst(pd.dst_desc(), engine());
   m.time = execute_timed(
@@ -137,7 +143,7 @@ Measurement onednn_bwd_d(const Problem& p, const RunConfig& cfg) {
   });
   dnnl::stream s(engine());
   const memory diff_dst = import(p.diff_dst, d.dst, tag::nchw, pd.diff_dst_desc(), s);
-  const memory wei = import(p.wei, d.wei, tag::oihw, pd.weights_desc(), s);
+  const memory wei = import(p.wei, d.wei, d.wei_tag, pd.weights_desc(), s);
   const memory diff_src(pd.diff_src_desc(), engine());
   m.time = execute_timed(
       prim, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, diff_src}}, s, cfg);
@@ -164,7 +170,7 @@ Measurement onednn_bwd_w(const Problem& p, const RunConfig& cfg) {
   const memory diff_wei(pd.diff_weights_desc(), engine());
   m.time = execute_timed(
       prim, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}}, s, cfg);
-  m.output = export_plain(diff_wei, d.wei, tag::oihw, s);
+  m.output = export_plain(diff_wei, d.wei, d.wei_tag, s);
   m.ran = true;
   return m;
 }

@@ -49,7 +49,8 @@ struct AlignedAllocator {
 /// A float buffer, 64-byte aligned.
 using Buffer = std::vector<float, AlignedAllocator<float>>;
 
-/// One layer at one minibatch, with random data in plain layouts: src nchw, weights oihw, bias k,
+/// One layer at one minibatch, with random data in plain layouts: src nchw, weights oihw (goihw: g x
+/// oc/g x ic/g x kh x kw, the same floats as oc x ic/g x kh x kw), bias k,
 /// diff_dst nchw (N x K x P x Q, only when a backward pass was asked for).
 struct Problem {
   Layer layer;
@@ -58,7 +59,7 @@ struct Problem {
 
   /// Elements of src, weights and dst in plain layouts.
   int64_t src_elems() const { return mb * layer.ic * layer.ih * layer.iw; }
-  int64_t wei_elems() const { return layer.oc * layer.ic * layer.kh * layer.kw; }
+  int64_t wei_elems() const { return layer.oc * (layer.ic / layer.g) * layer.kh * layer.kw; }
   int64_t dst_elems() const { return mb * layer.oc * layer.oh * layer.ow; }
 };
 

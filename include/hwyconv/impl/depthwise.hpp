@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "hwyconv/dispatch/dispatch.hpp"
 #include "hwyconv/impl/common.hpp"
@@ -59,71 +60,55 @@ struct DwImpl {
 
 namespace dw_detail {
 
+/// Channel blocks of one row kernel call (independent FMA chains on short rows).
+inline constexpr int64_t kCallBlocks = 4;
+
 /// Floor division (b > 0).
 constexpr int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+/// Greatest common divisor (a, b >= 1).
+constexpr int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
 
-/// The taps of output row p (forward): tap rows whose input row is inside src, every column, with the
-/// columns q of the row each reads inside src. Offsets are from the channel block's plane of src.
-/// Returns the tap count; [lo, hi) gets the columns every tap reads inside.
-inline int64_t fwd_row_taps(const ConvDesc& d, int64_t p, DwTap* taps, int64_t& lo, int64_t& hi) {
-  int64_t n = 0;
-  lo = 0;
-  hi = d.Q();
-  for (int64_t r = 0; r < d.R; ++r) {
-    const int64_t h = p * d.stride_h + r * d.dil_h - d.pad_t;
-    if (h < 0 || h >= d.H) continue;
-    for (int64_t s = 0; s < d.S; ++s) {
-      const int64_t w0 = s * d.dil_w - d.pad_l;  // input column of q = 0
-      DwTap& t = taps[n++];
-      t.in_off = (h * d.W + w0) * kBlock;
-      t.w_off = (r * d.S + s) * kBlock;
-      // 0 <= q*stride + w0 < W
-      t.j_lo = w0 >= 0 ? 0 : div_up(-w0, d.stride_w);
-      t.j_hi = std::min(d.Q(), floor_div(d.W - 1 - w0, d.stride_w) + 1);
-      if (t.j_lo >= t.j_hi) {  // reads only padding
-        --n;
-        continue;
+/// The taps of a row of n pixels, in runs of pixels with the same taps. Tap k (0 .. count - 1) of
+/// the row reads, for pixel j, source column first0 - k*step + j*j_step of a source `width` pixels
+/// wide; pixel j runs the taps k inside the source, a contiguous range since the column is monotone
+/// in k. A segment's in_off (the column of its first tap at pixel 0) is in source pixels and its
+/// w_off (that tap) in taps: scale_segments makes them floats.
+inline std::vector<DwSegment> row_segments(int64_t n, int64_t count, int64_t first0, int64_t step, int64_t j_step,
+                                           int64_t width) {
+  std::vector<DwSegment> segs;
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t lo = count, hi = 0;
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t col = first0 - k * step + j * j_step;
+      if (col >= 0 && col < width) {
+        lo = std::min(lo, k);
+        hi = k + 1;
       }
-      lo = std::max(lo, t.j_lo);
-      hi = std::min(hi, t.j_hi);
     }
+    if (hi <= lo) lo = hi = 0;
+    if (!segs.empty() && segs.back().j1 == j && segs.back().w_off == lo && segs.back().taps == hi - lo) {
+      segs.back().j1 = j + 1;
+      continue;
+    }
+    DwSegment sg;
+    sg.j0 = j;
+    sg.j1 = j + 1;
+    sg.taps = hi - lo;
+    sg.w_off = lo;                       // first tap, in taps
+    sg.in_off = first0 - lo * step;      // its input column at pixel 0, in pixels
+    segs.push_back(sg);
   }
-  return n;
+  return segs;
 }
 
-/// The taps of input row h, column phase f (backward data): the pixels w = f + j*stride_w of dsrc
-/// row h gather ddst[o_h][o_w] * wei[r][s] over the taps with h = o_h*stride_h + r*dil_h - pad_t and
-/// w = o_w*stride_w + s*dil_w - pad_l; for a tap that fits the phase, o_w = j + (f + pad_l -
-/// s*dil_w) / stride_w: consecutive pixels of ddst. Offsets are from the block's plane of ddst.
-inline int64_t bwd_d_row_taps(const ConvDesc& d, int64_t h, int64_t f, DwTap* taps, int64_t& lo, int64_t& hi) {
-  const int64_t P = d.P(), Q = d.Q(), n_px = div_up(d.W - f, d.stride_w);
-  int64_t n = 0;
-  lo = 0;
-  hi = n_px;
-  for (int64_t r = 0; r < d.R; ++r) {
-    const int64_t num_h = h + d.pad_t - r * d.dil_h;
-    if (num_h < 0 || num_h % d.stride_h != 0 || num_h / d.stride_h >= P) continue;
-    const int64_t oh = num_h / d.stride_h;
-    for (int64_t s = 0; s < d.S; ++s) {
-      const int64_t num_w = f + d.pad_l - s * d.dil_w;
-      if (((num_w % d.stride_w) + d.stride_w) % d.stride_w != 0) continue;
-      const int64_t ow0 = floor_div(num_w, d.stride_w);  // exact
-      DwTap& t = taps[n++];
-      t.in_off = (oh * Q + ow0) * kBlock;
-      t.w_off = (r * d.S + s) * kBlock;
-      // 0 <= j + ow0 < Q
-      t.j_lo = std::max<int64_t>(0, -ow0);
-      t.j_hi = std::min(n_px, Q - ow0);
-      if (t.j_lo >= t.j_hi) {  // reads only padding
-        --n;
-        continue;
-      }
-      lo = std::max(lo, t.j_lo);
-      hi = std::min(hi, t.j_hi);
-    }
+/// Scales a row's segments from (pixels, taps) to floats: input pixels `in_px` floats apart, taps
+/// `w_px` weight floats apart.
+inline void scale_segments(std::vector<DwSegment>& segs, int64_t in_px, int64_t w_px) {
+  for (DwSegment& sg : segs) {
+    sg.in_off *= in_px;
+    sg.w_off *= w_px;
   }
-  return n;
 }
 
 /// ddst with the ReLU mask applied (0 where the forward output was not > 0), into `out`: the
@@ -150,27 +135,44 @@ struct FwdDepthwise : DwImpl<FwdCall> {
     const ConvDesc& d = p.desc;
     FwdArgs e;  // the epilogue's vectors, as the dense kernels get them
     set_epilogue(d, c, ws, e);
-    const int64_t P = d.P(), Q = d.Q(), Kb = d.Kb();
+    const int64_t P = d.P(), Q = d.Q(), Kb = d.Kb(), groups = div_up(Kb, dw_detail::kCallBlocks);
+    // Output column q, tap s reads input column q*stride_w + s*dil_w - pad_l.
+    std::vector<DwSegment> segs = dw_detail::row_segments(Q, d.S, -d.pad_l, -d.dil_w, d.stride_w, d.W);
+    dw_detail::scale_segments(segs, kBlock, kBlock);
+    DwArgs base;
+    base.seg = segs.data();
+    base.segs = int64_t(segs.size());
+    base.row_in = d.dil_h * d.W * kBlock;
+    base.row_w = d.S * kBlock;
+    base.tap_in = d.dil_w * kBlock;
+    base.tap_w = kBlock;
+    base.in_px = d.stride_w * kBlock;
+    base.out_px = kBlock;
+    base.in_cb = d.H * d.W * kBlock;
+    base.out_cb = P * Q * kBlock;
+    base.wei_cb = d.R * d.S * kBlock;
+    base.bias = e.bias;
+    base.scale = e.scale;
+    base.shift = e.shift;
+    base.ops = c.ops;
+    base.k_valid = d.K;
     const DwRowFn row = kernels().dw_row;
-    run_items(pf, p.threads, d.N * Kb * P, [&](int64_t i) {
-      const int64_t pp = i % P, nk = i / P;  // nk = n*Kb + kb
-      DwTap taps[kMaxTaps];
-      DwArgs a;
-      a.taps = dw_detail::fwd_row_taps(d, pp, taps, a.j_lo, a.j_hi);
-      a.tap = taps;
-      a.n = Q;
-      a.in_px = d.stride_w * kBlock;
-      a.in = c.src + nk * d.H * d.W * kBlock;
-      a.wei = c.wei + (nk % Kb) * d.R * d.S * kBlock;
-      const int64_t out_off = (nk * P + pp) * Q * kBlock;
+    run_items(pf, p.threads, d.N * groups * P, [&](int64_t i) {
+      const int64_t pp = i % P, grp = i / P % groups, n = i / P / groups, cb = grp * dw_detail::kCallBlocks;
+      // Tap rows whose input row is inside src: 0 <= pp*stride_h + r*dil_h - pad_t < H.
+      const int64_t h0 = pp * d.stride_h - d.pad_t;
+      int64_t r0 = 0, r1 = d.R;
+      while (r0 < d.R && h0 + r0 * d.dil_h < 0) ++r0;
+      while (r1 > r0 && h0 + (r1 - 1) * d.dil_h >= d.H) --r1;
+      DwArgs a = base;
+      a.rows = r1 - r0;
+      a.cbs = std::min(dw_detail::kCallBlocks, Kb - cb);
+      a.in = c.src + ((n * Kb + cb) * d.H + h0 + r0 * d.dil_h) * d.W * kBlock;
+      a.wei = c.wei + (cb * d.R + r0) * d.S * kBlock;
+      const int64_t out_off = ((n * Kb + cb) * P + pp) * Q * kBlock;
       a.out = c.dst + out_off;
       a.residual = c.residual ? c.residual + out_off : nullptr;
-      a.bias = e.bias;
-      a.scale = e.scale;
-      a.shift = e.shift;
-      a.ops = c.ops;
-      a.ch = (nk % Kb) * kBlock;
-      a.k_valid = d.K;
+      a.ch = cb * kBlock;
       row(a);
     });
   }
@@ -194,23 +196,65 @@ struct BwdDataDepthwise : DwImpl<BwdDataCall> {
       ddst = ws;
     }
     const float* wei = c.packed ? c.packed : c.wei;
-    const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb();
+    const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), groups = div_up(Cb, dw_detail::kCallBlocks);
+    // dsrc pixel w = f + j*stride_w (column phase f) gathers ddst column o_w = (w + pad_l - s*dil_w) /
+    // stride_w over the taps s where that divides exactly: s = s_f + k*step_s, step_s = stride_w /
+    // gcd(stride_w, dil_w), and then o_w = j + first_f - k*(step_s*dil_w/stride_w). Rows alike.
+    const int64_t step_s = d.stride_w / dw_detail::gcd(d.stride_w, d.dil_w);
+    const int64_t step_r = d.stride_h / dw_detail::gcd(d.stride_h, d.dil_h);
+    const int64_t phases = std::min(d.stride_w, d.W);
+    std::vector<std::vector<DwSegment>> segs(static_cast<size_t>(phases));
+    std::vector<int64_t> phase_s0(static_cast<size_t>(phases), 0);
+    for (int64_t f = 0; f < phases; ++f) {
+      int64_t s0 = 0;
+      while (s0 < d.S && (f + d.pad_l - s0 * d.dil_w) % d.stride_w != 0) ++s0;
+      phase_s0[size_t(f)] = s0;
+      if (s0 >= d.S) continue;  // no tap reaches this phase: its pixels get zeros (no segment: below)
+      const int64_t count = (d.S - 1 - s0) / step_s + 1;
+      const int64_t first0 = dw_detail::floor_div(f + d.pad_l - s0 * d.dil_w, d.stride_w);
+      segs[size_t(f)] = dw_detail::row_segments(div_up(d.W - f, d.stride_w), count, first0,
+                                                step_s * d.dil_w / d.stride_w, 1, Q);
+      dw_detail::scale_segments(segs[size_t(f)], kBlock, step_s * kBlock);
+    }
+    DwArgs base;
+    base.row_w = step_r * d.S * kBlock;
+    base.row_in = -(step_r * d.dil_h / d.stride_h) * Q * kBlock;
+    base.tap_w = step_s * kBlock;
+    base.tap_in = -(step_s * d.dil_w / d.stride_w) * kBlock;
+    base.in_px = kBlock;
+    base.out_px = d.stride_w * kBlock;
+    base.in_cb = P * Q * kBlock;
+    base.out_cb = d.H * d.W * kBlock;
+    base.wei_cb = d.R * d.S * kBlock;
+    base.k_valid = d.C;
     const DwRowFn row = kernels().dw_row;
-    run_items(pf, p.threads, d.N * Cb * d.H, [&](int64_t i) {
-      const int64_t h = i % d.H, nc = i / d.H;  // nc = n*Cb + cb
-      DwTap taps[kMaxTaps];
-      for (int64_t f = 0; f < std::min(d.stride_w, d.W); ++f) {
-        DwArgs a;
-        a.taps = dw_detail::bwd_d_row_taps(d, h, f, taps, a.j_lo, a.j_hi);
-        a.tap = taps;
-        a.n = div_up(d.W - f, d.stride_w);
-        a.in_px = kBlock;
-        a.out_px = d.stride_w * kBlock;
-        a.in = ddst + nc * P * Q * kBlock;
-        a.wei = wei + (nc % Cb) * d.R * d.S * kBlock;
-        a.out = c.dsrc + ((nc * d.H + h) * d.W + f) * kBlock;
-        a.ch = (nc % Cb) * kBlock;
-        a.k_valid = d.C;
+    run_items(pf, p.threads, d.N * groups * d.H, [&](int64_t i) {
+      const int64_t h = i % d.H, grp = i / d.H % groups, n = i / d.H / groups, cb = grp * dw_detail::kCallBlocks;
+      // Tap rows r = r0 + k*step_r with (h + pad_t - r*dil_h) / stride_h exact and in [0, P).
+      int64_t r0 = 0;
+      while (r0 < d.R && (h + d.pad_t - r0 * d.dil_h) % d.stride_h != 0) ++r0;
+      int64_t rows = 0, first = 0;
+      for (int64_t r = r0; r < d.R; r += step_r) {
+        const int64_t num = h + d.pad_t - r * d.dil_h;
+        if (num < 0 || num / d.stride_h >= P) {
+          if (rows == 0) r0 = r + step_r;  // before the first row inside: skip
+          continue;
+        }
+        if (rows == 0) first = num / d.stride_h;
+        ++rows;
+      }
+      for (int64_t f = 0; f < phases; ++f) {
+        DwArgs a = base;
+        const std::vector<DwSegment>& sg = segs[size_t(f)];
+        DwSegment none{0, div_up(d.W - f, d.stride_w), 0, 0, 0};  // a phase no tap reaches: zeros
+        a.seg = sg.empty() ? &none : sg.data();
+        a.segs = sg.empty() ? 1 : int64_t(sg.size());
+        a.rows = rows;
+        a.cbs = std::min(dw_detail::kCallBlocks, Cb - cb);
+        a.in = ddst + ((n * Cb + cb) * P + first) * Q * kBlock;
+        a.wei = wei + (cb * d.R + r0) * d.S * kBlock + phase_s0[size_t(f)] * kBlock;
+        a.out = c.dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock + f * kBlock;
+        a.ch = cb * kBlock;
         row(a);
       }
     });

@@ -74,32 +74,36 @@ struct BwdWTask {
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
 using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 
-/// One filter tap of a depthwise row call: input vector at in_off + j*in_px (floats from
-/// DwArgs::in) times the weight vector at w_off (from DwArgs::wei), for the row's pixels j in
-/// [j_lo, j_hi) (the others read padding).
-struct DwTap {
+/// A run of pixels of a depthwise row call that read the same taps: pixels j in [j0, j1) read taps k
+/// = 0 .. taps - 1 of every tap row, the input at in_off + k*DwArgs::tap_in + j*DwArgs::in_px and
+/// the weights at w_off + k*DwArgs::tap_w (floats from DwArgs::in and DwArgs::wei). Pixels near the
+/// row's ends have fewer taps (the others would read padding).
+struct DwSegment {
+  int64_t j0 = 0, j1 = 0, taps = 0;
   int64_t in_off = 0, w_off = 0;
-  int64_t j_lo = 0, j_hi = 0;
 };
 
-/// Arguments of the depthwise row microkernel (kernels/depthwise-inl.h): one row of n pixels of one
-/// 16-channel block, out[j*out_px] = epilogue(sum over taps of in[tap.in_off + j*in_px] *
-/// wei[tap.w_off]), each channel its own group. Forward: a row of dst, backward data: the pixels of
-/// a row of dsrc in one column phase (out_px = stride_w*16). The epilogue fields are FwdArgs's.
+/// Arguments of the depthwise row microkernel (kernels/depthwise-inl.h): one row of pixels of cbs
+/// channel blocks, out[j*out_px] = epilogue(sum over tap rows and taps of in * wei), each channel its
+/// own group. Forward: a row of dst; backward data: the pixels of a row of dsrc in one column phase
+/// (out_px = stride_w*16), each tap a weight times a ddst vector. The epilogue fields are FwdArgs's.
 struct DwArgs {
-  const float* in = nullptr;
-  const float* wei = nullptr;       ///< Goihw16g
-  float* out = nullptr;
-  const DwTap* tap = nullptr;
-  int64_t taps = 0;
-  int64_t n = 0;                    ///< pixels of the row
-  int64_t in_px = kBlock, out_px = kBlock;
-  int64_t j_lo = 0, j_hi = 0;       ///< pixels every tap reads inside the source: [j_lo, j_hi)
+  const float* in = nullptr;        ///< the first tap row's input of channel block 0
+  const float* wei = nullptr;       ///< the first tap row's weights of channel block 0 (Goihw16g)
+  float* out = nullptr;             ///< pixel 0 of channel block 0
+  const DwSegment* seg = nullptr;   ///< the row's pixels, in runs of the same taps
+  int64_t segs = 0;
+  int64_t rows = 0;                 ///< tap rows
+  int64_t row_in = 0, row_w = 0;    ///< floats between tap rows (input, weights)
+  int64_t tap_in = 0, tap_w = 0;    ///< floats between the taps of a tap row (input, weights)
+  int64_t in_px = kBlock, out_px = kBlock;  ///< floats between pixels j
+  int64_t cbs = 1;                  ///< channel blocks of the call
+  int64_t in_cb = 0, out_cb = 0, wei_cb = 0;  ///< floats between channel blocks
   const float* bias = nullptr;      ///< kEpiBias: [Kb*16] (as FwdArgs)
   const float* scale = nullptr;     ///< kEpiScaleShift: [Kb*16]
   const float* shift = nullptr;
-  const float* residual = nullptr;  ///< kEpiResidual: at the row's first pixel, pixels out_px apart
-  int64_t ch = 0;                   ///< first channel of the block (index into bias, scale, shift)
+  const float* residual = nullptr;  ///< kEpiResidual: laid out as out
+  int64_t ch = 0;                   ///< first channel of block 0 (index into bias, scale, shift)
   int64_t k_valid = INT64_MAX;      ///< channels that exist; lanes at or past it are stored as 0
   unsigned ops = 0;                 ///< EpilogueOp mask
 };

@@ -56,21 +56,6 @@ inline constexpr size_t kBwdWChannels =
 #endif
 inline constexpr int64_t kBwdWPiecePixels = HWYCONV_BWD_W_PIECE;
 
-/// v, kept in a register: on x86 the compiler otherwise folds a load that several FMAs use into each
-/// of them, one load per FMA, and the loads (not the FMAs) then bound the weight update.
-template <class V>
-HWY_INLINE V InRegister(V v) {
-#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__)) && HWY_TARGET != HWY_SCALAR && \
-    HWY_TARGET != HWY_EMU128
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  asm("" : "+v"(v.raw));
-#else
-  asm("" : "+x"(v.raw));
-#endif
-#endif
-  return v;
-}
-
 /// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
 /// fused on read: the mask is the forward output of the ReLU).
 template <bool kMask, class D>

@@ -3,12 +3,12 @@
 //
 // Depthwise layers (groups == C == K) have one channel per group: the 16 channels of a block are 16
 // independent convolutions, so the vector lanes hold channels and each FMA multiplies an input vector
-// by a weight vector (no broadcast, unlike the dense kernel). A call handles one row of pixels of one
-// channel block: register blocks of kDwPixels pixels with every tap valid, then the pixels at the
-// row's ends, where some taps read padding, one at a time. The same row kernel runs the forward pass
-// (a dst row) and backward data (the pixels of a dsrc row in one column phase, each tap a weight
-// times a ddst vector). The weight update keeps one accumulator per tap of a tap row for two
-// columns at a time and reduces over images and pixels.
+// by a weight vector (no broadcast, unlike the dense kernel). A call handles one row of pixels of up
+// to four channel blocks; its pixels come in segments that read the same taps (the row's ends read
+// fewer: no tap that would read padding is run), each in register blocks of channel blocks x pixels.
+// The same row kernel runs the forward pass (a dst row) and backward data (the pixels of a dsrc row in
+// one column phase, each tap a weight times a ddst vector). The weight update keeps one accumulator
+// per tap of a tap row for two columns at a time and reduces over images and pixels.
 
 #if defined(HWYCONV_DEPTHWISE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef HWYCONV_DEPTHWISE_INL_H_
@@ -31,78 +31,66 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// Pixels of a depthwise register block: 8 accumulators cover the FMA latency of two pipes (4
-/// cycles) and leave room for the weight and the loads on 16-register targets.
-inline constexpr size_t kDwPixels = 8;
+/// Pixels of a register block of kCb channel blocks: 16 accumulators on 32-register targets, 8 on
+/// 16-register ones (with kCb weights and a load beside them). More channel blocks per block give
+/// independent FMA chains where rows are short (small maps); more pixels where channels are few.
+template <size_t kCb>
+inline constexpr size_t kDwPixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
 
-/// Stores pixels j + I of lanes [lane, lane + kLanes) through the generic epilogue.
-template <class D, size_t... I>
-HWY_INLINE void DwStore(D d, const DwArgs& a, int64_t j, size_t lane, std::index_sequence<I...>,
-                        VecAt<D, I>... acc) {
-  float* HWY_RESTRICT out = a.out + j * a.out_px + int64_t(lane);
+/// A register block: pixels j .. j + kPx - 1 of a segment, channel blocks cb .. cb + kCb - 1 (kCb <=
+/// 4), lanes [lane, lane + kLanes). Accumulator I: channel block I / kPx, pixel I % kPx. Each tap's
+/// kCb weight vectors are loaded once and kept in registers.
+template <size_t kCb, size_t kPx, class D, size_t... I>
+HWY_INLINE void DwBlock(D d, const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane,
+                        std::index_sequence<I...>, VecAt<D, I>... acc) {
+  const int64_t in_px = a.in_px, in_cb = a.in_cb, wei_cb = a.wei_cb, tap_in = a.tap_in, tap_w = a.tap_w;
+  const float* HWY_RESTRICT in = a.in + cb * in_cb + sg.in_off + j * in_px + int64_t(lane);
+  const float* HWY_RESTRICT wei = a.wei + cb * wei_cb + sg.w_off + int64_t(lane);
+  for (int64_t tr = 0; tr < a.rows; ++tr) {
+    const float* HWY_RESTRICT x = in + tr * a.row_in;
+    const float* HWY_RESTRICT w = wei + tr * a.row_w;
+    for (int64_t k = 0; k < sg.taps; ++k) {
+      const auto w0 = InRegister(hn::LoadU(d, w + k * tap_w));
+      const auto w1 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 1 ? 1 : 0) * wei_cb));
+      const auto w2 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 2 ? 2 : 0) * wei_cb));
+      const auto w3 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 3 ? 3 : 0) * wei_cb));
+      ((acc = hn::MulAdd(hn::LoadU(d, x + k * tap_in + int64_t(I / kPx) * in_cb + int64_t(I % kPx) * in_px),
+                         I / kPx == 0 ? w0 : (I / kPx == 1 ? w1 : (I / kPx == 2 ? w2 : w3)), acc)),
+       ...);
+    }
+  }
+  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
   // Without a residual, `res` points at out (never read: the epilogue reads it only for kEpiResidual).
-  const float* HWY_RESTRICT res = a.residual ? a.residual + j * a.out_px + int64_t(lane) : out;
-  const int64_t px = a.out_px, ch = a.ch + int64_t(lane);
-  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch, res + int64_t(I) * px), d, out + int64_t(I) * px), ...);
+  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
+  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
+  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
+  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
+   ...);
 }
 
-/// Pixels j .. j + sizeof...(I) - 1, every tap inside the source: one weight load per tap, one input
-/// load and FMA per tap and pixel.
-template <class D, size_t... I>
-HWY_INLINE void DwBlock(D d, const DwArgs& a, int64_t j, size_t lane, std::index_sequence<I...> seq,
-                        VecAt<D, I>... acc) {
-  const int64_t in_px = a.in_px;
-  const float* HWY_RESTRICT in = a.in + j * in_px + int64_t(lane);
-  const float* HWY_RESTRICT wei = a.wei + int64_t(lane);
-  for (int64_t t = 0; t < a.taps; ++t) {
-    const DwTap& tap = a.tap[t];
-    const float* HWY_RESTRICT x = in + tap.in_off;
-    const auto w = hn::LoadU(d, wei + tap.w_off);
-    ((acc = hn::MulAdd(hn::LoadU(d, x + int64_t(I) * in_px), w, acc)), ...);
-  }
-  DwStore(d, a, j, lane, seq, acc...);
+/// The pixels [j, j1) of a segment in register blocks of kPx, kPx / 2, ..., 1 pixels.
+template <size_t kCb, size_t kPx, class D>
+HWY_INLINE void DwPixels(D d, const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane) {
+  for (; j + int64_t(kPx) <= sg.j1; j += int64_t(kPx))
+    [&]<size_t... I>(std::index_sequence<I...> seq) {
+      DwBlock<kCb, kPx>(d, a, sg, j, cb, lane, seq, (void(I), hn::Zero(d))...);
+    }(std::make_index_sequence<kCb * kPx>());
+  if constexpr (kPx > 1) DwPixels<kCb, kPx / 2>(d, a, sg, j, cb, lane);
 }
 
-template <size_t kN, class D>
-HWY_INLINE void DwBlockOf(D d, const DwArgs& a, int64_t j, size_t lane) {
-  [&]<size_t... I>(std::index_sequence<I...> seq) {
-    DwBlock(d, a, j, lane, seq, (void(I), hn::Zero(d))...);
-  }(std::make_index_sequence<kN>());
-}
-
-/// Pixel j at a row end: only the taps whose source pixel is inside.
-template <class D>
-HWY_INLINE void DwEdgePixel(D d, const DwArgs& a, int64_t j, size_t lane) {
-  auto acc = hn::Zero(d);
-  const float* HWY_RESTRICT in = a.in + j * a.in_px + int64_t(lane);
-  for (int64_t t = 0; t < a.taps; ++t) {
-    const DwTap& tap = a.tap[t];
-    if (j >= tap.j_lo && j < tap.j_hi)
-      acc = hn::MulAdd(hn::LoadU(d, in + tap.in_off), hn::LoadU(d, a.wei + tap.w_off + int64_t(lane)), acc);
-  }
-  DwStore(d, a, j, lane, std::index_sequence<0>(), acc);
-}
-
-/// The depthwise row microkernel (a DwRowFn): pixels [0, n) of a row, kLanes channels at a time.
+/// The depthwise row microkernel (a DwRowFn): every segment of the row, for channel blocks in groups
+/// of 4, 2 and 1, kLanes channels at a time.
 inline HWY_NOINLINE void DwRowMicrokernel(const DwArgs& a) {
   const DF d;
-  const int64_t lo = a.j_lo < a.n ? (a.j_lo > 0 ? a.j_lo : 0) : a.n;
-  const int64_t hi = a.j_hi < a.n ? (a.j_hi > lo ? a.j_hi : lo) : a.n;
   for (size_t v = 0; v < kVecPerBlock; ++v) {
     const size_t lane = v * kLanes;
-    int64_t j = 0;
-    for (; j < lo; ++j) DwEdgePixel(d, a, j, lane);
-    for (; j + int64_t(kDwPixels) <= hi; j += int64_t(kDwPixels)) DwBlockOf<kDwPixels>(d, a, j, lane);
-    if (hi - j >= 4) {
-      DwBlockOf<4>(d, a, j, lane);
-      j += 4;
-    }
-    if (hi - j >= 2) {
-      DwBlockOf<2>(d, a, j, lane);
-      j += 2;
-    }
-    if (hi - j >= 1) DwBlockOf<1>(d, a, j++, lane);
-    for (; j < a.n; ++j) DwEdgePixel(d, a, j, lane);
+    int64_t cb = 0;
+    for (; cb + 4 <= a.cbs; cb += 4)
+      for (int64_t i = 0; i < a.segs; ++i) DwPixels<4, kDwPixels<4>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
+    for (; cb + 2 <= a.cbs; cb += 2)
+      for (int64_t i = 0; i < a.segs; ++i) DwPixels<2, kDwPixels<2>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
+    for (; cb < a.cbs; ++cb)
+      for (int64_t i = 0; i < a.segs; ++i) DwPixels<1, kDwPixels<1>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
   }
 }
 

@@ -73,6 +73,21 @@ inline constexpr size_t kMaxPixels = [] {
 template <class D, size_t>
 using VecAt = hn::Vec<D>;
 
+/// v, kept in a register: on x86 the compiler otherwise folds a load that several FMAs use into each
+/// of them, one load per FMA, and the loads (not the FMAs) then bound the weight update.
+template <class V>
+HWY_INLINE V InRegister(V v) {
+#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__)) && HWY_TARGET != HWY_SCALAR && \
+    HWY_TARGET != HWY_EMU128
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  asm("" : "+v"(v.raw));
+#else
+  asm("" : "+x"(v.raw));
+#endif
+#endif
+  return v;
+}
+
 /// Unrolling of the loop over the 16 input channels of a block (a literal, for the pragma).
 #ifndef HWYCONV_FWD_UNROLL
 #define HWYCONV_FWD_UNROLL 4
