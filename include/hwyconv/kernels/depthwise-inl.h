@@ -78,19 +78,130 @@ HWY_INLINE void DwPixels(D d, const DwArgs& a, const DwSegment& sg, int64_t j, i
   if constexpr (kPx > 1) DwPixels<kCb, kPx / 2>(d, a, sg, j, cb, lane);
 }
 
+/// Channel blocks and pixels of a sliding-window register block (a tap row's input columns are
+/// pixels kBlock floats apart, read by several pixels' taps: stride 1 or 2 forward, backward data):
+/// accumulators, up to 3*kCb weights and kCb input columns fit the registers (16 + 6 + 2 on
+/// 32-register targets, 8 + 3 + 1 on 16-register ones).
+inline constexpr size_t kSlideBlocks = kVecRegs >= 32 ? 2 : 1;
+template <size_t kCb>
+inline constexpr size_t kSlidePixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
+
+/// Weight (channel block c, tap k) of a sliding block, among the six in registers.
+template <size_t c, size_t k, class V>
+HWY_INLINE V SlideWeight(V w00, V w01, V w02, V w10, V w11, V w12) {
+  if constexpr (c == 0) return k == 0 ? w00 : (k == 1 ? w01 : w02);
+  else return k == 0 ? w10 : (k == 1 ? w11 : w12);
+}
+
+/// Input column U of a sliding block (x0, x1: its vectors of channel blocks 0 and 1) into every
+/// accumulator whose pixel reads it: pixel px reads columns px*kPs + k for its kT taps k.
+template <size_t kPx, size_t kPs, size_t kT, size_t U, class V, size_t... I>
+HWY_INLINE void SlideColumn(V x0, V x1, V w00, V w01, V w02, V w10, V w11, V w12, std::index_sequence<I...>,
+                            VecAt<DF, I>&... acc) {
+  ((U >= I % kPx * kPs && U - I % kPx * kPs < kT
+        ? void(acc = hn::MulAdd(
+                   I / kPx == 0 ? x0 : x1,
+                   SlideWeight<I / kPx, (U >= I % kPx * kPs ? U - I % kPx * kPs : 0)>(w00, w01, w02, w10, w11, w12),
+                   acc))
+        : void()),
+   ...);
+}
+
+/// A sliding register block: pixels j .. j + kPx - 1, channel blocks cb .. cb + kCb - 1 (kCb <= 2),
+/// a segment of kT (2 or 3) taps, tap k of pixel px reading input column px*kPs + k (`in` and `wei`
+/// at pixel j's tap 0, columns kBlock floats apart). Each input vector is loaded once for every FMA
+/// that uses it: (kPx - 1)*kPs + kT loads for kT*kPx FMAs per channel block and tap row.
+template <size_t kCb, size_t kPx, size_t kPs, size_t kT, size_t... I, size_t... U>
+HWY_INLINE void DwSlide(const DwArgs& a, const float* HWY_RESTRICT in, const float* HWY_RESTRICT wei, int64_t tap_w,
+                        int64_t j, int64_t cb, size_t lane, std::index_sequence<I...> seq, std::index_sequence<U...>,
+                        VecAt<DF, I>... acc) {
+  const DF d;
+  const int64_t in_cb = a.in_cb, wei_cb = a.wei_cb;
+  for (int64_t tr = 0; tr < a.rows; ++tr) {
+    const float* HWY_RESTRICT x = in + tr * a.row_in;
+    const float* HWY_RESTRICT w = wei + tr * a.row_w;
+    const int64_t w1 = kCb > 1 ? wei_cb : 0, x1 = kCb > 1 ? in_cb : 0, t2 = kT > 2 ? 2 * tap_w : 0;
+    // Weights and input columns are loaded once each into registers (gcc would otherwise fold a
+    // load into each FMA that uses it). Unused ones (kCb = 1, kT = 2) are dead code.
+    const auto w00 = InRegister(hn::LoadU(d, w)), w01 = InRegister(hn::LoadU(d, w + tap_w)),
+               w02 = InRegister(hn::LoadU(d, w + t2));
+    const auto w10 = InRegister(hn::LoadU(d, w + w1)), w11 = InRegister(hn::LoadU(d, w + w1 + tap_w)),
+               w12 = InRegister(hn::LoadU(d, w + w1 + t2));
+    (SlideColumn<kPx, kPs, kT, U>(InRegister(hn::LoadU(d, x + int64_t(U) * kBlock)),
+                                  InRegister(hn::LoadU(d, x + x1 + int64_t(U) * kBlock)), w00, w01, w02, w10, w11,
+                                  w12, seq, acc...),
+     ...);
+  }
+  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
+  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
+  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
+  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
+  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
+   ...);
+}
+
+/// The pixels [j, j1) of a sliding segment (see Slide) in blocks of kPx, kPx / 2, ..., 1 pixels.
+/// Taps running backwards (tap_in == -kBlock: backward data) are taken in reverse order, which makes
+/// their columns run forwards.
+template <size_t kCb, size_t kPx, size_t kPs, size_t kT>
+HWY_INLINE void DwSlidePixels(const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane) {
+  const bool reverse = a.tap_in < 0;
+  const int64_t tap_w = reverse ? -a.tap_w : a.tap_w, last = int64_t(kT) - 1;
+  const float* HWY_RESTRICT in = a.in + cb * a.in_cb + sg.in_off + (reverse ? last * a.tap_in : 0) + int64_t(lane);
+  const float* HWY_RESTRICT wei = a.wei + cb * a.wei_cb + sg.w_off + (reverse ? last * a.tap_w : 0) + int64_t(lane);
+  for (; j + int64_t(kPx) <= sg.j1; j += int64_t(kPx)) {
+    const DF d;
+    [&]<size_t... I>(std::index_sequence<I...> seq) {
+      DwSlide<kCb, kPx, kPs, kT>(a, in + j * a.in_px, wei, tap_w, j, cb, lane, seq,
+                                 std::make_index_sequence<(kPx - 1) * kPs + kT>(), (void(I), hn::Zero(d))...);
+    }(std::make_index_sequence<kCb * kPx>());
+  }
+  if constexpr (kPx > 1) DwSlidePixels<kCb, kPx / 2, kPs, kT>(a, sg, j, cb, lane);
+}
+
+/// How a segment slides: 0 (it does not: register blocks), else 10*kPs + kT for kT = 2 or 3 taps
+/// whose input columns are consecutive pixels kBlock floats apart, pixels kPs = 1 or 2 columns apart
+/// (forward at stride 1 and 2, backward data).
+HWY_INLINE int Slide(const DwArgs& a, const DwSegment& sg) {
+  if ((sg.taps != 2 && sg.taps != 3) || (a.tap_in != kBlock && a.tap_in != -kBlock)) return 0;
+  if (a.in_px == kBlock) return 10 + int(sg.taps);
+  if (a.in_px == 2 * kBlock && a.tap_in > 0) return 20 + int(sg.taps);
+  return 0;
+}
+
+/// Channel blocks [cb, cb + kCb) of a sliding segment, kSc at a time.
+template <size_t kCb, size_t kSc, size_t kPs, size_t kT>
+HWY_INLINE void DwSlideBlocks(const DwArgs& a, const DwSegment& sg, int64_t cb, size_t lane) {
+  for (size_t c = 0; c < kCb; c += kSc) DwSlidePixels<kSc, kSlidePixels<kSc>, kPs, kT>(a, sg, sg.j0, cb + int64_t(c), lane);
+}
+
+/// Channel blocks [cb, cb + kCb) of every segment: sliding blocks where they apply, else register
+/// blocks of kDwPixels<kCb>.
+template <size_t kCb>
+HWY_INLINE void DwSegments(const DwArgs& a, int64_t cb, size_t lane) {
+  const DF d;
+  constexpr size_t kSc = kCb % kSlideBlocks == 0 ? kSlideBlocks : 1;
+  for (int64_t i = 0; i < a.segs; ++i) {
+    const DwSegment& sg = a.seg[i];
+    switch (Slide(a, sg)) {
+      case 13: DwSlideBlocks<kCb, kSc, 1, 3>(a, sg, cb, lane); break;
+      case 12: DwSlideBlocks<kCb, kSc, 1, 2>(a, sg, cb, lane); break;
+      case 23: DwSlideBlocks<kCb, kSc, 2, 3>(a, sg, cb, lane); break;
+      case 22: DwSlideBlocks<kCb, kSc, 2, 2>(a, sg, cb, lane); break;
+      default: DwPixels<kCb, kDwPixels<kCb>>(d, a, sg, sg.j0, cb, lane);
+    }
+  }
+}
+
 /// The depthwise row microkernel (a DwRowFn): every segment of the row, for channel blocks in groups
 /// of 4, 2 and 1, kLanes channels at a time.
 inline HWY_NOINLINE void DwRowMicrokernel(const DwArgs& a) {
-  const DF d;
   for (size_t v = 0; v < kVecPerBlock; ++v) {
     const size_t lane = v * kLanes;
     int64_t cb = 0;
-    for (; cb + 4 <= a.cbs; cb += 4)
-      for (int64_t i = 0; i < a.segs; ++i) DwPixels<4, kDwPixels<4>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
-    for (; cb + 2 <= a.cbs; cb += 2)
-      for (int64_t i = 0; i < a.segs; ++i) DwPixels<2, kDwPixels<2>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
-    for (; cb < a.cbs; ++cb)
-      for (int64_t i = 0; i < a.segs; ++i) DwPixels<1, kDwPixels<1>>(d, a, a.seg[i], a.seg[i].j0, cb, lane);
+    for (; cb + 4 <= a.cbs; cb += 4) DwSegments<4>(a, cb, lane);
+    for (; cb + 2 <= a.cbs; cb += 2) DwSegments<2>(a, cb, lane);
+    for (; cb < a.cbs; ++cb) DwSegments<1>(a, cb, lane);
   }
 }
 
