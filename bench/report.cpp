@@ -220,8 +220,24 @@ void print_tables(const Report& rep, std::ostream& os) {
       if (!std::isnan(e)) max_err = std::isnan(max_err) ? e : std::max(max_err, e);
     g.push_back(num(max_err, "%.1e"));
     for (int l = 0; l < std::min(nlib, 2); ++l) g.push_back("");
+    // Sum of the layer times per library (NaN unless it ran every layer): a network's latency when
+    // the list holds each of its layers (MobileNet's files do).
+    std::vector<std::string> sum = {"sum ms", ""};
+    std::vector<double> totals(static_cast<size_t>(nlib), 0.0);
+    for (const Result* r : results)
+      for (int l = 0; l < nlib; ++l)
+        totals[size_t(l)] += r->m[size_t(l)].ran ? r->m[size_t(l)].time.median_ms : kNaN;
+    for (int l = 0; l < nlib; ++l) {
+      if (full(l)) {
+        sum.insert(sum.end(), {num(totals[size_t(l)], "%.3f"), "", "", ""});
+        if (l == 1) sum.push_back(num(hwy >= 0 ? totals[1] / totals[size_t(hwy)] : kNaN, "%.2f"));
+      } else {
+        sum.push_back("");
+      }
+    }
     t.rows.push_back({});
     t.rows.push_back(g);
+    t.rows.push_back(sum);
     t.print(os);
     for (const std::string& n : notes) os << "  note: " << n << '\n';
     s.push_back(num(geomean(ratios), "%.2f"));

@@ -4,6 +4,7 @@
 // Goihw16g reorders and bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -96,18 +97,24 @@ void check_forward(const DwProblem& pr, const Conv& conv, const std::string& wha
                            shift = random_floats(C, g);
   std::vector<float> bres(size_t(act_blocked_size(d.N, C, P, Q)));
   reorder_nchw_to_nChw16c(res, bres, d.N, C, P, Q);
-  for (int variant = 0; variant < 2; ++variant) {
+  for (int variant = 0; variant < 3; ++variant) {
     std::vector<float> dst(size_t(conv.dst_size()), 123.0f);
     PostOps post;
     if (variant == 1) post = {.relu = true, .residual = bres, .scale = scale, .shift = shift};
+    if (variant == 2) post = {.residual = bres, .clamp = Clamp{-0.5f, 0.75f}};
     conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, post);
     std::vector<double> want = pr.dst, want_abs = pr.dst_abs;
     for (int64_t i = 0; i < int64_t(want.size()); ++i) {
-      if (variant == 0) continue;
       const int64_t k = i / (P * Q) % C;
-      want[size_t(i)] = std::max(0.0, want[size_t(i)] * scale[size_t(k)] + shift[size_t(k)] + res[size_t(i)]);
-      want_abs[size_t(i)] = want_abs[size_t(i)] * std::fabs(scale[size_t(k)]) + std::fabs(shift[size_t(k)]) +
-                            std::fabs(res[size_t(i)]);
+      double& w = want[size_t(i)];
+      if (variant == 1) {
+        w = std::max(0.0, w * scale[size_t(k)] + shift[size_t(k)] + res[size_t(i)]);
+        want_abs[size_t(i)] = want_abs[size_t(i)] * std::fabs(scale[size_t(k)]) + std::fabs(shift[size_t(k)]) +
+                              std::fabs(res[size_t(i)]);
+      } else if (variant == 2) {
+        w = std::min(0.75, std::max(-0.5, w + res[size_t(i)]));
+        want_abs[size_t(i)] += std::fabs(res[size_t(i)]);
+      }
     }
     std::string worst;
     const auto got = to_plain(dst, d.N, C, P, Q);
@@ -247,6 +254,142 @@ TEST_CASE("depthwise and groups: bad input is named") {
   std::vector<float> src(size_t(conv.src_size())), wei(size_t(conv.wei_size()) - 1), dst(size_t(conv.dst_size()), 5.0f);
   CHECK_THROWS_WITH_AS(conv.forward(src, wei, {}, dst), doctest::Contains("Goihw16g"), Error);
   CHECK(dst[0] == 5.0f);
+}
+
+/// hwyconv's result (nChw16c) against a reference (plain, with the sums of |terms|).
+void check_close(const std::vector<float>& blocked, const std::vector<double>& ref, const std::vector<double>& ref_abs,
+                 const ConvDesc& d, bool dst_shape, int64_t n_terms, const std::string& what) {
+  const int64_t C = dst_shape ? d.K : d.C, H = dst_shape ? d.P() : d.H, W = dst_shape ? d.Q() : d.W;
+  std::string worst;
+  CHECK_MESSAGE(count_mismatches(to_plain(blocked, d.N, C, H, W), ref, ref_abs, n_terms, &worst) == 0,
+                what << ": " << worst);
+}
+
+/// Applies the ReLU6 gradient to g (nChw16c): it passes where the forward output y was in (0, 6).
+std::vector<float> relu6_backward(const std::vector<float>& g, const std::vector<float>& y) {
+  std::vector<float> out(g.size());
+  for (size_t i = 0; i < g.size(); ++i) out[i] = y[i] > 0.0f && y[i] < 6.0f ? g[i] : 0.0f;
+  return out;
+}
+
+TEST_CASE("MobileNet v2 block: expand 1x1 + ReLU6, depthwise 3x3 + ReLU6, project 1x1 + residual, forward and "
+          "backward against the reference") {
+  // One inverted-residual block (t = 6): 16 -> 96 -> 96 -> 16 channels at 9x9, two images. Each layer
+  // is checked on the inputs hwyconv gave it (so that the tolerance is the layer's own); ReLU6's
+  // gradient mask is applied between the layers by the caller, as a framework does.
+  const int64_t N = 2, C = 16, E = 96, H = 9;
+  ConvDesc expand(N, C, E, H, H, 1, 1), dw(N, E, E, H, H, 3, 3, 1, 1), project(N, E, C, H, H, 1, 1);
+  dw.groups = E;
+  std::mt19937 g(11);
+  auto scaled = [&](int64_t n, float s) {
+    std::vector<float> v = random_floats(n, g);
+    for (float& x : v) x *= s;
+    return v;
+  };
+  // Weights scaled so that the activations cross both ends of ReLU6.
+  const std::vector<float> x = scaled(N * C * H * H, 4.0f), w1 = scaled(E * C, 1.0f), b1 = scaled(E, 1.0f),
+                           w2 = scaled(E * 9, 1.0f), b2 = scaled(E, 1.0f), w3 = scaled(C * E, 0.3f),
+                           b3 = scaled(C, 1.0f), gy = scaled(N * C * H * H, 1.0f);
+  auto blocked = [](const std::vector<float>& plain, int64_t n, int64_t c, int64_t h) {
+    std::vector<float> b(size_t(act_blocked_size(n, c, h, h)));
+    reorder_nchw_to_nChw16c(plain, b, n, c, h, h);
+    return b;
+  };
+  std::vector<float> bw1(size_t(wei_blocked_size(E, C, 1, 1))), bw2(size_t(wei_depthwise_size(E, 3, 3))),
+      bw3(size_t(wei_blocked_size(C, E, 1, 1)));
+  reorder_oihw_to_OIhw16i16o(w1, bw1, E, C, 1, 1);
+  reorder_goihw_to_Goihw16g(w2, bw2, E, 3, 3);
+  reorder_oihw_to_OIhw16i16o(w3, bw3, C, E, 1, 1);
+  const std::vector<float> bx = blocked(x, N, C, H), bgy = blocked(gy, N, C, H);
+
+  for_each_target([&](const std::string& target) {
+    const Conv c1(expand), c2(dw), c3(project);
+    const PostOps relu6{.clamp = Clamp{0.0f, 6.0f}};
+    std::vector<float> y1(size_t(c1.dst_size())), y2(size_t(c2.dst_size())), y3(size_t(c3.dst_size()));
+    c1.forward(bx, bw1, b1, y1, relu6);
+    c2.forward(y1, bw2, b2, y2, relu6);
+    c3.forward(y2, bw3, b3, y3, {.residual = bx});
+
+    // Forward, layer by layer.
+    auto check_fwd = [&](const ConvDesc& d, const std::vector<float>& in, const std::vector<float>& wei,
+                         const std::vector<float>& bias, const std::vector<float>& out, bool relu6_op,
+                         const std::vector<float>* residual, const char* name) {
+      const std::vector<float> in_plain = to_plain(in, d.N, d.C, d.H, d.W);
+      const size_t n_out = size_t(d.N * d.K * d.P() * d.Q());
+      std::vector<double> ref(n_out), ref_abs(n_out);
+      reference::conv_fwd(d, in_plain, wei, bias, ref);
+      reference::conv_fwd(d, abs_of(in_plain), abs_of(wei), abs_of(bias), ref_abs);
+      for (size_t i = 0; i < n_out; ++i) {
+        if (residual) ref[i] += (*residual)[i], ref_abs[i] += std::fabs((*residual)[i]);
+        if (relu6_op) ref[i] = std::min(6.0, std::max(0.0, ref[i]));
+      }
+      check_close(out, ref, ref_abs, d, true, d.C / d.groups * d.R * d.S + 2, target + " fwd " + name);
+    };
+    check_fwd(expand, bx, w1, b1, y1, true, nullptr, "expand");
+    check_fwd(dw, y1, w2, b2, y2, true, nullptr, "depthwise");
+    check_fwd(project, y2, w3, b3, y3, false, &x, "project");
+    // ReLU6 clamps at both ends somewhere (else the test would not test the clamp).
+    CHECK(std::count(y1.begin(), y1.end(), 6.0f) > 0);
+    CHECK(std::count(y2.begin(), y2.end(), 0.0f) > 0);
+
+    // Backward, layer by layer: dL/dy3 = gy; ReLU6's gradient applied to the outputs of layers 1, 2.
+    auto check_bwd = [&](const Conv& c, const ConvDesc& d, const std::vector<float>& in, const std::vector<float>& wei,
+                         const std::vector<float>& bwei, const std::vector<float>& gout, std::vector<float>& gin,
+                         const char* name) {
+      std::vector<float> wbd(size_t(c.wei_size())), dwei(size_t(c.wei_size())), dbias(size_t(d.K));
+      c.reorder_weights_bwd_d(bwei, wbd);
+      gin.assign(size_t(c.dsrc_size()), 0.0f);
+      c.backward_data(gout, wbd, gin);
+      c.backward_weights(in, gout, dwei, dbias);
+      const std::vector<float> in_plain = to_plain(in, d.N, d.C, d.H, d.W),
+                               g_plain = to_plain(gout, d.N, d.K, d.P(), d.Q());
+      const size_t n_in = in_plain.size(), n_w = wei.size();
+      std::vector<double> ds(n_in), ds_abs(n_in), dw_ref(n_w), dw_abs(n_w), db(size_t(d.K)), db_abs(size_t(d.K));
+      reference::conv_bwd_d(d, g_plain, wei, ds);
+      reference::conv_bwd_d(d, abs_of(g_plain), abs_of(wei), ds_abs);
+      reference::conv_bwd_w(d, in_plain, g_plain, dw_ref, db);
+      reference::conv_bwd_w(d, abs_of(in_plain), abs_of(g_plain), dw_abs, db_abs);
+      check_close(gin, ds, ds_abs, d, false, d.K / d.groups * d.R * d.S, target + " bwd_d " + name);
+      std::vector<float> dw_plain(n_w);
+      if (d.depthwise())
+        reorder_Goihw16g_to_goihw(dwei, dw_plain, d.K, d.R, d.S);
+      else
+        reorder_OIhw16i16o_to_oihw(dwei, dw_plain, d.K, d.C, d.R, d.S);
+      std::string worst;
+      const int64_t n_red = d.N * d.P() * d.Q();
+      CHECK_MESSAGE(count_mismatches(dw_plain, dw_ref, dw_abs, n_red, &worst) == 0, target << " dwei " << name << ": " << worst);
+      CHECK_MESSAGE(count_mismatches(dbias, db, db_abs, n_red, &worst) == 0, target << " dbias " << name << ": " << worst);
+    };
+    std::vector<float> g2, g1, gx;
+    check_bwd(c3, project, y2, w3, bw3, bgy, g2, "project");
+    const std::vector<float> g2m = relu6_backward(g2, y2);
+    check_bwd(c2, dw, y1, w2, bw2, g2m, g1, "depthwise");
+    const std::vector<float> g1m = relu6_backward(g1, y1);
+    check_bwd(c1, expand, bx, w1, bw1, g1m, gx, "expand");
+  });
+}
+
+TEST_CASE("clamp: dense forward with Clamp equals the reference clamped; bad bounds are named") {
+  const ConvDesc d(2, 20, 36, 7, 8, 3, 3, 1, 1);
+  const FwdProblem pr(d, 21);
+  for_each_target([&](const std::string& target) {
+    const Conv conv(d);
+    std::vector<float> dst(size_t(conv.dst_size()));
+    conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, {.relu = true, .clamp = Clamp{-1.0f, 1.5f}});
+    std::vector<double> want = pr.ref;
+    for (double& w : want) w = std::min(1.5, std::max(0.0, w));
+    std::string worst;
+    CHECK_MESSAGE(count_mismatches(to_plain(dst, d.N, d.K, d.P(), d.Q()), want, pr.ref_abs, d.C * d.R * d.S + 1,
+                                   &worst) == 0,
+                  target << ": " << worst);
+  });
+  const Conv conv(d);
+  std::vector<float> dst(size_t(conv.dst_size()), 3.0f);
+  CHECK_THROWS_WITH_AS(conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, {.clamp = Clamp{2.0f, 1.0f}}),
+                       doctest::Contains("clamp"), Error);
+  CHECK_THROWS_WITH_AS(conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, {.clamp = Clamp{NAN, 1.0f}}),
+                       doctest::Contains("clamp"), Error);
+  CHECK(dst[0] == 3.0f);
 }
 
 }  // namespace

@@ -68,6 +68,10 @@ inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<con
     check_span("shift", post.shift.size(), d.K, "K");
     ops |= kEpiScaleShift;
   }
+  if (post.clamp) {
+    if (!(post.clamp->lo <= post.clamp->hi)) throw Error("clamp", "lo must be <= hi (and neither NaN)");
+    ops |= kEpiClamp;
+  }
   check_disjoint("dst", dst, {{"src", src}, {"weights", wei}, {"bias", bias}, {"scale", post.scale}, {"shift", post.shift}});
   return ops;
 }
@@ -117,6 +121,10 @@ inline impl::FwdCall fwd_call(const float* src, const float* wei, const float* p
   c.scale = post.scale.empty() ? nullptr : post.scale.data();
   c.shift = post.shift.empty() ? nullptr : post.shift.data();
   c.residual = post.residual.empty() ? nullptr : post.residual.data();
+  if (post.clamp) {
+    c.clamp_lo = post.clamp->lo;
+    c.clamp_hi = post.clamp->hi;
+  }
   c.ops = ops;
   c.dst = dst.data();
   return c;
@@ -266,8 +274,8 @@ class Conv {
   /// weights in wei_layout() (K, C/G, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
   /// channels of src and weights must be zero (the reorders make them so) and stay zero in dst.
   /// `workspace`: empty, or at least workspace_size(Pass::fwd) floats of the caller's. Throws Error
-  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift" or "workspace") before
-  /// writing anything.
+  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift", "clamp" or "workspace")
+  /// before writing anything.
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
     live();

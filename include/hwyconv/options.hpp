@@ -18,13 +18,22 @@ enum class Pass : uint8_t { fwd, bwd_d, bwd_w };
 /// Name of a pass: "fwd", "bwd_d", "bwd_w".
 constexpr const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : (p == Pass::bwd_d ? "bwd_d" : "bwd_w"); }
 
+/// Bounds of PostOps::clamp: values below lo become lo, above hi become hi (lo <= hi).
+struct Clamp {
+  float lo = 0.0f;
+  float hi = 6.0f;
+};
+
 /// Fused operations after the forward convolution, applied in registers (epilogue/epilogue-inl.h):
-/// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
+/// dst = clamp?( relu?( (conv + bias) * scale + shift + residual ) ). Empty spans mean "absent".
 struct PostOps {
-  bool relu = false;                  ///< ReLU last: 0 where below 0 (NaN stays NaN)
+  bool relu = false;                  ///< ReLU: 0 where below 0 (NaN stays NaN)
   std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
   std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
   std::span<const float> shift{};     ///< K floats; with scale
+  /// Clamp last, as oneDNN's eltwise_clip and PyTorch's hardtanh: ReLU6 is Clamp{0, 6} (MobileNet
+  /// v2). NaN stays NaN.
+  std::optional<Clamp> clamp{};
 };
 
 /// Fused operations of the training passes.

@@ -84,8 +84,9 @@ constexpr int64_t round_up(int64_t a, int64_t b) { return div_up(a, b) * b; }
 /// Shape of a 2-D convolution, in the field's names.
 ///   src  N x C x H x W, weights K x C x R x S, dst N x K x P x Q, with
 ///   P = (H + pad_t + pad_b - dil_h*(R-1) - 1) / stride_h + 1 (Q likewise with W, S, pad_l, pad_r).
-/// Dilation is oneDNN's "dense" convention: 1 means no holes. groups must be 1 (grouped and depthwise
-/// convolutions are not implemented yet; check() says so).
+/// Dilation is oneDNN's "dense" convention: 1 means no holes. With G = groups > 1 the channels split
+/// into G groups and output channel k sees only the C/G input channels of its group (weights K x C/G
+/// x R x S); implemented: G = 1 and depthwise, G == C == K (see check()).
 struct ConvDesc {
   int64_t N = 1, C = 1, K = 1, H = 1, W = 1, R = 1, S = 1;
   int64_t stride_h = 1, stride_w = 1;
@@ -132,9 +133,11 @@ struct ConvDesc {
   constexpr int64_t Cb() const { return div_up(C, kBlock); }
   /// Number of 16-channel blocks of the output.
   constexpr int64_t Kb() const { return div_up(K, kBlock); }
-  /// Floating-point operations of one forward pass: 2*N*K*P*Q*C*R*S (also of bwd_d and bwd_w).
+  /// Depthwise: more than one group, each of one input and one output channel (G == C == K).
+  constexpr bool depthwise() const { return groups > 1 && groups == C && groups == K; }
+  /// Floating-point operations of one forward pass: 2*N*K*P*Q*(C/G)*R*S (also of bwd_d and bwd_w).
   constexpr double flops() const {
-    return 2.0 * double(N) * double(K) * double(P()) * double(Q()) * double(C) * double(R) * double(S);
+    return 2.0 * double(N) * double(K) * double(P()) * double(Q()) * double(C / groups) * double(R) * double(S);
   }
 
   /// Checks every field without throwing; the first bad field is reported. Rules: N, C, K, H, W, R,
@@ -143,7 +146,8 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups == 1. A descriptor that passes can be planned and run by every pass of Conv and StaticConv.
+  /// groups divides C and K, and is 1 or depthwise (groups == C == K). A descriptor that passes can
+  /// be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;
@@ -158,7 +162,10 @@ struct ConvDesc {
     // Each dimension alone must be small enough that products of three of them cannot overflow.
     for (const Field& f : positive)
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
-    if (groups != 1) return {"groups", "only groups == 1 is implemented", groups};
+    if (C % groups != 0) return {"groups", "must divide C", groups};
+    if (K % groups != 0) return {"groups", "must divide K", groups};
+    if (groups != 1 && !depthwise())
+      return {"groups", "only 1 and depthwise (groups == C == K) are implemented; groups", groups};
     const Field pads[] = {{"pad_t", pad_t}, {"pad_l", pad_l}, {"pad_b", pad_b}, {"pad_r", pad_r}};
     for (const Field& f : pads) {
       if (f.value < 0) return {f.name, "must be >= 0", f.value};
@@ -183,7 +190,8 @@ struct ConvDesc {
     const Count counts[] = {
         {"src", double(N) * double(round_up(C, kBlock)) * hp * wp},
         {"dst", double(N) * double(round_up(K, kBlock)) * double(P()) * double(Q())},
-        {"weights", double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
+        {"weights", depthwise() ? double(round_up(K, kBlock)) * double(R * S)
+                                : double(round_up(K, kBlock)) * double(round_up(C, kBlock)) * double(R * S)}};
     // The count itself is reported, clamped to int64_t (it may exceed 2^63 for a degenerate shape).
     for (const Count& c : counts)
       if (c.value >= kMaxElems)
@@ -304,6 +312,7 @@ enum EpilogueOp : unsigned {
   kEpiScaleShift = 2,
   kEpiResidual = 4,
   kEpiRelu = 8,
+  kEpiClamp = 16,
   /// Not an op: marks the generic instantiation, whose ops are read from the call's arguments at run
   /// time (one predictable branch per block), used for combinations not listed in kEpilogues.
   kEpiGeneric = 0x100,
@@ -796,6 +805,7 @@ struct FwdArgs {
   /// Output channels that exist (K); the final store zeroes the lanes at or past it. INT64_MAX
   /// where the output has no padding lanes to keep (a column buffer).
   int64_t k_valid = INT64_MAX;
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -837,6 +847,62 @@ struct BwdWTask {
 /// A weight-update microkernel: computes task t (and dbias[kb] when t is its (cb 0, tap 0) task).
 using BwdWKernelFn = void (*)(const BwdWArgs& a, const BwdWTask& t);
 
+/// A run of pixels of a depthwise row call that read the same taps: pixels j in [j0, j1) read taps k
+/// = 0 .. taps - 1 of every tap row, the input at in_off + k*DwArgs::tap_in + j*DwArgs::in_px and
+/// the weights at w_off + k*DwArgs::tap_w (floats from DwArgs::in and DwArgs::wei). Pixels near the
+/// row's ends have fewer taps (the others would read padding).
+struct DwSegment {
+  int64_t j0 = 0, j1 = 0, taps = 0;
+  int64_t in_off = 0, w_off = 0;
+};
+
+/// Arguments of the depthwise row microkernel (kernels/depthwise-inl.h): one row of pixels of cbs
+/// channel blocks, out[j*out_px] = epilogue(sum over tap rows and taps of in * wei), each channel its
+/// own group. Forward: a row of dst; backward data: the pixels of a row of dsrc in one column phase
+/// (out_px = stride_w*16), each tap a weight times a ddst vector. The epilogue fields are FwdArgs's.
+struct DwArgs {
+  const float* in = nullptr;        ///< the first tap row's input of channel block 0
+  const float* wei = nullptr;       ///< the first tap row's weights of channel block 0 (Goihw16g)
+  float* out = nullptr;             ///< pixel 0 of channel block 0
+  const DwSegment* seg = nullptr;   ///< the row's pixels, in runs of the same taps
+  int64_t segs = 0;
+  int64_t rows = 0;                 ///< tap rows
+  int64_t row_in = 0, row_w = 0;    ///< floats between tap rows (input, weights)
+  int64_t tap_in = 0, tap_w = 0;    ///< floats between the taps of a tap row (input, weights)
+  int64_t in_px = kBlock, out_px = kBlock;  ///< floats between pixels j
+  int64_t cbs = 1;                  ///< channel blocks of the call
+  int64_t in_cb = 0, out_cb = 0, wei_cb = 0;  ///< floats between channel blocks
+  const float* bias = nullptr;      ///< kEpiBias: [Kb*16] (as FwdArgs)
+  const float* scale = nullptr;     ///< kEpiScaleShift: [Kb*16]
+  const float* shift = nullptr;
+  const float* residual = nullptr;  ///< kEpiResidual: laid out as out
+  int64_t ch = 0;                   ///< first channel of block 0 (index into bias, scale, shift)
+  int64_t k_valid = INT64_MAX;      ///< channels that exist; lanes at or past it are stored as 0
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
+  unsigned ops = 0;                 ///< EpilogueOp mask
+};
+
+/// A depthwise row microkernel.
+using DwRowFn = void (*)(const DwArgs& a);
+
+/// Arguments of the depthwise weight-update microkernel: for one 16-channel block, one tap row r
+/// and taps s0 .. s0 + kSn - 1 of it, dwei[t] = sum over images, output rows [p_lo, p_hi) and
+/// columns q of src[n][p*stride_h + r*dil_h - pad_t][q*stride_w + s*dil_w - pad_l] * ddst[n][p][q].
+struct DwBwdWArgs {
+  const float* src = nullptr;   ///< channel block's plane of image 0: nChw16c
+  const float* ddst = nullptr;  ///< channel block's plane of image 0: nChw16c
+  float* dwei = nullptr;        ///< where tap s0's 16 floats go (Goihw16g; the next taps follow)
+  int64_t N = 1, src_n = 0, ddst_n = 0;  ///< images and the floats between them
+  int64_t W = 0, Q = 0;         ///< row lengths, in pixels
+  int64_t p_lo = 0, p_hi = 0;   ///< output rows whose input row is inside src
+  int64_t h0 = 0, stride_h = 1; ///< input row of output row p: h0 + p*stride_h
+  int64_t w0 = 0, stride_w = 1, dil_w = 1;  ///< input column of (q, tap s0 + i): w0 + q*stride_w + i*dil_w
+  int64_t q_lo[4] = {}, q_hi[4] = {};  ///< per tap of the call: columns q that read inside src
+};
+
+/// A depthwise weight-update microkernel (one per tap count kSn = 1 .. 4).
+using DwBwdWFn = void (*)(const DwBwdWArgs& a);
+
 /// The microkernels of one Highway target: fwd[block] follows kFwdBlocks. Each contains every
 /// epilogue of kEpilogues (chosen by FwdArgs::epilogue once per block).
 struct KernelTable {
@@ -845,6 +911,8 @@ struct KernelTable {
   FwdKernelFn fwd_dense[kNumFwdBlocks];  ///< fold_in_place: the kDenseBlocks, null elsewhere
   BwdWKernelFn bwd_w[2];  ///< [0]: plain ddst, [1]: ddst masked by a ReLU output
   BwdWKernelFn bwd_w_dense[2];  ///< the same, reading dense rows (fold_in_place)
+  DwRowFn dw_row;               ///< depthwise forward and backward data
+  DwBwdWFn dw_bwd_w[4];         ///< depthwise weight update, [kSn - 1]
   const char* target;  ///< Highway's name of the target these were compiled for ("AVX3", "NEON", ...)
   int max_pixels;      ///< pixels per register sub-block on this target (register budget)
   int vec_per_block;   ///< vectors that hold 16 channels on this target
@@ -887,9 +955,10 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 /// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
-/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; zero past K (a.k_valid).
-template <unsigned kOps, class D, class V>
-HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* HWY_RESTRICT res) {
+/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; clamp; zero past K (a.k_valid).
+/// Args: FwdArgs or DwArgs (the same epilogue fields).
+template <unsigned kOps, class D, class V, class Args>
+HWY_INLINE V ApplyEpilogue(D d, V v, const Args& a, int64_t ch, const float* HWY_RESTRICT res) {
   const unsigned ops = (kOps & kEpiGeneric) ? a.ops : kOps;
   if (ops & kEpiBias) v = hn::Add(v, hn::LoadU(d, a.bias + ch));
   if (ops & kEpiScaleShift) v = hn::MulAdd(v, hn::LoadU(d, a.scale + ch), hn::LoadU(d, a.shift + ch));
@@ -897,6 +966,12 @@ HWY_INLINE V ApplyEpilogue(D d, V v, const FwdArgs& a, int64_t ch, const float* 
   // ReLU keeps NaN (as PyTorch's and oneDNN's do): zero where v < 0, which NaN is not; Max(v, 0)
   // would turn NaN into 0.
   if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  // Clamp by comparisons, so that NaN (for which both are false) stays NaN.
+  if (ops & kEpiClamp) {
+    const auto lo = hn::Set(d, a.clamp_lo), hi = hn::Set(d, a.clamp_hi);
+    v = hn::IfThenElse(hn::Lt(v, lo), lo, v);
+    v = hn::IfThenElse(hn::Gt(v, hi), hi, v);
+  }
   // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
   // input held: NaN or Inf in src would otherwise reach them through the zero weights.
   if (ch + int64_t(hn::Lanes(d)) > a.k_valid)
@@ -984,6 +1059,21 @@ inline constexpr size_t kMaxPixels = [] {
 
 template <class D, size_t>
 using VecAt = hn::Vec<D>;
+
+/// v, kept in a register: on x86 the compiler otherwise folds a load that several FMAs use into each
+/// of them, one load per FMA, and the loads (not the FMAs) then bound the weight update.
+template <class V>
+HWY_INLINE V InRegister(V v) {
+#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__)) && HWY_TARGET != HWY_SCALAR && \
+    HWY_TARGET != HWY_EMU128
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  asm("" : "+v"(v.raw));
+#else
+  asm("" : "+x"(v.raw));
+#endif
+#endif
+  return v;
+}
 
 /// Unrolling of the loop over the 16 input channels of a block (a literal, for the pragma).
 #ifndef HWYCONV_FWD_UNROLL
@@ -1232,21 +1322,6 @@ inline constexpr size_t kBwdWChannels =
 #endif
 inline constexpr int64_t kBwdWPiecePixels = HWYCONV_BWD_W_PIECE;
 
-/// v, kept in a register: on x86 the compiler otherwise folds a load that several FMAs use into each
-/// of them, one load per FMA, and the loads (not the FMAs) then bound the weight update.
-template <class V>
-HWY_INLINE V InRegister(V v) {
-#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__)) && HWY_TARGET != HWY_SCALAR && \
-    HWY_TARGET != HWY_EMU128
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  asm("" : "+v"(v.raw));
-#else
-  asm("" : "+x"(v.raw));
-#endif
-#endif
-  return v;
-}
-
 /// Gradient vector v of the pixel at `g`; with kMask zero where the mask is <= 0 (ReLU backward
 /// fused on read: the mask is the forward output of the ReLU).
 template <bool kMask, class D>
@@ -1474,6 +1549,271 @@ HWY_AFTER_NAMESPACE();
 #endif  // HWYCONV_BWD_W_INL_H_
 // ----- end hwyconv/kernels/bwd_w-inl.h -----
 
+// ----- begin hwyconv/kernels/depthwise-inl.h -----
+// hwyconv/kernels/depthwise-inl.h - the depthwise microkernels, per Highway target (toggle include
+// guard).
+//
+// Depthwise layers (groups == C == K) have one channel per group: the 16 channels of a block are 16
+// independent convolutions, so the vector lanes hold channels and each FMA multiplies an input vector
+// by a weight vector (no broadcast, unlike the dense kernel). A call handles one row of pixels of up
+// to four channel blocks; its pixels come in segments that read the same taps (the row's ends read
+// fewer: no tap that would read padding is run), each in register blocks of channel blocks x pixels.
+// The same row kernel runs the forward pass (a dst row) and backward data (the pixels of a dsrc row in
+// one column phase, each tap a weight times a ddst vector). The weight update keeps one accumulator
+// per tap of a tap row for two columns at a time and reduces over images and pixels.
+
+#if defined(HWYCONV_DEPTHWISE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HWYCONV_DEPTHWISE_INL_H_
+#undef HWYCONV_DEPTHWISE_INL_H_
+#else
+#define HWYCONV_DEPTHWISE_INL_H_
+#endif
+
+#include <cstddef>
+#include <utility>
+
+#include <hwy/highway.h>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace hwyconv {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+/// Pixels of a register block of kCb channel blocks: 16 accumulators on 32-register targets, 8 on
+/// 16-register ones (with kCb weights and a load beside them). More channel blocks per block give
+/// independent FMA chains where rows are short (small maps); more pixels where channels are few.
+template <size_t kCb>
+inline constexpr size_t kDwPixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
+
+/// A register block: pixels j .. j + kPx - 1 of a segment, channel blocks cb .. cb + kCb - 1 (kCb <=
+/// 4), lanes [lane, lane + kLanes). Accumulator I: channel block I / kPx, pixel I % kPx. Each tap's
+/// kCb weight vectors are loaded once and kept in registers.
+template <size_t kCb, size_t kPx, class D, size_t... I>
+HWY_INLINE void DwBlock(D d, const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane,
+                        std::index_sequence<I...>, VecAt<D, I>... acc) {
+  const int64_t in_px = a.in_px, in_cb = a.in_cb, wei_cb = a.wei_cb, tap_in = a.tap_in, tap_w = a.tap_w;
+  const float* HWY_RESTRICT in = a.in + cb * in_cb + sg.in_off + j * in_px + int64_t(lane);
+  const float* HWY_RESTRICT wei = a.wei + cb * wei_cb + sg.w_off + int64_t(lane);
+  for (int64_t tr = 0; tr < a.rows; ++tr) {
+    const float* HWY_RESTRICT x = in + tr * a.row_in;
+    const float* HWY_RESTRICT w = wei + tr * a.row_w;
+    for (int64_t k = 0; k < sg.taps; ++k) {
+      const auto w0 = InRegister(hn::LoadU(d, w + k * tap_w));
+      const auto w1 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 1 ? 1 : 0) * wei_cb));
+      const auto w2 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 2 ? 2 : 0) * wei_cb));
+      const auto w3 = InRegister(hn::LoadU(d, w + k * tap_w + (kCb > 3 ? 3 : 0) * wei_cb));
+      ((acc = hn::MulAdd(hn::LoadU(d, x + k * tap_in + int64_t(I / kPx) * in_cb + int64_t(I % kPx) * in_px),
+                         I / kPx == 0 ? w0 : (I / kPx == 1 ? w1 : (I / kPx == 2 ? w2 : w3)), acc)),
+       ...);
+    }
+  }
+  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
+  // Without a residual, `res` points at out (never read: the epilogue reads it only for kEpiResidual).
+  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
+  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
+  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
+  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
+   ...);
+}
+
+/// The pixels [j, j1) of a segment in register blocks of kPx, kPx / 2, ..., 1 pixels.
+template <size_t kCb, size_t kPx, class D>
+HWY_INLINE void DwPixels(D d, const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane) {
+  for (; j + int64_t(kPx) <= sg.j1; j += int64_t(kPx))
+    [&]<size_t... I>(std::index_sequence<I...> seq) {
+      DwBlock<kCb, kPx>(d, a, sg, j, cb, lane, seq, (void(I), hn::Zero(d))...);
+    }(std::make_index_sequence<kCb * kPx>());
+  if constexpr (kPx > 1) DwPixels<kCb, kPx / 2>(d, a, sg, j, cb, lane);
+}
+
+/// Channel blocks and pixels of a sliding-window register block (a tap row's input columns are
+/// pixels kBlock floats apart, read by several pixels' taps: stride 1 or 2 forward, backward data):
+/// accumulators, up to 3*kCb weights and kCb input columns fit the registers (16 + 6 + 2 on
+/// 32-register targets, 8 + 3 + 1 on 16-register ones).
+inline constexpr size_t kSlideBlocks = kVecRegs >= 32 ? 2 : 1;
+template <size_t kCb>
+inline constexpr size_t kSlidePixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
+
+/// Weight (channel block c, tap k) of a sliding block, among the six in registers.
+template <size_t c, size_t k, class V>
+HWY_INLINE V SlideWeight(V w00, V w01, V w02, V w10, V w11, V w12) {
+  if constexpr (c == 0) return k == 0 ? w00 : (k == 1 ? w01 : w02);
+  else return k == 0 ? w10 : (k == 1 ? w11 : w12);
+}
+
+/// Input column U of a sliding block (x0, x1: its vectors of channel blocks 0 and 1) into every
+/// accumulator whose pixel reads it: pixel px reads columns px*kPs + k for its kT taps k.
+template <size_t kPx, size_t kPs, size_t kT, size_t U, class V, size_t... I>
+HWY_INLINE void SlideColumn(V x0, V x1, V w00, V w01, V w02, V w10, V w11, V w12, std::index_sequence<I...>,
+                            VecAt<DF, I>&... acc) {
+  ((U >= I % kPx * kPs && U - I % kPx * kPs < kT
+        ? void(acc = hn::MulAdd(
+                   I / kPx == 0 ? x0 : x1,
+                   SlideWeight<I / kPx, (U >= I % kPx * kPs ? U - I % kPx * kPs : 0)>(w00, w01, w02, w10, w11, w12),
+                   acc))
+        : void()),
+   ...);
+}
+
+/// A sliding register block: pixels j .. j + kPx - 1, channel blocks cb .. cb + kCb - 1 (kCb <= 2),
+/// a segment of kT (2 or 3) taps, tap k of pixel px reading input column px*kPs + k (`in` and `wei`
+/// at pixel j's tap 0, columns kBlock floats apart). Each input vector is loaded once for every FMA
+/// that uses it: (kPx - 1)*kPs + kT loads for kT*kPx FMAs per channel block and tap row.
+template <size_t kCb, size_t kPx, size_t kPs, size_t kT, size_t... I, size_t... U>
+HWY_INLINE void DwSlide(const DwArgs& a, const float* HWY_RESTRICT in, const float* HWY_RESTRICT wei, int64_t tap_w,
+                        int64_t j, int64_t cb, size_t lane, std::index_sequence<I...> seq, std::index_sequence<U...>,
+                        VecAt<DF, I>... acc) {
+  const DF d;
+  const int64_t in_cb = a.in_cb, wei_cb = a.wei_cb;
+  for (int64_t tr = 0; tr < a.rows; ++tr) {
+    const float* HWY_RESTRICT x = in + tr * a.row_in;
+    const float* HWY_RESTRICT w = wei + tr * a.row_w;
+    const int64_t w1 = kCb > 1 ? wei_cb : 0, x1 = kCb > 1 ? in_cb : 0, t2 = kT > 2 ? 2 * tap_w : 0;
+    // Weights and input columns are loaded once each into registers (gcc would otherwise fold a
+    // load into each FMA that uses it). Unused ones (kCb = 1, kT = 2) are dead code.
+    const auto w00 = InRegister(hn::LoadU(d, w)), w01 = InRegister(hn::LoadU(d, w + tap_w)),
+               w02 = InRegister(hn::LoadU(d, w + t2));
+    const auto w10 = InRegister(hn::LoadU(d, w + w1)), w11 = InRegister(hn::LoadU(d, w + w1 + tap_w)),
+               w12 = InRegister(hn::LoadU(d, w + w1 + t2));
+    (SlideColumn<kPx, kPs, kT, U>(InRegister(hn::LoadU(d, x + int64_t(U) * kBlock)),
+                                  InRegister(hn::LoadU(d, x + x1 + int64_t(U) * kBlock)), w00, w01, w02, w10, w11,
+                                  w12, seq, acc...),
+     ...);
+  }
+  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
+  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
+  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
+  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
+  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
+   ...);
+}
+
+/// The pixels [j, j1) of a sliding segment (see Slide) in blocks of kPx, kPx / 2, ..., 1 pixels.
+/// Taps running backwards (tap_in == -kBlock: backward data) are taken in reverse order, which makes
+/// their columns run forwards.
+template <size_t kCb, size_t kPx, size_t kPs, size_t kT>
+HWY_INLINE void DwSlidePixels(const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane) {
+  const bool reverse = a.tap_in < 0;
+  const int64_t tap_w = reverse ? -a.tap_w : a.tap_w, last = int64_t(kT) - 1;
+  const float* HWY_RESTRICT in = a.in + cb * a.in_cb + sg.in_off + (reverse ? last * a.tap_in : 0) + int64_t(lane);
+  const float* HWY_RESTRICT wei = a.wei + cb * a.wei_cb + sg.w_off + (reverse ? last * a.tap_w : 0) + int64_t(lane);
+  for (; j + int64_t(kPx) <= sg.j1; j += int64_t(kPx)) {
+    const DF d;
+    [&]<size_t... I>(std::index_sequence<I...> seq) {
+      DwSlide<kCb, kPx, kPs, kT>(a, in + j * a.in_px, wei, tap_w, j, cb, lane, seq,
+                                 std::make_index_sequence<(kPx - 1) * kPs + kT>(), (void(I), hn::Zero(d))...);
+    }(std::make_index_sequence<kCb * kPx>());
+  }
+  if constexpr (kPx > 1) DwSlidePixels<kCb, kPx / 2, kPs, kT>(a, sg, j, cb, lane);
+}
+
+/// How a segment slides: 0 (it does not: register blocks), else 10*kPs + kT for kT = 2 or 3 taps
+/// whose input columns are consecutive pixels kBlock floats apart, pixels kPs = 1 or 2 columns apart
+/// (forward at stride 1 and 2, backward data).
+HWY_INLINE int Slide(const DwArgs& a, const DwSegment& sg) {
+  if ((sg.taps != 2 && sg.taps != 3) || (a.tap_in != kBlock && a.tap_in != -kBlock)) return 0;
+  if (a.in_px == kBlock) return 10 + int(sg.taps);
+  if (a.in_px == 2 * kBlock && a.tap_in > 0) return 20 + int(sg.taps);
+  return 0;
+}
+
+/// Channel blocks [cb, cb + kCb) of a sliding segment, kSc at a time.
+template <size_t kCb, size_t kSc, size_t kPs, size_t kT>
+HWY_INLINE void DwSlideBlocks(const DwArgs& a, const DwSegment& sg, int64_t cb, size_t lane) {
+  for (size_t c = 0; c < kCb; c += kSc) DwSlidePixels<kSc, kSlidePixels<kSc>, kPs, kT>(a, sg, sg.j0, cb + int64_t(c), lane);
+}
+
+/// Channel blocks [cb, cb + kCb) of every segment: sliding blocks where they apply, else register
+/// blocks of kDwPixels<kCb>.
+template <size_t kCb>
+HWY_INLINE void DwSegments(const DwArgs& a, int64_t cb, size_t lane) {
+  const DF d;
+  constexpr size_t kSc = kCb % kSlideBlocks == 0 ? kSlideBlocks : 1;
+  for (int64_t i = 0; i < a.segs; ++i) {
+    const DwSegment& sg = a.seg[i];
+    switch (Slide(a, sg)) {
+      case 13: DwSlideBlocks<kCb, kSc, 1, 3>(a, sg, cb, lane); break;
+      case 12: DwSlideBlocks<kCb, kSc, 1, 2>(a, sg, cb, lane); break;
+      case 23: DwSlideBlocks<kCb, kSc, 2, 3>(a, sg, cb, lane); break;
+      case 22: DwSlideBlocks<kCb, kSc, 2, 2>(a, sg, cb, lane); break;
+      default: DwPixels<kCb, kDwPixels<kCb>>(d, a, sg, sg.j0, cb, lane);
+    }
+  }
+}
+
+/// The depthwise row microkernel (a DwRowFn): every segment of the row, for channel blocks in groups
+/// of 4, 2 and 1, kLanes channels at a time.
+inline HWY_NOINLINE void DwRowMicrokernel(const DwArgs& a) {
+  for (size_t v = 0; v < kVecPerBlock; ++v) {
+    const size_t lane = v * kLanes;
+    int64_t cb = 0;
+    for (; cb + 4 <= a.cbs; cb += 4) DwSegments<4>(a, cb, lane);
+    for (; cb + 2 <= a.cbs; cb += 2) DwSegments<2>(a, cb, lane);
+    for (; cb < a.cbs; ++cb) DwSegments<1>(a, cb, lane);
+  }
+}
+
+/// Accumulator I of the weight update: tap I % kSn of the call, column parity I / kSn.
+template <size_t kSn, class D, size_t... I>
+HWY_INLINE void DwBwdWLanes(D d, const DwBwdWArgs& a, size_t lane, std::index_sequence<I...>, VecAt<D, I>... acc) {
+  const int64_t sw = a.stride_w * kBlock, dw = a.dil_w * kBlock;
+  int64_t lo = a.q_lo[0], hi = a.q_hi[0];
+  for (size_t i = 1; i < kSn; ++i) {
+    lo = a.q_lo[i] > lo ? a.q_lo[i] : lo;
+    hi = a.q_hi[i] < hi ? a.q_hi[i] : hi;
+  }
+  if (hi < lo) hi = lo;
+  for (int64_t n = 0; n < a.N; ++n) {
+    for (int64_t p = a.p_lo; p < a.p_hi; ++p) {
+      const float* HWY_RESTRICT g = a.ddst + n * a.ddst_n + p * a.Q * kBlock + int64_t(lane);
+      // Input pixel of column q, tap 0: x + q*sw.
+      const float* HWY_RESTRICT x = a.src + n * a.src_n + ((a.h0 + p * a.stride_h) * a.W + a.w0) * kBlock + int64_t(lane);
+      // Pairs of columns inside [lo, hi) with every tap inside src; the rest one at a time, each tap
+      // checked (no lambda: SVE vectors cannot be captured).
+      for (int64_t q = 0; q < a.Q;) {
+        if (q >= lo && q + 2 <= hi) {
+          const auto g0 = hn::LoadU(d, g + q * kBlock), g1 = hn::LoadU(d, g + (q + 1) * kBlock);
+          ((acc = hn::MulAdd(hn::LoadU(d, x + (q + int64_t(I / kSn)) * sw + int64_t(I % kSn) * dw),
+                             I < kSn ? g0 : g1, acc)),
+           ...);
+          q += 2;
+        } else {
+          const auto gq = hn::LoadU(d, g + q * kBlock);
+          ((acc = I < kSn && q >= a.q_lo[I % kSn] && q < a.q_hi[I % kSn]
+                      ? hn::MulAdd(hn::LoadU(d, x + q * sw + int64_t(I % kSn) * dw), gq, acc)
+                      : acc),
+           ...);
+          ++q;
+        }
+      }
+    }
+  }
+  float* HWY_RESTRICT out = a.dwei + int64_t(lane);
+  ((I < kSn ? hn::StoreU(acc, d, out + int64_t(I) * kBlock) : void()), ...);
+  ((I >= kSn ? hn::StoreU(hn::Add(hn::LoadU(d, out + int64_t(I - kSn) * kBlock), acc), d,
+                          out + int64_t(I - kSn) * kBlock)
+             : void()),
+   ...);
+}
+
+/// The depthwise weight-update microkernel for kSn taps of a tap row (a DwBwdWFn).
+template <size_t kSn>
+HWY_NOINLINE void DwBwdWMicrokernel(const DwBwdWArgs& a) {
+  const DF d;
+  for (size_t v = 0; v < kVecPerBlock; ++v)
+    [&]<size_t... I>(std::index_sequence<I...> seq) {
+      DwBwdWLanes<kSn>(d, a, v * kLanes, seq, (void(I), hn::Zero(d))...);
+    }(std::make_index_sequence<2 * kSn>());
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hwyconv
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWYCONV_DEPTHWISE_INL_H_
+// ----- end hwyconv/kernels/depthwise-inl.h -----
+
 // ----- begin hwyconv/dispatch/targets-inl.h -----
 // hwyconv/dispatch/targets-inl.h - instantiates every microkernel variant for one Highway target and
 // returns them as a KernelTable. Re-included once per target by dispatch.hpp (toggle guard).
@@ -1516,6 +1856,11 @@ constexpr KernelTable MakeKernelTable(std::index_sequence<kB...>) {
   t.bwd_w[1] = &BwdWMicrokernel<true>;
   t.bwd_w_dense[0] = &BwdWMicrokernel<false, kDenseForm>;
   t.bwd_w_dense[1] = &BwdWMicrokernel<true, kDenseForm>;
+  t.dw_row = &DwRowMicrokernel;
+  t.dw_bwd_w[0] = &DwBwdWMicrokernel<1>;
+  t.dw_bwd_w[1] = &DwBwdWMicrokernel<2>;
+  t.dw_bwd_w[2] = &DwBwdWMicrokernel<3>;
+  t.dw_bwd_w[3] = &DwBwdWMicrokernel<4>;
   t.max_pixels = int(kMaxPixels);
   t.vec_per_block = int(kVecPerBlock);
   t.bwd_w_kbs = int(kBwdWKbs);
@@ -1646,6 +1991,10 @@ constexpr int64_t act_blocked_size(int64_t N, int64_t C, int64_t H, int64_t W) {
 constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
   return div_up(K, kBlock) * div_up(C, kBlock) * R * S * kBlock * kBlock;
 }
+
+/// Elements of a Goihw16g depthwise weight tensor: div_up(G,16) * R * S * 16.
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t wei_depthwise_size(int64_t G, int64_t R, int64_t S) { return div_up(G, kBlock) * R * S * kBlock; }
 
 namespace layout_detail {
 
@@ -1823,6 +2172,52 @@ inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> w
         for (int64_t i = 0; i < kBlock; ++i)
           for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
       }
+}
+
+namespace layout_detail {
+
+/// Shared validation of the depthwise weight reorders (Goihw16g and goihw).
+inline void check_wei_depthwise(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R, int64_t S,
+                                bool to_blocked) {
+  detail::check_dims({{"G", G}, {"R", R}, {"S", S}});
+  const int64_t plain = detail::checked_product(to_blocked ? "src" : "dst", {G, R, S});
+  const int64_t blocked = detail::checked_product(to_blocked ? "dst" : "src", {blocks_of(G), R, S, kBlock});
+  detail::check_span("src", src.size(), to_blocked ? plain : blocked, to_blocked ? "goihw" : "Goihw16g");
+  detail::check_span("dst", dst.size(), to_blocked ? blocked : plain, to_blocked ? "Goihw16g" : "goihw");
+  detail::check_disjoint("dst", dst, {{"src (reorders are out of place)", src}});
+}
+
+}  // namespace layout_detail
+
+/// Depthwise weights (groups G == C == K), goihw -> Goihw16g (oneDNN's spelling). src: G*R*S floats,
+/// plain [G][1][1][R][S] (PyTorch's [C][1][R][S]); dst: at least wei_depthwise_size(G,R,S) floats,
+/// [div_up(G,16)][R][S][16 g]: element (g, r, s) at (((g/16)*R + r)*S + s)*16 + g%16. Padded slots
+/// (g >= G) are written as 0. src and dst must not overlap.
+/// Throws Error("G"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_goihw_to_Goihw16g(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R,
+                                      int64_t S) {
+  layout_detail::check_wei_depthwise(src, dst, G, R, S, true);
+  const int64_t Gb = layout_detail::blocks_of(G), RS = R * S;
+  float* out = dst.data();
+  for (int64_t gb = 0; gb < Gb; ++gb)
+    for (int64_t rs = 0; rs < RS; ++rs)
+      for (int64_t i = 0; i < kBlock; ++i, ++out) {
+        const int64_t g = gb * kBlock + i;
+        *out = g < G ? src[static_cast<size_t>(g * RS + rs)] : 0.0f;
+      }
+}
+
+/// Goihw16g -> goihw (see reorder_goihw_to_Goihw16g). Padded slots of src are ignored.
+/// Throws Error("G"/"R"/"S") for a dimension < 1, Error("src"/"dst") for a span that is too small,
+/// an element count that overflows int64_t, or overlapping spans; nothing is written then.
+inline void reorder_Goihw16g_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t R,
+                                      int64_t S) {
+  layout_detail::check_wei_depthwise(src, dst, G, R, S, false);
+  const int64_t RS = R * S;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t rs = 0; rs < RS; ++rs)
+      dst[static_cast<size_t>(g * RS + rs)] = src[static_cast<size_t>(((g / kBlock) * RS + rs) * kBlock + g % kBlock)];
 }
 
 }  // namespace hwyconv
@@ -2405,13 +2800,22 @@ enum class Pass : uint8_t { fwd, bwd_d, bwd_w };
 /// Name of a pass: "fwd", "bwd_d", "bwd_w".
 constexpr const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : (p == Pass::bwd_d ? "bwd_d" : "bwd_w"); }
 
+/// Bounds of PostOps::clamp: values below lo become lo, above hi become hi (lo <= hi).
+struct Clamp {
+  float lo = 0.0f;
+  float hi = 6.0f;
+};
+
 /// Fused operations after the forward convolution, applied in registers (epilogue/epilogue-inl.h):
-/// dst = relu?( (conv + bias) * scale + shift + residual ). Empty spans mean "absent".
+/// dst = clamp?( relu?( (conv + bias) * scale + shift + residual ) ). Empty spans mean "absent".
 struct PostOps {
-  bool relu = false;                  ///< ReLU last: 0 where below 0 (NaN stays NaN)
+  bool relu = false;                  ///< ReLU: 0 where below 0 (NaN stays NaN)
   std::span<const float> residual{};  ///< nChw16c, same shape as dst (a skip connection)
   std::span<const float> scale{};     ///< K floats (e.g. batch norm folded for inference); with shift
   std::span<const float> shift{};     ///< K floats; with scale
+  /// Clamp last, as oneDNN's eltwise_clip and PyTorch's hardtanh: ReLU6 is Clamp{0, 6} (MobileNet
+  /// v2). NaN stays NaN.
+  std::optional<Clamp> clamp{};
 };
 
 /// Fused operations of the training passes.
@@ -2504,6 +2908,7 @@ struct FwdCall {
   const float* scale = nullptr;
   const float* shift = nullptr;
   const float* residual = nullptr;
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
   unsigned ops = 0;  ///< EpilogueOp mask
   float* dst = nullptr;
 };
@@ -2578,8 +2983,8 @@ class PlannedImpl final : public Planned<typename I::Call> {
 };
 
 /// Plans every implementation of the tuple List that can run the layer and keeps the one of least
-/// estimated cost (the first of equal ones), with its streams. nullptr when none can run (the last
-/// implementation of each list runs every layer ConvDesc::check() accepts).
+/// estimated cost (the first of equal ones), with its streams. nullptr when none can run (each list
+/// runs every layer ConvDesc::check() accepts).
 template <class Call, class List>
 std::unique_ptr<Planned<Call>> choose(const ConvDesc& d, const PlanContext& ctx) {
   std::unique_ptr<Planned<Call>> best;
@@ -3478,6 +3883,8 @@ inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdAr
   a.scale = vecs + kpad;
   a.shift = vecs + 2 * kpad;
   a.residual = c.residual;
+  a.clamp_lo = c.clamp_lo;
+  a.clamp_hi = c.clamp_hi;
   a.ops = c.ops;
   a.epilogue = find_epilogue(c.ops);
   a.k_valid = d.K;
@@ -3709,6 +4116,7 @@ struct BwdDataCol2im {
 
   /// Plans layers with C < 16 and R*S > 1 (against bwd_d_phases, the cost model chooses).
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
@@ -3844,6 +4252,7 @@ struct BwdDataPhases {
 
   /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);
@@ -4386,6 +4795,7 @@ struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
@@ -4455,6 +4865,7 @@ struct BwdWTasks : BwdWImpl {
   static constexpr const char* kName = "bwd_w_tasks";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
@@ -4482,6 +4893,331 @@ struct BwdWTasks : BwdWImpl {
 }  // namespace hwyconv::impl
 // ----- end hwyconv/impl/bwd_w_tasks.hpp -----
 
+// ----- begin hwyconv/impl/depthwise.hpp -----
+// hwyconv/impl/depthwise.hpp - depthwise convolutions (groups == C == K), all three passes: the 16
+// channels of a block in the vector lanes, each its own group (kernels/depthwise-inl.h). Weights are
+// Goihw16g, [div_up(G,16)][R][S][16 g], in every pass (backward data reads the forward weights as
+// they are: no transpose, no flip). Forward and backward data run rows of pixels, split among the
+// threads as contiguous ranges of (image, channel block, row); the weight update splits (channel
+// block, tap row) tasks, each reducing over every image, so its result does not depend on the thread
+// count.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+
+namespace hwyconv::impl {
+
+/// A depthwise plan: the layer and the threads. The row and task splits follow from them.
+struct DwPlan {
+  ConvDesc desc{};
+  int threads = 1;
+  double cost = 0;  ///< estimated cycles (see plan_depthwise)
+};
+
+/// Plans a depthwise layer (groups > 1 and G == C == K), else unimplemented. The cost estimate counts
+/// the FMAs at the machine's peak (16-channel vectors over fma_per_cycle pipes), split over the
+/// threads: depthwise has one implementation per pass, so it is for reports, not for a choice.
+constexpr Status plan_depthwise(const ConvDesc& d, const PlanContext& ctx, DwPlan& p) {
+  if (!d.depthwise()) return unimplemented("not a depthwise layer (groups == C == K)");
+  p.desc = d;
+  p.threads = ctx.threads;
+  const double vec_fmas = double(d.N * d.Kb() * d.P() * d.Q() * d.R * d.S) * ctx.machine.vec_per_block;
+  p.cost = vec_fmas / ctx.machine.fma_per_cycle / ctx.threads;
+  return kOk;
+}
+
+/// What the three depthwise implementations share of the implementation interface.
+template <class CallT>
+struct DwImpl {
+  using Call = CallT;
+  using Plan = DwPlan;
+  struct Streams {};
+  static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) { return plan_depthwise(d, ctx, p); }
+  static constexpr double cost(const Plan& p, const PlanContext&) { return p.cost; }
+  static constexpr const char* invariant_violation(const Plan& p) {
+    if (!p.desc.depthwise()) return "depthwise plan of a layer that is not depthwise";
+    if (p.threads < 1) return "threads < 1";
+    return nullptr;
+  }
+  static constexpr int64_t packed_size(const Plan&) { return 0; }
+  static void pack(const Plan&, const float*, float*) {}
+  static constexpr bool reads_nhwc(const Plan&) { return false; }
+  static constexpr bool kPrefersNhwc = false;
+  static std::string describe(const Plan& p) { return "rows, " + std::to_string(p.threads) + " threads"; }
+  static Streams make_streams(const Plan&) { return {}; }
+};
+
+namespace dw_detail {
+
+/// Channel blocks of one row kernel call (independent FMA chains on short rows).
+inline constexpr int64_t kCallBlocks = 4;
+
+/// Floor division (b > 0).
+constexpr int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/// Greatest common divisor (a, b >= 1).
+constexpr int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
+
+/// The taps of a row of n pixels, in runs of pixels with the same taps. Tap k (0 .. count - 1) of
+/// the row reads, for pixel j, source column first0 - k*step + j*j_step of a source `width` pixels
+/// wide; pixel j runs the taps k inside the source, a contiguous range since the column is monotone
+/// in k. A segment's in_off (the column of its first tap at pixel 0) is in source pixels and its
+/// w_off (that tap) in taps: scale_segments makes them floats.
+inline std::vector<DwSegment> row_segments(int64_t n, int64_t count, int64_t first0, int64_t step, int64_t j_step,
+                                           int64_t width) {
+  std::vector<DwSegment> segs;
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t lo = count, hi = 0;
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t col = first0 - k * step + j * j_step;
+      if (col >= 0 && col < width) {
+        lo = std::min(lo, k);
+        hi = k + 1;
+      }
+    }
+    if (hi <= lo) lo = hi = 0;
+    if (!segs.empty() && segs.back().j1 == j && segs.back().w_off == lo && segs.back().taps == hi - lo) {
+      segs.back().j1 = j + 1;
+      continue;
+    }
+    DwSegment sg;
+    sg.j0 = j;
+    sg.j1 = j + 1;
+    sg.taps = hi - lo;
+    sg.w_off = lo;                       // first tap, in taps
+    sg.in_off = first0 - lo * step;      // its input column at pixel 0, in pixels
+    segs.push_back(sg);
+  }
+  return segs;
+}
+
+/// Scales a row's segments from (pixels, taps) to floats: input pixels `in_px` floats apart, taps
+/// `w_px` weight floats apart.
+inline void scale_segments(std::vector<DwSegment>& segs, int64_t in_px, int64_t w_px) {
+  for (DwSegment& sg : segs) {
+    sg.in_off *= in_px;
+    sg.w_off *= w_px;
+  }
+}
+
+/// ddst with the ReLU mask applied (0 where the forward output was not > 0), into `out`: the
+/// depthwise kernels then read one tensor.
+inline void masked_ddst(const ConvDesc& d, int threads, const float* ddst, const float* mask, float* out,
+                        const ParallelFor& pf) {
+  const int64_t plane = d.P() * d.Q() * kBlock;
+  run_items(pf, threads, d.N * d.Kb(), [&](int64_t i) {
+    for (int64_t e = i * plane; e < (i + 1) * plane; ++e) out[e] = mask[e] > 0.0f ? ddst[e] : 0.0f;
+  });
+}
+
+}  // namespace dw_detail
+
+/// Depthwise forward: each thread runs its range of (image, channel block, output row), one row
+/// kernel call per row, the epilogue fused (bias, scale-shift, residual, ReLU).
+struct FwdDepthwise : DwImpl<FwdCall> {
+  static constexpr const char* kName = "fwd_depthwise";
+
+  /// Workspace: the epilogue's per-channel vectors (padded to whole blocks).
+  static constexpr int64_t workspace(const Plan& p) { return epilogue_floats(p.desc); }
+
+  static void run(const Plan& p, const Streams&, const FwdCall& c, float* ws, const ParallelFor& pf) {
+    const ConvDesc& d = p.desc;
+    FwdArgs e;  // the epilogue's vectors, as the dense kernels get them
+    set_epilogue(d, c, ws, e);
+    const int64_t P = d.P(), Q = d.Q(), Kb = d.Kb(), groups = div_up(Kb, dw_detail::kCallBlocks);
+    // Output column q, tap s reads input column q*stride_w + s*dil_w - pad_l.
+    std::vector<DwSegment> segs = dw_detail::row_segments(Q, d.S, -d.pad_l, -d.dil_w, d.stride_w, d.W);
+    dw_detail::scale_segments(segs, kBlock, kBlock);
+    DwArgs base;
+    base.seg = segs.data();
+    base.segs = int64_t(segs.size());
+    base.row_in = d.dil_h * d.W * kBlock;
+    base.row_w = d.S * kBlock;
+    base.tap_in = d.dil_w * kBlock;
+    base.tap_w = kBlock;
+    base.in_px = d.stride_w * kBlock;
+    base.out_px = kBlock;
+    base.in_cb = d.H * d.W * kBlock;
+    base.out_cb = P * Q * kBlock;
+    base.wei_cb = d.R * d.S * kBlock;
+    base.bias = e.bias;
+    base.scale = e.scale;
+    base.shift = e.shift;
+    base.clamp_lo = c.clamp_lo;
+    base.clamp_hi = c.clamp_hi;
+    base.ops = c.ops;
+    base.k_valid = d.K;
+    const DwRowFn row = kernels().dw_row;
+    run_items(pf, p.threads, d.N * groups * P, [&](int64_t i) {
+      const int64_t pp = i % P, grp = i / P % groups, n = i / P / groups, cb = grp * dw_detail::kCallBlocks;
+      // Tap rows whose input row is inside src: 0 <= pp*stride_h + r*dil_h - pad_t < H.
+      const int64_t h0 = pp * d.stride_h - d.pad_t;
+      int64_t r0 = 0, r1 = d.R;
+      while (r0 < d.R && h0 + r0 * d.dil_h < 0) ++r0;
+      while (r1 > r0 && h0 + (r1 - 1) * d.dil_h >= d.H) --r1;
+      DwArgs a = base;
+      a.rows = r1 - r0;
+      a.cbs = std::min(dw_detail::kCallBlocks, Kb - cb);
+      a.in = c.src + ((n * Kb + cb) * d.H + h0 + r0 * d.dil_h) * d.W * kBlock;
+      a.wei = c.wei + (cb * d.R + r0) * d.S * kBlock;
+      const int64_t out_off = ((n * Kb + cb) * P + pp) * Q * kBlock;
+      a.out = c.dst + out_off;
+      a.residual = c.residual ? c.residual + out_off : nullptr;
+      a.ch = cb * kBlock;
+      row(a);
+    });
+  }
+};
+
+/// Depthwise backward data: each thread runs its range of (image, channel block, dsrc row), one row
+/// kernel call per column phase of the row (stride_w of them), gathering from ddst.
+struct BwdDataDepthwise : DwImpl<BwdDataCall> {
+  static constexpr const char* kName = "bwd_d_depthwise";
+
+  /// Workspace: ddst with the ReLU mask applied (used only with a mask).
+  static constexpr int64_t workspace(const Plan& p) {
+    return act_blocked_size(p.desc.N, p.desc.K, p.desc.P(), p.desc.Q());
+  }
+
+  static void run(const Plan& p, const Streams&, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
+    const ConvDesc& d = p.desc;
+    const float* ddst = c.ddst;
+    if (c.mask) {
+      dw_detail::masked_ddst(d, p.threads, c.ddst, c.mask, ws, pf);
+      ddst = ws;
+    }
+    const float* wei = c.packed ? c.packed : c.wei;
+    const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), groups = div_up(Cb, dw_detail::kCallBlocks);
+    // dsrc pixel w = f + j*stride_w (column phase f) gathers ddst column o_w = (w + pad_l - s*dil_w) /
+    // stride_w over the taps s where that divides exactly: s = s_f + k*step_s, step_s = stride_w /
+    // gcd(stride_w, dil_w), and then o_w = j + first_f - k*(step_s*dil_w/stride_w). Rows alike.
+    const int64_t step_s = d.stride_w / dw_detail::gcd(d.stride_w, d.dil_w);
+    const int64_t step_r = d.stride_h / dw_detail::gcd(d.stride_h, d.dil_h);
+    const int64_t phases = std::min(d.stride_w, d.W);
+    std::vector<std::vector<DwSegment>> segs(static_cast<size_t>(phases));
+    std::vector<int64_t> phase_s0(static_cast<size_t>(phases), 0);
+    for (int64_t f = 0; f < phases; ++f) {
+      int64_t s0 = 0;
+      while (s0 < d.S && (f + d.pad_l - s0 * d.dil_w) % d.stride_w != 0) ++s0;
+      phase_s0[size_t(f)] = s0;
+      if (s0 >= d.S) continue;  // no tap reaches this phase: its pixels get zeros (no segment: below)
+      const int64_t count = (d.S - 1 - s0) / step_s + 1;
+      const int64_t first0 = dw_detail::floor_div(f + d.pad_l - s0 * d.dil_w, d.stride_w);
+      segs[size_t(f)] = dw_detail::row_segments(div_up(d.W - f, d.stride_w), count, first0,
+                                                step_s * d.dil_w / d.stride_w, 1, Q);
+      dw_detail::scale_segments(segs[size_t(f)], kBlock, step_s * kBlock);
+    }
+    DwArgs base;
+    base.row_w = step_r * d.S * kBlock;
+    base.row_in = -(step_r * d.dil_h / d.stride_h) * Q * kBlock;
+    base.tap_w = step_s * kBlock;
+    base.tap_in = -(step_s * d.dil_w / d.stride_w) * kBlock;
+    base.in_px = kBlock;
+    base.out_px = d.stride_w * kBlock;
+    base.in_cb = P * Q * kBlock;
+    base.out_cb = d.H * d.W * kBlock;
+    base.wei_cb = d.R * d.S * kBlock;
+    base.k_valid = d.C;
+    const DwRowFn row = kernels().dw_row;
+    run_items(pf, p.threads, d.N * groups * d.H, [&](int64_t i) {
+      const int64_t h = i % d.H, grp = i / d.H % groups, n = i / d.H / groups, cb = grp * dw_detail::kCallBlocks;
+      // Tap rows r = r0 + k*step_r with (h + pad_t - r*dil_h) / stride_h exact and in [0, P).
+      int64_t r0 = 0;
+      while (r0 < d.R && (h + d.pad_t - r0 * d.dil_h) % d.stride_h != 0) ++r0;
+      int64_t rows = 0, first = 0;
+      for (int64_t r = r0; r < d.R; r += step_r) {
+        const int64_t num = h + d.pad_t - r * d.dil_h;
+        if (num < 0 || num / d.stride_h >= P) {
+          if (rows == 0) r0 = r + step_r;  // before the first row inside: skip
+          continue;
+        }
+        if (rows == 0) first = num / d.stride_h;
+        ++rows;
+      }
+      for (int64_t f = 0; f < phases; ++f) {
+        DwArgs a = base;
+        const std::vector<DwSegment>& sg = segs[size_t(f)];
+        DwSegment none{0, div_up(d.W - f, d.stride_w), 0, 0, 0};  // a phase no tap reaches: zeros
+        a.seg = sg.empty() ? &none : sg.data();
+        a.segs = sg.empty() ? 1 : int64_t(sg.size());
+        a.rows = rows;
+        a.cbs = std::min(dw_detail::kCallBlocks, Cb - cb);
+        a.in = ddst + ((n * Cb + cb) * P + first) * Q * kBlock;
+        a.wei = wei + (cb * d.R + r0) * d.S * kBlock + phase_s0[size_t(f)] * kBlock;
+        a.out = c.dsrc + ((n * Cb + cb) * d.H + h) * d.W * kBlock + f * kBlock;
+        a.ch = cb * kBlock;
+        row(a);
+      }
+    });
+  }
+};
+
+/// Depthwise weight update: (channel block, tap row, up to 4 taps of it) tasks split among the
+/// threads, each reducing over every image and pixel in registers; dbias summed per channel block.
+struct BwdWDepthwise : DwImpl<BwdWeightsCall> {
+  static constexpr const char* kName = "bwd_w_depthwise";
+
+  /// Workspace: ddst with the ReLU mask applied (used only with a mask).
+  static constexpr int64_t workspace(const Plan& p) {
+    return act_blocked_size(p.desc.N, p.desc.K, p.desc.P(), p.desc.Q());
+  }
+
+  static void run(const Plan& p, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
+    const ConvDesc& d = p.desc;
+    const float* ddst = c.ddst;
+    if (c.mask) {
+      dw_detail::masked_ddst(d, p.threads, c.ddst, c.mask, ws, pf);
+      ddst = ws;
+    }
+    const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), chunks = div_up(d.S, 4);
+    const KernelTable& kt = kernels();
+    run_items(pf, p.threads, Cb * d.R * chunks, [&](int64_t i) {
+      const int64_t chunk = i % chunks, r = i / chunks % d.R, cb = i / chunks / d.R;
+      const int64_t s0 = chunk * 4, sn = std::min<int64_t>(4, d.S - s0);
+      DwBwdWArgs a;
+      a.src = c.src + cb * d.H * d.W * kBlock;
+      a.ddst = ddst + cb * P * Q * kBlock;
+      a.dwei = c.dwei + ((cb * d.R + r) * d.S + s0) * kBlock;
+      a.N = d.N;
+      a.src_n = Cb * d.H * d.W * kBlock;
+      a.ddst_n = Cb * P * Q * kBlock;
+      a.W = d.W;
+      a.Q = Q;
+      a.h0 = r * d.dil_h - d.pad_t;
+      a.stride_h = d.stride_h;
+      // 0 <= h0 + p*stride_h < H
+      a.p_lo = a.h0 >= 0 ? 0 : div_up(-a.h0, d.stride_h);
+      a.p_hi = std::max(a.p_lo, std::min(P, (d.H - 1 - a.h0) / d.stride_h + 1));
+      a.w0 = s0 * d.dil_w - d.pad_l;
+      a.stride_w = d.stride_w;
+      a.dil_w = d.dil_w;
+      for (int64_t k = 0; k < sn; ++k) {
+        const int64_t w0 = a.w0 + k * d.dil_w;  // 0 <= w0 + q*stride_w < W
+        a.q_lo[k] = w0 >= 0 ? 0 : div_up(-w0, d.stride_w);
+        a.q_hi[k] = std::max(a.q_lo[k], std::min(Q, (d.W - 1 - w0) / d.stride_w + 1));
+      }
+      kt.dw_bwd_w[sn - 1](a);
+    });
+    if (!c.dbias) return;
+    // dbias[k] = sum over images and pixels of ddst: one pass per channel block, in 16 lanes.
+    run_items(pf, p.threads, Cb, [&](int64_t cb) {
+      float sum[kBlock] = {};
+      for (int64_t n = 0; n < d.N; ++n) {
+        const float* g = ddst + (n * Cb + cb) * P * Q * kBlock;
+        for (int64_t px = 0; px < P * Q; ++px)
+          for (int64_t l = 0; l < kBlock; ++l) sum[l] += g[px * kBlock + l];
+      }
+      for (int64_t l = 0; l < kBlock && cb * kBlock + l < d.K; ++l) c.dbias[cb * kBlock + l] = sum[l];
+    });
+  }
+};
+
+}  // namespace hwyconv::impl
+// ----- end hwyconv/impl/depthwise.hpp -----
+
 // ----- begin hwyconv/impl/fwd_direct.hpp -----
 // hwyconv/impl/fwd_direct.hpp - forward by direct blocking (paper SC18, forward propagation): src read in
 // place (stride 1 without padding; 1x1 stride 2 every other pixel) or copied into zero-padded phase
@@ -4501,6 +5237,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
   /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
     const int T = base.b.threads;
     bool any = false;
@@ -4623,6 +5360,7 @@ struct FwdFold : FwdImpl<FwdFold> {
   /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
   /// first) and against fwd_direct, the cost model chooses.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
+    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     FwdPlan base = fold_plan(d, ctx.threads);
     base.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
@@ -4775,18 +5513,18 @@ struct FwdFold : FwdImpl<FwdFold> {
 // ----- begin hwyconv/impl/list.hpp -----
 // hwyconv/impl/list.hpp - the implementations of each pass, in order of preference. Conv plans every one
 // that can run a layer and holds the one of least estimated cost (impl/impl.hpp, choose); StaticConv
-// makes the same choice at compile time (choose_static). A new algorithm (groups, depthwise, bf16,
-// Winograd, ...) is one more entry here. The last entry of each list runs every layer that
-// ConvDesc::check() accepts.
+// makes the same choice at compile time (choose_static). A new algorithm (groups, bf16, Winograd, ...)
+// is one more entry here. The depthwise entries run the depthwise layers and only them; the last
+// entry of each list runs every other layer that ConvDesc::check() accepts.
 
 #include <tuple>
 
 
 namespace hwyconv::impl {
 
-using FwdImpls = std::tuple<FwdFold, FwdDirect>;
-using BwdDataImpls = std::tuple<BwdDataCol2im, BwdDataPhases>;
-using BwdWeightsImpls = std::tuple<BwdWTasks, BwdWMinibatch>;
+using FwdImpls = std::tuple<FwdDepthwise, FwdFold, FwdDirect>;
+using BwdDataImpls = std::tuple<BwdDataDepthwise, BwdDataCol2im, BwdDataPhases>;
+using BwdWeightsImpls = std::tuple<BwdWDepthwise, BwdWTasks, BwdWMinibatch>;
 
 }  // namespace hwyconv::impl
 // ----- end hwyconv/impl/list.hpp -----
@@ -4818,6 +5556,17 @@ constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
 
 inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
+/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), or Goihw16g for a
+/// depthwise layer.
+constexpr int64_t wei_floats(const ConvDesc& d) {
+  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_blocked_size(d.K, d.C, d.R, d.S);
+}
+/// The layout of the weights forward() and backward_weights() take (and give).
+constexpr const char* wei_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "OIhw16i16o"; }
+/// The layout of the weights backward_data() takes: the forward weights transposed per 16x16 block,
+/// or (depthwise: nothing to transpose) the forward weights themselves.
+constexpr const char* wei_bwd_d_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "IOhw16o16i"; }
+
 /// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
 /// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
 inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<const float> src, std::span<const float> wei,
@@ -4844,6 +5593,10 @@ inline unsigned check_forward(const ConvDesc& d, SrcLayout layout, std::span<con
     check_span("shift", post.shift.size(), d.K, "K");
     ops |= kEpiScaleShift;
   }
+  if (post.clamp) {
+    if (!(post.clamp->lo <= post.clamp->hi)) throw Error("clamp", "lo must be <= hi (and neither NaN)");
+    ops |= kEpiClamp;
+  }
   check_disjoint("dst", dst, {{"src", src}, {"weights", wei}, {"bias", bias}, {"scale", post.scale}, {"shift", post.shift}});
   return ops;
 }
@@ -4867,7 +5620,7 @@ inline void check_backward_weights(const ConvDesc& d, SrcLayout layout, std::spa
   const int64_t ddst_need = act_blocked_size(d.N, d.K, d.P(), d.Q());
   check_span("src", src.size(), src_floats(d, layout), layout_name(layout));
   check_span("ddst", ddst.size(), ddst_need, "nChw16c");
-  check_span("dweights", dwei.size(), wei_blocked_size(d.K, d.C, d.R, d.S), "OIhw16i16o");
+  check_span("dweights", dwei.size(), wei_floats(d), wei_layout(d));
   if (!dbias.empty()) check_span("dbias", dbias.size(), d.K, "K");
   if (!post.relu_mask.empty()) check_span("relu_mask", post.relu_mask.size(), ddst_need, "nChw16c, like ddst");
   check_disjoint("dweights", dwei, {{"src", src}, {"ddst", ddst}, {"relu_mask", post.relu_mask}});
@@ -4893,6 +5646,10 @@ inline impl::FwdCall fwd_call(const float* src, const float* wei, const float* p
   c.scale = post.scale.empty() ? nullptr : post.scale.data();
   c.shift = post.shift.empty() ? nullptr : post.shift.data();
   c.residual = post.residual.empty() ? nullptr : post.residual.data();
+  if (post.clamp) {
+    c.clamp_lo = post.clamp->lo;
+    c.clamp_hi = post.clamp->hi;
+  }
   c.ops = ops;
   c.dst = dst.data();
   return c;
@@ -5000,20 +5757,24 @@ class Conv {
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
   int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
-  /// Floats of weights (OIhw16i16o, Kb x Cb x R x S x 16 x 16).
-  int64_t wei_size() const { return wei_blocked_size(desc_.K, desc_.C, desc_.R, desc_.S); }
+  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), or for a depthwise layer Goihw16g
+  /// (div_up(G,16) x R x S x 16); wei_layout() names it.
+  int64_t wei_size() const { return detail::wei_floats(desc_); }
+  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", or "Goihw16g"
+  /// for a depthwise layer (reorder_goihw_to_Goihw16g).
+  const char* wei_layout() const { return detail::wei_layout(desc_); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
   int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
   /// Floats of the workspace one call of pass p needs when the caller provides it (64-byte alignment
   /// slack included). Without one, each call leases a workspace from this Conv's pool.
   int64_t workspace_size(Pass p) const { return planned(p).workspace() + reorder_floats(p) + kAlignSlack; }
 
-  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from OIhw16i16o (K, C,
-  /// R, S): do it once per weight update instead of on every call. Throws Error("weights") for a span
-  /// too small, Error("pass") for bwd_w (it takes no weights).
+  /// Weights for pass p (fwd or bwd_d) in the layout its implementation reads, from wei_layout() (K,
+  /// C, R, S): do it once per weight update instead of on every call. Throws Error("weights") for a
+  /// span too small, Error("pass") for bwd_w (it takes no weights).
   PackedWeights pack_weights(Pass p, std::span<const float> wei) const {
     if (p == Pass::bwd_w) throw Error("pass", "bwd_w takes no weights to pack");
-    detail::check_span("weights", wei.size(), wei_size(), "OIhw16i16o");
+    detail::check_span("weights", wei.size(), wei_size(), wei_layout());
     PackedWeights w;
     w.pass_ = p;
     w.desc_ = desc_;
@@ -5035,15 +5796,15 @@ class Conv {
   }
 
   /// Forward propagation: dst = post(conv(src, weights) + bias). src in src_layout() (N, C, H, W),
-  /// weights OIhw16i16o (K, C, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
+  /// weights in wei_layout() (K, C/G, R, S), bias K floats or empty, dst nChw16c (N, K, P, Q); padded
   /// channels of src and weights must be zero (the reorders make them so) and stay zero in dst.
   /// `workspace`: empty, or at least workspace_size(Pass::fwd) floats of the caller's. Throws Error
-  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift" or "workspace") before
-  /// writing anything.
+  /// (naming "src", "weights", "bias", "dst", "residual", "scale", "shift", "clamp" or "workspace")
+  /// before writing anything.
   void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                std::span<float> dst, const PostOps& post = {}, std::span<float> workspace = {}) const {
     live();
-    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), "OIhw16i16o", bias, dst, post);
+    const unsigned ops = detail::check_forward(desc_, layout_, src, wei, wei_size(), wei_layout(), bias, dst, post);
     run_forward(src, wei.data(), nullptr, bias, dst, post, ops, workspace);
   }
 
@@ -5058,21 +5819,29 @@ class Conv {
     run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats). Do it once per training
-  /// step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights",
-  /// "wei_bwd_d") on bad spans.
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats); a depthwise layer's
+  /// Goihw16g weights are copied as they are. Do it once per training step, after the weights change
+  /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
-    hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+    if (!desc_.depthwise()) {
+      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+      return;
+    }
+    detail::check_span("weights", wei.size(), wei_size(), "Goihw16g");
+    detail::check_span("wei_bwd_d", wei_bwd_d.size(), wei_size(), "Goihw16g");
+    detail::check_disjoint("wei_bwd_d", wei_bwd_d, {{"weights", wei}});
+    std::copy_n(wei.data(), wei_size(), wei_bwd_d.data());
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W), overwritten (padded channels 0).
+  /// IOhw16o16i or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
+  /// overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                      const BwdPostOps& post = {}, std::span<float> workspace = {}) const {
     live();
-    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), "IOhw16o16i", dsrc, post);
+    detail::check_backward_data(desc_, ddst, wei_bwd_d, wei_size(), detail::wei_bwd_d_layout(desc_), dsrc, post);
     run_backward_data(ddst, wei_bwd_d.data(), nullptr, dsrc, post, workspace, wei_bwd_d);
   }
 
@@ -5086,7 +5855,7 @@ class Conv {
                       workspace, wei.data());
   }
 
-  /// Backward weights: dwei = dL/dweights (OIhw16i16o, overwritten) and, unless dbias is empty,
+  /// Backward weights: dwei = dL/dweights (wei_layout(), overwritten) and, unless dbias is empty,
   /// dbias = dL/dbias (K floats), from src (src_layout()) and ddst (nChw16c). post.relu_mask fuses
   /// ReLU backward. Results may differ in the last bits between thread counts when the minibatch is
   /// split (impl bwd_w_minibatch). Throws Error ("src", "ddst", "dweights", "dbias", "relu_mask",
@@ -5257,10 +6026,21 @@ struct StaticConv {
   }
   static constexpr typename FwdImpl::Plan kPlan = make_plan<FwdImpl>();
   static_assert(FwdImpl::invariant_violation(kPlan) == nullptr, "forward plan invariant broken");
-  static constexpr int64_t kCalls = fwd_stream_size(kPlan.g, kPlan.b, kPlan.tap.data());
-  static constexpr StaticStream<kCalls, kThreads> kStream =
-      make_static_fwd_stream<kCalls, kThreads>(kPlan.g, kPlan.b, kPlan.tap.data());
-  static_assert(kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
+  /// Whether the forward implementation runs a kernel stream (the dense ones; depthwise runs rows).
+  static constexpr bool kStreamed = std::is_same_v<typename FwdImpl::Plan, FwdPlan>;
+  template <class Plan>
+  static constexpr int64_t stream_calls(const Plan& p) {
+    if constexpr (std::is_same_v<Plan, FwdPlan>) return fwd_stream_size(p.g, p.b, p.tap.data());
+    else return 0;
+  }
+  static constexpr int64_t kCalls = stream_calls(kPlan);
+  template <class Plan>
+  static constexpr StaticStream<kCalls, kThreads> make_stream(const Plan& p) {
+    if constexpr (std::is_same_v<Plan, FwdPlan>) return make_static_fwd_stream<kCalls, kThreads>(p.g, p.b, p.tap.data());
+    else return {};
+  }
+  static constexpr StaticStream<kCalls, kThreads> kStream = make_stream(kPlan);
+  static_assert(!kStreamed || kStream.begin[kThreads] == kCalls, "kernel stream size mismatch");
   /// Workspace floats forward() needs (see the overload taking a workspace).
   static constexpr int64_t kScratch = FwdImpl::workspace(kPlan) + kAlignSlack;
 
@@ -5274,14 +6054,16 @@ struct StaticConv {
   static void forward(std::span<const float> src, std::span<const float> wei, std::span<const float> bias,
                       std::span<float> dst, std::span<float> workspace, const PostOps& post = {},
                       const ParallelFor& pf = {}) {
-    const unsigned ops =
-        detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
-                              "OIhw16i16o", bias, dst, post);
+    const unsigned ops = detail::check_forward(kDesc, SrcLayout::nChw16c, src, wei, detail::wei_floats(kDesc),
+                                               detail::wei_layout(kDesc), bias, dst, post);
     float* ws = detail::checked_workspace(workspace, kScratch,
                                           {{"src", src}, {"weights", wei}, {"bias", bias}, {"dst", dst},
                                            {"residual", post.residual}, {"scale", post.scale}, {"shift", post.shift}});
-    FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()},
-                        detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops), ws, pf);
+    const impl::FwdCall call = detail::fwd_call(src.data(), wei.data(), nullptr, bias, dst, post, ops);
+    if constexpr (kStreamed)
+      FwdImpl::run_stream(kPlan, {kStream.entries.data(), kStream.begin.data()}, call, ws, pf);
+    else
+      FwdImpl::run(kPlan, {}, call, ws, pf);
   }
 
   /// As Conv::forward; the workspace is a thread-local buffer.
@@ -5295,8 +6077,8 @@ struct StaticConv {
   static void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,
                             const BwdPostOps& post = {}, const ParallelFor& pf = {}) {
     static const typename BwdDataImpl::Streams streams = BwdDataImpl::make_streams(kBwdDataPlan);
-    detail::check_backward_data(kDesc, ddst, wei_bwd_d, wei_blocked_size(kDesc.K, kDesc.C, kDesc.R, kDesc.S),
-                                "IOhw16o16i", dsrc, post);
+    detail::check_backward_data(kDesc, ddst, wei_bwd_d, detail::wei_floats(kDesc), detail::wei_bwd_d_layout(kDesc),
+                                dsrc, post);
     thread_local AlignedBuffer ws(BwdDataImpl::workspace(kBwdDataPlan));
     BwdDataImpl::run(kBwdDataPlan, streams, detail::bwd_d_call(ddst, wei_bwd_d.data(), nullptr, dsrc, post), ws.data(), pf);
   }
@@ -5318,8 +6100,10 @@ struct StaticConv {
 // against. Plain (unblocked) layouts, float inputs, double accumulation and double outputs. Slow on
 // purpose: written straight from the formula, no tiling, no SIMD.
 //
-//   dst[n][k][p][q] = bias[k] + sum_{c,r,s} src[n][c][h][w] * wei[k][c][r][s],
-//   h = p*stride_h + r*dil_h - pad_t,  w = q*stride_w + s*dil_w - pad_l,  out-of-range src = 0.
+//   dst[n][k][p][q] = bias[k] + sum_{c,r,s} src[n][g*C/G + c][h][w] * wei[k][c][r][s],
+//   h = p*stride_h + r*dil_h - pad_t,  w = q*stride_w + s*dil_w - pad_l,  out-of-range src = 0,
+//   c over the C/G channels of k's group g = k / (K/G) (G = groups; 1: every channel).
+// Weights are plain [K][C/G][R][S] (PyTorch's layout, oneDNN's goihw).
 //
 // bwd_d and bwd_w are the adjoints of that map with respect to src and wei (and bias).
 
@@ -5342,7 +6126,7 @@ inline void check_size(const char* field, std::span<T> s, int64_t needed) {
 }  // namespace detail
 
 /// Forward convolution (cross-correlation, as in every framework).
-/// src_nchw: N*C*H*W, plain [N][C][H][W]; wei_oihw: K*C*R*S, plain [K][C][R][S]; bias: empty for
+/// src_nchw: N*C*H*W, plain [N][C][H][W]; wei_oihw: K*(C/G)*R*S, plain [K][C/G][R][S]; bias: empty for
 /// none, else at least K (first K used); dst_nkpq: N*K*P*Q, plain [N][K][P][Q], overwritten.
 /// Spans may be larger than needed; extra elements are ignored / untouched.
 /// Throws Error naming the bad field (d.validate()), or "src"/"weights"/"bias"/"dst" for a span that
@@ -5353,7 +6137,8 @@ inline void conv_fwd(const ConvDesc& d, std::span<const float> src_nchw,
   d.validate();
   const int64_t N = d.N, C = d.C, K = d.K, H = d.H, W = d.W, R = d.R, S = d.S, P = d.P(), Q = d.Q();
   detail::check_size("src", src_nchw, N * C * H * W);
-  detail::check_size("weights", wei_oihw, K * C * R * S);
+  const int64_t Cg = C / d.groups, Kg = K / d.groups;
+  detail::check_size("weights", wei_oihw, K * Cg * R * S);
   if (!bias.empty()) detail::check_size("bias", bias, K);
   detail::check_size("dst", dst_nkpq, N * K * P * Q);
   for (int64_t n = 0; n < N; ++n)
@@ -5361,15 +6146,15 @@ inline void conv_fwd(const ConvDesc& d, std::span<const float> src_nchw,
       for (int64_t p = 0; p < P; ++p)
         for (int64_t q = 0; q < Q; ++q) {
           double acc = bias.empty() ? 0.0 : double(bias[size_t(k)]);
-          for (int64_t c = 0; c < C; ++c)
+          for (int64_t c = 0; c < Cg; ++c)
             for (int64_t r = 0; r < R; ++r) {
               const int64_t h = p * d.stride_h + r * d.dil_h - d.pad_t;
               if (h < 0 || h >= H) continue;
               for (int64_t s = 0; s < S; ++s) {
                 const int64_t w = q * d.stride_w + s * d.dil_w - d.pad_l;
                 if (w < 0 || w >= W) continue;
-                acc += double(src_nchw[size_t(((n * C + c) * H + h) * W + w)]) *
-                       double(wei_oihw[size_t(((k * C + c) * R + r) * S + s)]);
+                acc += double(src_nchw[size_t(((n * C + k / Kg * Cg + c) * H + h) * W + w)]) *
+                       double(wei_oihw[size_t(((k * Cg + c) * R + r) * S + s)]);
               }
             }
           dst_nkpq[size_t(((n * K + k) * P + p) * Q + q)] = acc;
@@ -5377,9 +6162,9 @@ inline void conv_fwd(const ConvDesc& d, std::span<const float> src_nchw,
 }
 
 /// Backward data: the gradient of conv_fwd with respect to src,
-///   dsrc[n][c][h][w] = sum over (k, r, s, p, q) with h = p*stride_h + r*dil_h - pad_t and
-///                      w = q*stride_w + s*dil_w - pad_l of ddst[n][k][p][q] * wei[k][c][r][s].
-/// ddst_nkpq: N*K*P*Q, plain; wei_oihw: K*C*R*S, plain; dsrc_nchw: N*C*H*W, plain, overwritten
+///   dsrc[n][c][h][w] = sum over (k of c's group, r, s, p, q) with h = p*stride_h + r*dil_h - pad_t
+///                      and w = q*stride_w + s*dil_w - pad_l of ddst[n][k][p][q] * wei[k][c % (C/G)][r][s].
+/// ddst_nkpq: N*K*P*Q, plain; wei_oihw: K*(C/G)*R*S, plain; dsrc_nchw: N*C*H*W, plain, overwritten
 /// (input pixels that no output sees get 0). Spans may be larger than needed.
 /// Throws Error naming the bad field (d.validate()), or "ddst"/"weights"/"dsrc" for a span that is
 /// too small, before writing anything.
@@ -5387,8 +6172,9 @@ inline void conv_bwd_d(const ConvDesc& d, std::span<const float> ddst_nkpq,
                        std::span<const float> wei_oihw, std::span<double> dsrc_nchw) {
   d.validate();
   const int64_t N = d.N, C = d.C, K = d.K, H = d.H, W = d.W, R = d.R, S = d.S, P = d.P(), Q = d.Q();
+  const int64_t Cg = C / d.groups, Kg = K / d.groups;
   detail::check_size("ddst", ddst_nkpq, N * K * P * Q);
-  detail::check_size("weights", wei_oihw, K * C * R * S);
+  detail::check_size("weights", wei_oihw, K * Cg * R * S);
   detail::check_size("dsrc", dsrc_nchw, N * C * H * W);
   for (int64_t i = 0; i < N * C * H * W; ++i) dsrc_nchw[size_t(i)] = 0.0;
   for (int64_t n = 0; n < N; ++n)
@@ -5396,25 +6182,25 @@ inline void conv_bwd_d(const ConvDesc& d, std::span<const float> ddst_nkpq,
       for (int64_t p = 0; p < P; ++p)
         for (int64_t q = 0; q < Q; ++q) {
           const double g = ddst_nkpq[size_t(((n * K + k) * P + p) * Q + q)];
-          for (int64_t c = 0; c < C; ++c)
+          for (int64_t c = 0; c < Cg; ++c)
             for (int64_t r = 0; r < R; ++r) {
               const int64_t h = p * d.stride_h + r * d.dil_h - d.pad_t;
               if (h < 0 || h >= H) continue;
               for (int64_t s = 0; s < S; ++s) {
                 const int64_t w = q * d.stride_w + s * d.dil_w - d.pad_l;
                 if (w < 0 || w >= W) continue;
-                dsrc_nchw[size_t(((n * C + c) * H + h) * W + w)] +=
-                    g * double(wei_oihw[size_t(((k * C + c) * R + r) * S + s)]);
+                dsrc_nchw[size_t(((n * C + k / Kg * Cg + c) * H + h) * W + w)] +=
+                    g * double(wei_oihw[size_t(((k * Cg + c) * R + r) * S + s)]);
               }
             }
         }
 }
 
 /// Backward weights: the gradient of conv_fwd with respect to the weights and the bias,
-///   dwei[k][c][r][s] = sum_{n,p,q} src[n][c][p*stride_h + r*dil_h - pad_t][q*stride_w + s*dil_w - pad_l]
-///                                  * ddst[n][k][p][q]   (out-of-range src = 0),
+///   dwei[k][c][r][s] = sum_{n,p,q} src[n][g*C/G + c][p*stride_h + r*dil_h - pad_t][q*stride_w + s*dil_w - pad_l]
+///                                  * ddst[n][k][p][q]   (out-of-range src = 0, g = k / (K/G)),
 ///   dbias[k]         = sum_{n,p,q} ddst[n][k][p][q].
-/// src_nchw: N*C*H*W, plain; ddst_nkpq: N*K*P*Q, plain; dwei_oihw: K*C*R*S, plain, overwritten;
+/// src_nchw: N*C*H*W, plain; ddst_nkpq: N*K*P*Q, plain; dwei_oihw: K*(C/G)*R*S, plain, overwritten;
 /// dbias: empty to skip, else at least K (first K overwritten). Spans may be larger than needed.
 /// Throws Error naming the bad field (d.validate()), or "src"/"ddst"/"dweights"/"dbias" for a span
 /// that is too small, before writing anything.
@@ -5423,12 +6209,13 @@ inline void conv_bwd_w(const ConvDesc& d, std::span<const float> src_nchw,
                        std::span<double> dbias) {
   d.validate();
   const int64_t N = d.N, C = d.C, K = d.K, H = d.H, W = d.W, R = d.R, S = d.S, P = d.P(), Q = d.Q();
+  const int64_t Cg = C / d.groups, Kg = K / d.groups;
   detail::check_size("src", src_nchw, N * C * H * W);
   detail::check_size("ddst", ddst_nkpq, N * K * P * Q);
-  detail::check_size("dweights", dwei_oihw, K * C * R * S);
+  detail::check_size("dweights", dwei_oihw, K * Cg * R * S);
   if (!dbias.empty()) detail::check_size("dbias", dbias, K);
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < C; ++c)
+    for (int64_t c = 0; c < Cg; ++c)
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s) {
           double acc = 0.0;
@@ -5439,11 +6226,11 @@ inline void conv_bwd_w(const ConvDesc& d, std::span<const float> src_nchw,
               for (int64_t q = 0; q < Q; ++q) {
                 const int64_t w = q * d.stride_w + s * d.dil_w - d.pad_l;
                 if (w < 0 || w >= W) continue;
-                acc += double(src_nchw[size_t(((n * C + c) * H + h) * W + w)]) *
+                acc += double(src_nchw[size_t(((n * C + k / Kg * Cg + c) * H + h) * W + w)]) *
                        double(ddst_nkpq[size_t(((n * K + k) * P + p) * Q + q)]);
               }
             }
-          dwei_oihw[size_t(((k * C + c) * R + r) * S + s)] = acc;
+          dwei_oihw[size_t(((k * Cg + c) * R + r) * S + s)] = acc;
         }
   if (!dbias.empty())
     for (int64_t k = 0; k < K; ++k) {

@@ -22,7 +22,7 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 /// v holds output channels [ch, ch + Lanes) of one pixel; `res` points to the same elements of the
-/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; zero past K (a.k_valid).
+/// residual tensor. Order: + bias; * scale + shift; + residual; ReLU; clamp; zero past K (a.k_valid).
 /// Args: FwdArgs or DwArgs (the same epilogue fields).
 template <unsigned kOps, class D, class V, class Args>
 HWY_INLINE V ApplyEpilogue(D d, V v, const Args& a, int64_t ch, const float* HWY_RESTRICT res) {
@@ -33,6 +33,12 @@ HWY_INLINE V ApplyEpilogue(D d, V v, const Args& a, int64_t ch, const float* HWY
   // ReLU keeps NaN (as PyTorch's and oneDNN's do): zero where v < 0, which NaN is not; Max(v, 0)
   // would turn NaN into 0.
   if (ops & kEpiRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  // Clamp by comparisons, so that NaN (for which both are false) stays NaN.
+  if (ops & kEpiClamp) {
+    const auto lo = hn::Set(d, a.clamp_lo), hi = hn::Set(d, a.clamp_hi);
+    v = hn::IfThenElse(hn::Lt(v, lo), lo, v);
+    v = hn::IfThenElse(hn::Gt(v, hi), hi, v);
+  }
   // Channels at or past K (the padding lanes of the last block) are exactly zero, whatever the
   // input held: NaN or Inf in src would otherwise reach them through the zero weights.
   if (ch + int64_t(hn::Lanes(d)) > a.k_valid)

@@ -91,6 +91,8 @@ inline void set_epilogue(const ConvDesc& d, const FwdCall& c, float* vecs, FwdAr
   a.scale = vecs + kpad;
   a.shift = vecs + 2 * kpad;
   a.residual = c.residual;
+  a.clamp_lo = c.clamp_lo;
+  a.clamp_hi = c.clamp_hi;
   a.ops = c.ops;
   a.epilogue = find_epilogue(c.ops);
   a.k_valid = d.K;

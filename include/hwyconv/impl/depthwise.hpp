@@ -154,6 +154,8 @@ struct FwdDepthwise : DwImpl<FwdCall> {
     base.bias = e.bias;
     base.scale = e.scale;
     base.shift = e.shift;
+    base.clamp_lo = c.clamp_lo;
+    base.clamp_hi = c.clamp_hi;
     base.ops = c.ops;
     base.k_valid = d.K;
     const DwRowFn row = kernels().dw_row;

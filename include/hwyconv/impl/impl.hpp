@@ -54,6 +54,7 @@ struct FwdCall {
   const float* scale = nullptr;
   const float* shift = nullptr;
   const float* residual = nullptr;
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
   unsigned ops = 0;  ///< EpilogueOp mask
   float* dst = nullptr;
 };

@@ -33,6 +33,7 @@ struct FwdArgs {
   /// Output channels that exist (K); the final store zeroes the lanes at or past it. INT64_MAX
   /// where the output has no padding lanes to keep (a column buffer).
   int64_t k_valid = INT64_MAX;
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
   unsigned ops = 0;                 ///< op mask, read by the kEpiGeneric instantiation only
   int epilogue = 0;                 ///< index into kEpilogues of the instantiation to run
 };
@@ -105,6 +106,7 @@ struct DwArgs {
   const float* residual = nullptr;  ///< kEpiResidual: laid out as out
   int64_t ch = 0;                   ///< first channel of block 0 (index into bias, scale, shift)
   int64_t k_valid = INT64_MAX;      ///< channels that exist; lanes at or past it are stored as 0
+  float clamp_lo = 0, clamp_hi = 0;  ///< kEpiClamp bounds
   unsigned ops = 0;                 ///< EpilogueOp mask
 };
 

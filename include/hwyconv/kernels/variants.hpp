@@ -97,6 +97,7 @@ enum EpilogueOp : unsigned {
   kEpiScaleShift = 2,
   kEpiResidual = 4,
   kEpiRelu = 8,
+  kEpiClamp = 16,
   /// Not an op: marks the generic instantiation, whose ops are read from the call's arguments at run
   /// time (one predictable branch per block), used for combinations not listed in kEpilogues.
   kEpiGeneric = 0x100,
