@@ -54,11 +54,23 @@ int64_t resolve_dim(const char* what, int64_t i, int64_t k, int64_t s, int64_t& 
 }  // namespace
 
 std::string Layer::shape() const {
-  const std::string channels = g > 1 && g == ic && g == oc ? "dw " + std::to_string(ic)
-                               : (g > 1 ? "g" + std::to_string(g) + " " : "") + std::to_string(ic) + "->" +
-                                     std::to_string(oc);
-  std::string s = channels + " " + std::to_string(ih) + "x" + std::to_string(iw) + " k" + std::to_string(kh) + "x" +
-                  std::to_string(kw);
+  // Appended piece by piece: gcc 12 warns (-Wrestrict, a false positive) on "literal" + std::string.
+  std::string s;
+  if (g > 1 && g == ic && g == oc) {
+    s += "dw ";
+    s += std::to_string(ic);
+  } else {
+    if (g > 1) {
+      s += "g";
+      s += std::to_string(g);
+      s += " ";
+    }
+    s += std::to_string(ic);
+    s += "->";
+    s += std::to_string(oc);
+  }
+  s += ' ';
+  s += std::to_string(ih) + "x" + std::to_string(iw) + " k" + std::to_string(kh) + "x" + std::to_string(kw);
   s += sh == sw ? " s" + std::to_string(sh) : " s" + std::to_string(sh) + "x" + std::to_string(sw);
   if (ph || pw || ph_r || pw_r) {
     const bool sym = ph == pw && ph == ph_r && pw == pw_r;

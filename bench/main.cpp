@@ -138,6 +138,9 @@ std::vector<Library> libraries(const std::vector<std::string>& only) {
 #ifdef HWYCONV_BENCH_HAVE_BLAS
   all.push_back(im2col_library());
 #endif
+#ifdef HWYCONV_BENCH_HAVE_XNNPACK
+  all.push_back(xnnpack_library());
+#endif
   std::vector<Library> libs;
   for (Library& l : all) {
     std::string lower = l.name;

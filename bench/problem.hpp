@@ -105,6 +105,9 @@ Library onednn_library();
 #ifdef HWYCONV_BENCH_HAVE_BLAS
 Library im2col_library();
 #endif
+#ifdef HWYCONV_BENCH_HAVE_XNNPACK
+Library xnnpack_library();
+#endif
 
 /// Largest |out - ref| divided by the largest |ref| (NaN if sizes differ or the output has a NaN).
 double max_rel_error(const Buffer& out, const Buffer& ref);

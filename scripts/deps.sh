@@ -4,11 +4,13 @@
 #
 # Library and tests: cmake ninja-build g++ python3 libhwy-dev doctest-dev.
 # bench/: libcxxopts-dev nlohmann-json3-dev (required there), libdnnl-dev libopenblas-dev pkgconf
-# (the oneDNN and im2col + OpenBLAS baselines; ocl-icd-opencl-dev because Debian's oneDNN CMake
-# config requires OpenCL, a package it only recommends). examples/: dataset-fashion-mnist zlib1g-dev.
+# libxnnpack-dev libpthreadpool-dev (the oneDNN, im2col + OpenBLAS and XNNPACK baselines;
+# ocl-icd-opencl-dev because Debian's oneDNN CMake config requires OpenCL, a package it only
+# recommends). examples/: dataset-fashion-mnist zlib1g-dev.
 
 HWYCONV_PACKAGES=(cmake ninja-build g++ python3 libhwy-dev doctest-dev
                   libcxxopts-dev nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libopenblas-dev pkgconf
+                  libxnnpack-dev libpthreadpool-dev
                   dataset-fashion-mnist zlib1g-dev)
 
 # Prints "[phase] message" with the seconds since the script started.
