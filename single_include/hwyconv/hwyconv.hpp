@@ -1580,11 +1580,16 @@ namespace hwyconv {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-/// Pixels of a register block of kCb channel blocks: 16 accumulators on 32-register targets, 8 on
-/// 16-register ones (with kCb weights and a load beside them). More channel blocks per block give
-/// independent FMA chains where rows are short (small maps); more pixels where channels are few.
+/// Whether the depthwise blocks may take 16 accumulators: on 32-register targets but NEON, where gcc
+/// 12 kept accumulators and weights on the stack in the hot loops with them (scripts/check_spills.py
+/// on the aarch64 object); NEON takes the 8 of 16-register targets.
+inline constexpr bool kDwWide = kVecRegs >= 32 && HWY_TARGET != HWY_NEON;
+
+/// Pixels of a register block of kCb channel blocks: 16 accumulators (kDwWide), else 8 (with kCb
+/// weights and a load beside them). More channel blocks per block give independent FMA chains where
+/// rows are short (small maps); more pixels where channels are few.
 template <size_t kCb>
-inline constexpr size_t kDwPixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
+inline constexpr size_t kDwPixels = (kDwWide ? 16 : 8) / kCb;
 
 /// A register block: pixels j .. j + kPx - 1 of a segment, channel blocks cb .. cb + kCb - 1 (kCb <=
 /// 4), lanes [lane, lane + kLanes). Accumulator I: channel block I / kPx, pixel I % kPx. Each tap's
@@ -1629,11 +1634,11 @@ HWY_INLINE void DwPixels(D d, const DwArgs& a, const DwSegment& sg, int64_t j, i
 
 /// Channel blocks and pixels of a sliding-window register block (a tap row's input columns are
 /// pixels kBlock floats apart, read by several pixels' taps: stride 1 or 2 forward, backward data):
-/// accumulators, up to 3*kCb weights and kCb input columns fit the registers (16 + 6 + 2 on
-/// 32-register targets, 8 + 3 + 1 on 16-register ones).
-inline constexpr size_t kSlideBlocks = kVecRegs >= 32 ? 2 : 1;
+/// accumulators, up to 3*kCb weights and kCb input columns fit the registers (16 + 6 + 2 where
+/// kDwWide, else 8 + 3 + 1).
+inline constexpr size_t kSlideBlocks = kDwWide ? 2 : 1;
 template <size_t kCb>
-inline constexpr size_t kSlidePixels = (kVecRegs >= 32 ? 16 : 8) / kCb;
+inline constexpr size_t kSlidePixels = (kDwWide ? 16 : 8) / kCb;
 
 /// Weight (channel block c, tap k) of a sliding block, among the six in registers.
 template <size_t c, size_t k, class V>
