@@ -5020,6 +5020,21 @@ inline void masked_ddst(const ConvDesc& d, int threads, const float* ddst, const
 
 }  // namespace dw_detail
 
+/// What the two depthwise backward implementations share: ddst as their kernels read it.
+template <class CallT>
+struct DwBackward : DwImpl<CallT> {
+  /// Workspace: ddst with the ReLU mask applied (used only with a mask).
+  static constexpr int64_t workspace(const DwPlan& p) {
+    return act_blocked_size(p.desc.N, p.desc.K, p.desc.P(), p.desc.Q());
+  }
+  /// The call's ddst, or with a ReLU mask ddst masked into the workspace.
+  static const float* gradients(const DwPlan& p, const CallT& c, float* ws, const ParallelFor& pf) {
+    if (!c.mask) return c.ddst;
+    dw_detail::masked_ddst(p.desc, p.threads, c.ddst, c.mask, ws, pf);
+    return ws;
+  }
+};
+
 /// Depthwise forward: each thread runs its range of (image, channel block, output row), one row
 /// kernel call per row, the epilogue fused (bias, scale-shift, residual, ReLU).
 struct FwdDepthwise : DwImpl<FwdCall> {
@@ -5079,21 +5094,12 @@ struct FwdDepthwise : DwImpl<FwdCall> {
 
 /// Depthwise backward data: each thread runs its range of (image, channel block, dsrc row), one row
 /// kernel call per column phase of the row (stride_w of them), gathering from ddst.
-struct BwdDataDepthwise : DwImpl<BwdDataCall> {
+struct BwdDataDepthwise : DwBackward<BwdDataCall> {
   static constexpr const char* kName = "bwd_d_depthwise";
-
-  /// Workspace: ddst with the ReLU mask applied (used only with a mask).
-  static constexpr int64_t workspace(const Plan& p) {
-    return act_blocked_size(p.desc.N, p.desc.K, p.desc.P(), p.desc.Q());
-  }
 
   static void run(const Plan& p, const Streams&, const BwdDataCall& c, float* ws, const ParallelFor& pf) {
     const ConvDesc& d = p.desc;
-    const float* ddst = c.ddst;
-    if (c.mask) {
-      dw_detail::masked_ddst(d, p.threads, c.ddst, c.mask, ws, pf);
-      ddst = ws;
-    }
+    const float* ddst = gradients(p, c, ws, pf);
     const float* wei = c.packed ? c.packed : c.wei;
     const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), groups = div_up(Cb, dw_detail::kCallBlocks);
     // dsrc pixel w = f + j*stride_w (column phase f) gathers ddst column o_w = (w + pad_l - s*dil_w) /
@@ -5162,21 +5168,12 @@ struct BwdDataDepthwise : DwImpl<BwdDataCall> {
 
 /// Depthwise weight update: (channel block, tap row, up to 4 taps of it) tasks split among the
 /// threads, each reducing over every image and pixel in registers; dbias summed per channel block.
-struct BwdWDepthwise : DwImpl<BwdWeightsCall> {
+struct BwdWDepthwise : DwBackward<BwdWeightsCall> {
   static constexpr const char* kName = "bwd_w_depthwise";
-
-  /// Workspace: ddst with the ReLU mask applied (used only with a mask).
-  static constexpr int64_t workspace(const Plan& p) {
-    return act_blocked_size(p.desc.N, p.desc.K, p.desc.P(), p.desc.Q());
-  }
 
   static void run(const Plan& p, const Streams&, const BwdWeightsCall& c, float* ws, const ParallelFor& pf) {
     const ConvDesc& d = p.desc;
-    const float* ddst = c.ddst;
-    if (c.mask) {
-      dw_detail::masked_ddst(d, p.threads, c.ddst, c.mask, ws, pf);
-      ddst = ws;
-    }
+    const float* ddst = gradients(p, c, ws, pf);
     const int64_t P = d.P(), Q = d.Q(), Cb = d.Cb(), chunks = div_up(d.S, 4);
     const KernelTable& kt = kernels();
     run_items(pf, p.threads, Cb * d.R * chunks, [&](int64_t i) {
