@@ -42,12 +42,26 @@ inline constexpr bool kDwWide = kVecRegs >= 32 && HWY_TARGET != HWY_NEON;
 template <size_t kCb>
 inline constexpr size_t kDwPixels = (kDwWide ? 16 : 8) / kCb;
 
+/// Final store of a register block (pixels j .. j + kPx - 1, channel blocks cb .., accumulator I at
+/// channel block I / kPx, pixel I % kPx) through the generic epilogue.
+template <size_t kPx, class D, size_t... I>
+HWY_INLINE void DwStore(D d, const DwArgs& a, int64_t j, int64_t cb, size_t lane, std::index_sequence<I...>,
+                        VecAt<D, I>... acc) {
+  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
+  // Without a residual, `res` points at out (never read: the epilogue reads it only for kEpiResidual).
+  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
+  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
+  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
+  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
+   ...);
+}
+
 /// A register block: pixels j .. j + kPx - 1 of a segment, channel blocks cb .. cb + kCb - 1 (kCb <=
 /// 4), lanes [lane, lane + kLanes). Accumulator I: channel block I / kPx, pixel I % kPx. Each tap's
 /// kCb weight vectors are loaded once and kept in registers.
 template <size_t kCb, size_t kPx, class D, size_t... I>
 HWY_INLINE void DwBlock(D d, const DwArgs& a, const DwSegment& sg, int64_t j, int64_t cb, size_t lane,
-                        std::index_sequence<I...>, VecAt<D, I>... acc) {
+                        std::index_sequence<I...> seq, VecAt<D, I>... acc) {
   const int64_t in_px = a.in_px, in_cb = a.in_cb, wei_cb = a.wei_cb, tap_in = a.tap_in, tap_w = a.tap_w;
   const float* HWY_RESTRICT in = a.in + cb * in_cb + sg.in_off + j * in_px + int64_t(lane);
   const float* HWY_RESTRICT wei = a.wei + cb * wei_cb + sg.w_off + int64_t(lane);
@@ -64,13 +78,7 @@ HWY_INLINE void DwBlock(D d, const DwArgs& a, const DwSegment& sg, int64_t j, in
        ...);
     }
   }
-  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
-  // Without a residual, `res` points at out (never read: the epilogue reads it only for kEpiResidual).
-  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
-  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
-  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
-  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
-   ...);
+  DwStore<kPx>(d, a, j, cb, lane, seq, acc...);
 }
 
 /// The pixels [j, j1) of a segment in register blocks of kPx, kPx / 2, ..., 1 pixels.
@@ -137,12 +145,7 @@ HWY_INLINE void DwSlide(const DwArgs& a, const float* HWY_RESTRICT in, const flo
                                   w12, seq, acc...),
      ...);
   }
-  float* HWY_RESTRICT out = a.out + cb * a.out_cb + j * a.out_px + int64_t(lane);
-  const float* HWY_RESTRICT res = a.residual ? a.residual + (out - a.out) : out;
-  const int64_t out_px = a.out_px, out_cb = a.out_cb, ch = a.ch + cb * kBlock + int64_t(lane);
-  auto at = [&](size_t i) { return int64_t(i / kPx) * out_cb + int64_t(i % kPx) * out_px; };
-  (hn::StoreU(ApplyEpilogue<kEpiGeneric>(d, acc, a, ch + int64_t(I / kPx) * kBlock, res + at(I)), d, out + at(I)),
-   ...);
+  DwStore<kPx>(d, a, j, cb, lane, seq, acc...);
 }
 
 /// The pixels [j, j1) of a sliding segment (see Slide) in blocks of kPx, kPx / 2, ..., 1 pixels.
