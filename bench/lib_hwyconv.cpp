@@ -2,7 +2,8 @@
 // <hwyconv/hwyconv.hpp> (its Highway foreach_target chain compiles every microkernel for every target).
 //
 // Data arrive in plain layouts and are reordered once, outside the timing, with hwyconv's reorders
-// (nchw -> nChw16c, oihw -> OIhw16i16o or, depthwise, goihw -> Goihw16g); the result is reordered back to nchw for the cross-check.
+// (nchw -> nChw16c, goihw -> gOIhw16i16o (OIhw16i16o for one group) or, depthwise, goihw ->
+// Goihw16g); the result is reordered back to nchw for the cross-check.
 // Adding a pass: write one runner below and put it in hwyconv_library()'s table.
 #include <hwyconv/hwyconv.hpp>
 
@@ -35,7 +36,7 @@ Buffer make_wei(const Problem& p, const hwyconv::Conv& conv) {
   if (conv.desc().depthwise())
     hwyconv::reorder_goihw_to_Goihw16g(p.wei, wei, l.g, l.kh, l.kw);
   else
-    hwyconv::reorder_oihw_to_OIhw16i16o(p.wei, wei, l.oc, l.ic, l.kh, l.kw);
+    hwyconv::reorder_goihw_to_gOIhw16i16o(p.wei, wei, l.g, l.oc, l.ic, l.kh, l.kw);
   return wei;
 }
 
@@ -117,7 +118,7 @@ Measurement hwyconv_bwd_w(const Problem& p, const RunConfig& cfg) {
   if (d.depthwise())
     hwyconv::reorder_Goihw16g_to_goihw(dwei, m.output, l.g, l.kh, l.kw);
   else
-    hwyconv::reorder_OIhw16i16o_to_oihw(dwei, m.output, l.oc, l.ic, l.kh, l.kw);
+    hwyconv::reorder_gOIhw16i16o_to_goihw(dwei, m.output, l.g, l.oc, l.ic, l.kh, l.kw);
   m.impl = describe(conv, hwyconv::Pass::bwd_w);
   m.ran = true;
   return m;

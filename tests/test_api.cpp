@@ -59,7 +59,7 @@ TEST_CASE("desc: every invalid field is reported by name") {
       {"W", set(&ConvDesc::W, -5)},         {"R", set(&ConvDesc::R, 0)},
       {"S", set(&ConvDesc::S, 0)},          {"stride_h", set(&ConvDesc::stride_h, 0)},
       {"stride_w", set(&ConvDesc::stride_w, -1)}, {"dil_h", set(&ConvDesc::dil_h, 0)},
-      {"dil_w", set(&ConvDesc::dil_w, 0)},  {"groups", set(&ConvDesc::groups, 2)},
+      {"dil_w", set(&ConvDesc::dil_w, 0)},  {"groups", set(&ConvDesc::groups, 0)},
       {"pad_t", set(&ConvDesc::pad_t, -1)}, {"pad_l", set(&ConvDesc::pad_l, 3)},
       {"pad_b", set(&ConvDesc::pad_b, 7)},  {"pad_r", set(&ConvDesc::pad_r, -2)},
       {"P", ConvDesc(1, 1, 1, 2, 8, 5, 1)}, {"Q", ConvDesc(1, 1, 1, 8, 2, 1, 5)},

@@ -31,16 +31,20 @@ constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
 
 inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
-/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), or Goihw16g for a
-/// depthwise layer.
+/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), gOIhw16i16o for a grouped
+/// layer (wei_grouped_size), or Goihw16g for a depthwise layer.
 constexpr int64_t wei_floats(const ConvDesc& d) {
-  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_blocked_size(d.K, d.C, d.R, d.S);
+  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_grouped_size(d.groups, d.K, d.C, d.R, d.S);
 }
 /// The layout of the weights forward() and backward_weights() take (and give).
-constexpr const char* wei_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "OIhw16i16o"; }
+constexpr const char* wei_layout(const ConvDesc& d) {
+  return d.depthwise() ? "Goihw16g" : d.groups > 1 ? "gOIhw16i16o" : "OIhw16i16o";
+}
 /// The layout of the weights backward_data() takes: the forward weights transposed per 16x16 block,
 /// or (depthwise: nothing to transpose) the forward weights themselves.
-constexpr const char* wei_bwd_d_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "IOhw16o16i"; }
+constexpr const char* wei_bwd_d_layout(const ConvDesc& d) {
+  return d.depthwise() ? "Goihw16g" : d.groups > 1 ? "gIOhw16o16i" : "IOhw16o16i";
+}
 
 /// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
 /// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
@@ -232,11 +236,13 @@ class Conv {
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
   int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
-  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), or for a depthwise layer Goihw16g
+  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), for a grouped layer gOIhw16i16o
+  /// (wei_grouped_size, reorder_goihw_to_gOIhw16i16o), or for a depthwise layer Goihw16g
   /// (div_up(G,16) x R x S x 16); wei_layout() names it.
   int64_t wei_size() const { return detail::wei_floats(desc_); }
-  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", or "Goihw16g"
-  /// for a depthwise layer (reorder_goihw_to_Goihw16g).
+  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", "gOIhw16i16o"
+  /// for a grouped layer (reorder_goihw_to_gOIhw16i16o), or "Goihw16g" for a depthwise layer
+  /// (reorder_goihw_to_Goihw16g).
   const char* wei_layout() const { return detail::wei_layout(desc_); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
   int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
@@ -294,12 +300,12 @@ class Conv {
     run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats); a depthwise layer's
-  /// Goihw16g weights are copied as they are. Do it once per training step, after the weights change
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (grouped: gOIhw16i16o -> gIOhw16o16i;
+  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per training step, after the weights change
   /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
     if (!desc_.depthwise()) {
-      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S, desc_.groups);
       return;
     }
     detail::check_span("weights", wei.size(), wei_size(), "Goihw16g");
@@ -309,7 +315,7 @@ class Conv {
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
+  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
   /// overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.

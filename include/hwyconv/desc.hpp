@@ -54,12 +54,30 @@ constexpr int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// a rounded up to a multiple of b.
 constexpr int64_t round_up(int64_t a, int64_t b) { return div_up(a, b) * b; }
 
+/// Groups of the blocked weights of a layer of G groups, C inputs and K outputs: G / m for the least m
+/// dividing G such that m*C/G and m*K/G are multiples of 16, so that each blocked group holds m layer
+/// groups in whole 16-channel blocks (weights between different layer groups of one blocked group are
+/// zero); 1 when there is no such m (the whole layer is one block-diagonal OIhw16i16o tensor). G = 1
+/// gives 1. Assumes G divides C and K.
+constexpr int64_t wei_block_groups(int64_t G, int64_t C, int64_t K) {
+  // m*C/G is a multiple of 16 exactly when m is a multiple of 16 / gcd(16, C/G); the least m for both
+  // C and K is the larger of the two powers of two, and a larger multiple divides G only if it does.
+  auto need = [](int64_t ch) {
+    int64_t m = kBlock;
+    while (m > 1 && ch % 2 == 0) m /= 2, ch /= 2;
+    return m;
+  };
+  const int64_t mc = need(C / G), mk = need(K / G), m = mc > mk ? mc : mk;
+  return G % m == 0 ? G / m : 1;
+}
+
 /// Shape of a 2-D convolution, in the field's names.
 ///   src  N x C x H x W, weights K x C x R x S, dst N x K x P x Q, with
 ///   P = (H + pad_t + pad_b - dil_h*(R-1) - 1) / stride_h + 1 (Q likewise with W, S, pad_l, pad_r).
 /// Dilation is oneDNN's "dense" convention: 1 means no holes. With G = groups > 1 the channels split
 /// into G groups and output channel k sees only the C/G input channels of its group (weights K x C/G
-/// x R x S); implemented: G = 1 and depthwise, G == C == K (see check()).
+/// x R x S). Depthwise (G == C == K) layers run their own kernels; every other G runs the dense
+/// kernels per group of whole 16-channel blocks (wei_block_groups).
 struct ConvDesc {
   int64_t N = 1, C = 1, K = 1, H = 1, W = 1, R = 1, S = 1;
   int64_t stride_h = 1, stride_w = 1;
@@ -119,7 +137,7 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups divides C and K, and is 1 or depthwise (groups == C == K). A descriptor that passes can
+  /// groups divides C and K. A descriptor that passes can
   /// be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
@@ -137,8 +155,6 @@ struct ConvDesc {
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
     if (C % groups != 0) return {"groups", "must divide C", groups};
     if (K % groups != 0) return {"groups", "must divide K", groups};
-    if (groups != 1 && !depthwise())
-      return {"groups", "only 1 and depthwise (groups == C == K) are implemented; groups", groups};
     const Field pads[] = {{"pad_t", pad_t}, {"pad_l", pad_l}, {"pad_b", pad_b}, {"pad_r", pad_r}};
     for (const Field& f : pads) {
       if (f.value < 0) return {f.name, "must be >= 0", f.value};

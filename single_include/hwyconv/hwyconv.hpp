@@ -81,12 +81,30 @@ constexpr int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// a rounded up to a multiple of b.
 constexpr int64_t round_up(int64_t a, int64_t b) { return div_up(a, b) * b; }
 
+/// Groups of the blocked weights of a layer of G groups, C inputs and K outputs: G / m for the least m
+/// dividing G such that m*C/G and m*K/G are multiples of 16, so that each blocked group holds m layer
+/// groups in whole 16-channel blocks (weights between different layer groups of one blocked group are
+/// zero); 1 when there is no such m (the whole layer is one block-diagonal OIhw16i16o tensor). G = 1
+/// gives 1. Assumes G divides C and K.
+constexpr int64_t wei_block_groups(int64_t G, int64_t C, int64_t K) {
+  // m*C/G is a multiple of 16 exactly when m is a multiple of 16 / gcd(16, C/G); the least m for both
+  // C and K is the larger of the two powers of two, and a larger multiple divides G only if it does.
+  auto need = [](int64_t ch) {
+    int64_t m = kBlock;
+    while (m > 1 && ch % 2 == 0) m /= 2, ch /= 2;
+    return m;
+  };
+  const int64_t mc = need(C / G), mk = need(K / G), m = mc > mk ? mc : mk;
+  return G % m == 0 ? G / m : 1;
+}
+
 /// Shape of a 2-D convolution, in the field's names.
 ///   src  N x C x H x W, weights K x C x R x S, dst N x K x P x Q, with
 ///   P = (H + pad_t + pad_b - dil_h*(R-1) - 1) / stride_h + 1 (Q likewise with W, S, pad_l, pad_r).
 /// Dilation is oneDNN's "dense" convention: 1 means no holes. With G = groups > 1 the channels split
 /// into G groups and output channel k sees only the C/G input channels of its group (weights K x C/G
-/// x R x S); implemented: G = 1 and depthwise, G == C == K (see check()).
+/// x R x S). Depthwise (G == C == K) layers run their own kernels; every other G runs the dense
+/// kernels per group of whole 16-channel blocks (wei_block_groups).
 struct ConvDesc {
   int64_t N = 1, C = 1, K = 1, H = 1, W = 1, R = 1, S = 1;
   int64_t stride_h = 1, stride_w = 1;
@@ -146,7 +164,7 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups divides C and K, and is 1 or depthwise (groups == C == K). A descriptor that passes can
+  /// groups divides C and K. A descriptor that passes can
   /// be planned and run by every pass of Conv and StaticConv.
   constexpr Status check() const {
     struct Field {
@@ -164,8 +182,6 @@ struct ConvDesc {
       if (f.value > kMaxDim) return {f.name, "is larger than 2^20", f.value};
     if (C % groups != 0) return {"groups", "must divide C", groups};
     if (K % groups != 0) return {"groups", "must divide K", groups};
-    if (groups != 1 && !depthwise())
-      return {"groups", "only 1 and depthwise (groups == C == K) are implemented; groups", groups};
     const Field pads[] = {{"pad_t", pad_t}, {"pad_l", pad_l}, {"pad_b", pad_b}, {"pad_r", pad_r}};
     for (const Field& f : pads) {
       if (f.value < 0) return {f.name, "must be >= 0", f.value};
@@ -411,10 +427,13 @@ constexpr TapRange valid_taps(int64_t count, Off&& off, int64_t p, int64_t n, in
 /// 16 channels, each reducing Cr blocks x taps x tap_channels inputs. Offsets and strides in floats.
 /// Working input [N][Cr][...]: in_n, in_cb, in_row apart, input pixels in_px apart; weights
 /// [Kb][Cr][taps][tap_channels][16] (wei_kb, wei_cb); output pixel (n, kb, p, q) at out_base +
-/// n*out_n + kb*out_kb + p*out_row + q*out_px.
+/// n*out_n + kb*out_kb + p*out_row + q*out_px. Grouped (groups > 1): the output blocks of group
+/// j = kb / (Kb / groups) reduce over the input blocks [j*Cr, (j + 1)*Cr), in_group() apart; the
+/// weights of a K block stay [Cr][taps][...] (gOIhw16i16o).
 struct KernelGeometry {
   int64_t N = 0, P = 0, Q = 0;
   int64_t Cr = 0, Kb = 0;
+  int64_t groups = 1;
   int64_t taps = 0;
   /// The taps form a grid of taps / tap_cols rows x tap_cols columns (tap i * tap_cols + j); row i's
   /// taps share Tap::row, column j's Tap::col.
@@ -426,6 +445,9 @@ struct KernelGeometry {
   int64_t in_row = 0, in_cb = 0, in_n = 0, in_px = kBlock;
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0, out_px = kBlock, out_base = 0;
+  /// Output blocks per group, and the working-input offset of a group's first input block.
+  constexpr int64_t group_kb() const { return Kb / groups; }
+  constexpr int64_t in_group() const { return Cr * in_cb; }
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
 
@@ -682,16 +704,18 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
         for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
           const BlockTaps bt = block_taps(g, taps, p, kFwdBlocks[bk].rb_p, q, kFwdBlocks[bk].rb_q);
-          // kbs K blocks per call while they last, then the one-K-block form of the block.
-          const int64_t kbs = kFwdBlocks[bk].kbs;
-          for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
+          // kbs K blocks per call while they last within the group, then the one-K-block form of
+          // the block.
+          const int64_t kbs = kFwdBlocks[bk].kbs, gkb = g.group_kb();
+          auto whole = [&](int64_t kb) { return kb + kbs <= kb1 && kb % gkb + kbs <= gkb; };
+          for (int64_t kb = kb0; kb < kb1; kb += (whole(kb) ? kbs : 1)) {
             StreamEntry e{};
-            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + c0 * g.in_cb +
+            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + kb / gkb * g.in_group() + c0 * g.in_cb +
                        (bl.ring_rows ? p % bl.ring_rows : p) * g.in_row + q * g.in_px;
             e.w_off = kb * g.wei_kb + c0 * g.wei_cb;
             e.out_off = g.out_base + n * g.out_n + kb * g.out_kb + p * g.out_row + q * g.out_px;
             e.kb = int32_t(kb);
-            e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
+            e.block = uint16_t(whole(kb) ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
             e.tap_r0 = uint16_t(bt.rows.first);
             e.tap_r1 = uint16_t(bt.rows.last);
@@ -838,6 +862,9 @@ struct BwdWArgs {
 /// One weight-update task: the 16 x 16 blocks (K blocks [kb, kb + kbs), C block cb) of tap t.
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
+  /// The working input's C block the task reads: cb, or with groups its group's first block + cb
+  /// (cb itself indexes the weights of K block kb).
+  int64_t src_cb = 0;
   int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
   /// The output rows [p_lo, p_hi) and columns [q_lo, q_hi) for which tap t reads the source (the
   /// others read only padding and add nothing).
@@ -1357,7 +1384,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* HWY_RESTRICT x =
-          a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
+          a.in + n * a.in_n + t.src_cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;
@@ -1980,6 +2007,7 @@ inline void check_disjoint(const char* field, std::span<const float> out, std::i
 // Plain C++ (no SIMD): these run once per tensor, outside the hot loops. Every reorder validates its
 // dimensions and span sizes and throws hwyconv::Error before writing anything.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -1998,6 +2026,14 @@ constexpr int64_t act_blocked_size(int64_t N, int64_t C, int64_t H, int64_t W) {
 /// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
 constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
   return div_up(K, kBlock) * div_up(C, kBlock) * R * S * kBlock * kBlock;
+}
+
+/// Elements of a gOIhw16i16o weight tensor of a layer of G groups (wei_block_groups(G,C,K) = Gw
+/// blocked groups): Gw * div_up(K/Gw,16) * div_up(C/Gw,16) * R * S * 256; wei_blocked_size for G = 1.
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t wei_grouped_size(int64_t G, int64_t K, int64_t C, int64_t R, int64_t S) {
+  const int64_t Gw = wei_block_groups(G, C, K);
+  return Gw * wei_blocked_size(K / Gw, C / Gw, R, S);
 }
 
 /// Elements of a Goihw16g depthwise weight tensor: div_up(G,16) * R * S * 16.
@@ -2162,24 +2198,103 @@ inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<flo
                                     (c % kBlock) * kBlock + k % kBlock)];
 }
 
-/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
-/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
-/// flipped: the backward-data plans index taps explicitly). Do it once per training step, when the
-/// weights change. Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("weights"/"wei_bwd_d")
-/// for a span that is too small, an element count that overflows int64_t, or overlapping spans;
-/// nothing is written then.
+namespace layout_detail {
+
+/// Shared validation of the grouped weight reorders (goihw <-> gOIhw16i16o and the backward-data
+/// transpose): dimensions, G dividing C and K, span sizes, no overlap.
+inline void check_wei_grouped(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K, int64_t C,
+                              int64_t R, int64_t S, const char* src_layout, const char* dst_layout,
+                              const char* src_name = "src", const char* dst_name = "dst") {
+  detail::check_dims({{"G", G}, {"K", K}, {"C", C}, {"R", R}, {"S", S}});
+  if (C % G != 0) throw Error("G", "must divide C; G = " + std::to_string(G) + ", C = " + std::to_string(C));
+  if (K % G != 0) throw Error("G", "must divide K; G = " + std::to_string(G) + ", K = " + std::to_string(K));
+  const bool plain_src = std::string(src_layout) == "goihw";
+  const int64_t plain = detail::checked_product(plain_src ? src_name : dst_name, {K, C / G, R, S});
+  const int64_t Gw = wei_block_groups(G, C, K);
+  const int64_t blocked = detail::checked_product(plain_src ? dst_name : src_name,
+                                                  {Gw, blocks_of(K / Gw), blocks_of(C / Gw), R, S, kBlock * kBlock});
+  auto need = [&](const char* layout) { return std::string(layout) == "goihw" ? plain : blocked; };
+  detail::check_span(src_name, src.size(), need(src_layout), src_layout);
+  detail::check_span(dst_name, dst.size(), need(dst_layout), dst_layout);
+  detail::check_disjoint(dst_name, dst, {{src_name, src}});
+}
+
+/// Offset in gOIhw16i16o (wei_block_groups = Gw) of element (k, c, tap) of a layer of C inputs and K
+/// outputs, c a layer-wide input channel of k's blocked group: blocked group b = k / (K/Gw), then the
+/// OIhw16i16o offset of (k - b*K/Gw, c - b*C/Gw) in that group's tensor.
+constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps, int64_t k, int64_t c, int64_t t) {
+  const int64_t Kg = K / Gw, Cg = C / Gw, b = k / Kg, kl = k - b * Kg, cl = c - b * Cg;
+  const int64_t Kb = blocks_of(Kg), Cb = blocks_of(Cg);
+  return ((((b * Kb + kl / kBlock) * Cb + cl / kBlock) * taps + t) * kBlock + cl % kBlock) * kBlock + kl % kBlock;
+}
+
+}  // namespace layout_detail
+
+/// Grouped weights, goihw -> gOIhw16i16o (oneDNN's spelling). A layer of G groups (G divides C and K)
+/// has plain weights [K][C/G][R][S] (PyTorch's layout): output channel k of group g = k / (K/G) reads
+/// input channels g*C/G + c, c < C/G. Blocked: Gw = wei_block_groups(G,C,K) groups, each an
+/// OIhw16i16o tensor of its K/Gw outputs and C/Gw inputs ([Gw][div_up(K/Gw,16)][div_up(C/Gw,16)][R][S]
+/// [16 i][16 o]); the weights between channels of different layer groups, and padded slots, are
+/// written as 0. G = 1 is reorder_oihw_to_OIhw16i16o. src and dst must not overlap.
+/// Throws Error("G"/"K"/"C"/"R"/"S") for a dimension < 1 or G not dividing C or K, Error("src"/"dst")
+/// for a span that is too small (dst: wei_grouped_size floats), an element count that overflows
+/// int64_t, or overlapping spans; nothing is written then.
+inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
+                                         int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "goihw", "gOIhw16i16o");
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw, RS = R * S;
+  const int64_t Kb = layout_detail::blocks_of(Kw), Cb = layout_detail::blocks_of(Cw);
+  float* out = dst.data();
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < RS; ++t)
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o, ++out) {
+              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
+              const bool inside = kl < Kw && cl < Cw && k / Kg == c / Cg;
+              *out = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
+            }
+}
+
+/// gOIhw16i16o -> goihw (see reorder_goihw_to_gOIhw16i16o); the weights between groups and padded
+/// slots of src are ignored. Throws as reorder_goihw_to_gOIhw16i16o; nothing is written then.
+inline void reorder_gOIhw16i16o_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
+                                         int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "gOIhw16i16o", "goihw");
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, RS = R * S;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = 0; t < RS; ++t)
+        dst[size_t((k * Cg + c) * RS + t)] = src[size_t(layout_detail::grouped_offset(Gw, K, C, RS, k, k / Kg * Cg + c, t))];
+}
+
+/// Weights for backward data: gOIhw16i16o [Gw][Kb][Cb][R][S][16 c][16 k] -> gIOhw16o16i
+/// [Gw][Cb][Kb][R][S][16 k][16 c] (per blocked group: each 16 x 16 block transposed, K and C blocks
+/// swapped; taps are not flipped: the backward-data plans index taps explicitly). G = 1 (the default)
+/// is OIhw16i16o -> IOhw16o16i. Do it once per training step, when the weights change.
+/// Throws Error("G"/"K"/"C"/"R"/"S") for a dimension < 1 or G not dividing C or K,
+/// Error("weights"/"wei_bwd_d") for a span that is too small, an element count that overflows
+/// int64_t, or overlapping spans; nothing is written then.
 inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
-                                  int64_t R, int64_t S) {
-  layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
-  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
-  for (int64_t kb = 0; kb < Kb; ++kb)
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t t = 0; t < taps; ++t) {
-        const float* from = wei.data() + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
-        float* to = wei_bwd_d.data() + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
-        for (int64_t i = 0; i < kBlock; ++i)
-          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
-      }
+                                  int64_t R, int64_t S, int64_t G = 1) {
+  if (G == 1)
+    layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
+  else
+    layout_detail::check_wei_grouped(wei, wei_bwd_d, G, K, C, R, S, "gOIhw16i16o", "gIOhw16o16i", "weights",
+                                     "wei_bwd_d");
+  const int64_t Gw = wei_block_groups(G, C, K);
+  const int64_t Kb = div_up(K / Gw, kBlock), Cb = div_up(C / Gw, kBlock), taps = R * S;
+  const int64_t group = Kb * Cb * taps * kBlock * kBlock;
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t) {
+          const float* from = wei.data() + b * group + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
+          float* to = wei_bwd_d.data() + b * group + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
+        }
 }
 
 namespace layout_detail {
@@ -3125,7 +3240,7 @@ struct PlaneWork {
 
 constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* taps, const Machine& m, bool overlap = false) {
   PlaneWork w;
-  const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
+  const int64_t P = g.P, Q = g.Q;
   const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
   auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
     return taps == nullptr ? 1.0 : double(block_taps(g, taps, p, rb.rb_p, q, rb.rb_q).count()) / double(g.taps);
@@ -3138,7 +3253,7 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
     for_each_block(main, p, rows, Q, [&](int b, int64_t bp, int64_t bq) {
       if (calls_of[b] == 0) {
         const RegBlock rb = kFwdBlocks[b], one{rb.rb_p, rb.rb_q, 1};
-        const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
+        const int64_t gkb = g.group_kb(), full = g.groups * (gkb / rb.kbs), left = g.groups * (gkb % rb.kbs);
         step_of[b] = double(full) * block_step(rb, m) + double(left) * block_step(one, m);
         overhead_of[b] = double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m);
         calls_of[b] = full + left;
@@ -3251,7 +3366,10 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   // when they fit a quarter of it, else each K-block call re-reads them.
   const double wei_l2 = W_gc <= L1 / 2 ? W : W * blocks;
   const double block_in = double(rb.rb_p + 2) * double(rb.rb_q + 2) * double(b.c_chunk) * kLine;
-  const double in_l2 = in.image * double(kgroups) * (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
+  // Grouped: a K group reads the input blocks of the groups it spans only.
+  const double spanned = double(div_up(b.kb_group, g.group_kb()) < g.groups ? div_up(b.kb_group, g.group_kb()) : g.groups);
+  const double in_l2 = in.image * spanned / double(g.groups) * double(kgroups) *
+                       (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
   // Partial sums of C chunks: re-read and rewritten, from L2 as far as a K group's outputs stay there
   // while a chunk's input and weights pass.
   const double O_n = in.output / N, O_g = O_n * double(b.kb_group) / double(g.Kb);
@@ -3312,7 +3430,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   best.own_images = own_images;
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
-    if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
+    if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.group_kb())) continue;
     const double s = model::plane_work(blk, g, in.taps, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;
@@ -3457,7 +3575,7 @@ constexpr void set_output(FwdPlan& p) {
 }  // namespace plan_detail
 
 /// The working input of src in place (stride 1 without padding) or as phase images, with one tap
-/// per (r, s), weights OIhw16i16o. Blocking is left to the caller.
+/// per (r, s), weights OIhw16i16o (grouped: gOIhw16i16o). Blocking is left to the caller.
 constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   FwdPlan p{};
   p.desc = d;
@@ -3470,7 +3588,9 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   in.Hph = in.mode == InputMode::kDirect ? d.H : p.g.P + ((d.R - 1) * d.dil_h) / d.stride_h;
   in.Wph = in.mode == InputMode::kDirect ? d.W : p.g.Q + ((d.S - 1) * d.dil_w) / d.stride_w;
   in.phases = 0;
-  p.g.Cr = d.Cb();
+  // Grouped: the blocked weight groups (wei_block_groups), each reducing over its own C blocks.
+  p.g.groups = wei_block_groups(d.groups, d.C, d.K);
+  p.g.Cr = p.g.groups > 1 ? d.C / p.g.groups / kBlock : d.Cb();
   p.g.taps = d.R * d.S;
   for (int64_t r = 0; r < d.R; ++r) {
     for (int64_t s = 0; s < d.S; ++s) {
@@ -3493,7 +3613,7 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   plan_detail::set_source(p.g, d, d.S);
   p.g.in_row = in.Wph * kBlock;
   p.g.in_cb = in.phases * in.Hph * in.Wph * kBlock;
-  p.g.in_n = p.g.Cr * p.g.in_cb;
+  p.g.in_n = d.Cb() * p.g.in_cb;
   p.g.wei_cb = p.g.taps * kBlock * kBlock;
   p.g.wei_kb = p.g.Cr * p.g.wei_cb;
   p.scratch_in = in.mode == InputMode::kDirect ? 0 : d.N * p.g.in_n;
@@ -4124,7 +4244,8 @@ struct BwdDataCol2im {
 
   /// Plans layers with C < 16 and R*S > 1 (against bwd_d_phases, the cost model chooses).
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise() || wei_block_groups(d.groups, d.C, d.K) > 1)
+      return unimplemented("grouped layer of more than one weight group");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
@@ -4260,7 +4381,7 @@ struct BwdDataPhases {
 
   /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_d_depthwise runs it)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);
@@ -4294,13 +4415,16 @@ struct BwdDataPhases {
         g.Q = cols;
         g.src_rows = d.P();
         g.src_cols = d.Q();
-        g.Cr = Kb;  // reduction over the K blocks of ddst
-        g.Kb = Cb;  // outputs are the C blocks of dsrc
+        // Reduction over the K blocks of ddst (of the output's weight group), outputs the C blocks
+        // of dsrc.
+        g.groups = wei_block_groups(d.groups, d.C, d.K);
+        g.Cr = g.groups > 1 ? d.K / g.groups / kBlock : Kb;
+        g.Kb = Cb;
         g.in_row = b.pad.Wpad * kBlock;
         g.in_cb = b.pad.Hpad * b.pad.Wpad * kBlock;
         g.in_n = Kb * g.in_cb;
         g.wei_cb = d.R * d.S * kBlock * kBlock;
-        g.wei_kb = Kb * g.wei_cb;
+        g.wei_kb = g.Cr * g.wei_cb;
         g.out_row = d.stride_h * d.W * kBlock;
         g.out_px = d.stride_w * kBlock;
         g.out_kb = d.H * d.W * kBlock;
@@ -4488,6 +4612,9 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bo
   return b;
 }
 
+/// The K groups of the weight-update tasks: per weight group, its K blocks kbs at a time.
+constexpr int64_t bwd_w_kgroups(const KernelGeometry& g, int64_t kbs) { return g.groups * div_up(g.group_kb(), kbs); }
+
 /// K blocks one weight-update call takes on machine m (kernels/bwd_w-inl.h, kBwdWKbs), and the input
 /// channels of one register group.
 constexpr int64_t bwd_w_kbs(const Machine& m) { return m.vec_per_block == 1 && m.max_pixels >= 24 ? 4 : 1; }
@@ -4507,7 +4634,7 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const ConvDesc& d = b.in.desc;
   const double v = m.vec_per_block, kbs = double(bwd_w_kbs(m)), ch = double(bwd_w_group_channels(m));
   const double groups = double(div_up(kBlock, int64_t(ch)));
-  const double tasks = double(div_up(g.Kb, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
+  const double tasks = double(bwd_w_kgroups(g, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
   const double row_blocks = double(div_up(g.P, b.rows)), N = double(d.N);
   // The busiest thread's share of the work.
   const double items = b.minibatch ? (b.row_split ? N * row_blocks : N) : tasks;
@@ -4545,7 +4672,7 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
   // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
   // outside), read once as far as a task's rows stay in half of L1.
-  const double kgroups = double(div_up(g.Kb, int64_t(kbs))), reductions = double(g.Cr * g.taps);
+  const double kgroups = double(bwd_w_kgroups(g, int64_t(kbs))), reductions = double(g.Cr * g.taps);
   const double src_task = double(b.rows) * src_px * model::kLine, ddst_task = double(b.rows) * double(g.Q) * kbs * model::kLine;
   const double half_l1 = double(m.l1) / 2;
   // Every task also loads and stores its dwei blocks (kbs x 16 x 16 floats) once per row block.
@@ -4700,16 +4827,19 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   const bool folded = f.in.mode == InputMode::kFold;
   const KernelTable& kt = kernels();
   const BwdWKernelFn kernel = (f.in.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[c.mask ? 1 : 0];
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.g.Kb, kbs), taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t kbs = kt.bwd_w_kbs, kgroups = bwd_w_kgroups(f.g, kbs), taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs);
   // Tasks (K group, C block, tap), or (C block, K group, tap) with c_outer; tap innermost. A K group
-  // is the K blocks one call takes (the last group may be smaller).
+  // is the K blocks one call takes, within one weight group (the last of a group may be smaller).
   auto task = [&](int64_t i) {
-    const int64_t kb = (b.c_outer ? i / taps % kgroups : i / (Cr * taps)) * kbs;
+    const int64_t kg = b.c_outer ? i / taps % kgroups : i / (Cr * taps), grp = kg / per_group;
+    const int64_t kb = grp * gkb + kg % per_group * kbs;
     const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
     const Tap& tap = f.tap[size_t(i % taps)];
     const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
     const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
-    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb), rows.first, rows.last, cols.first, cols.last};
+    return BwdWTask{kb,        cb,         i % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
+                    rows.first, rows.last, cols.first, cols.last};
   };
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   if (row_blocks == 1 && !folded && !b.thread_image) {
@@ -4776,9 +4906,32 @@ struct BwdWImpl {
   static Streams make_streams(const Plan&) { return {}; }
 };
 
-/// The end of a weight update: dwei unfolded from the folded channels (kFold), dbias copied out.
+/// Zeroes the gradient of the weights between channels of different layer groups that share a
+/// weight group (wei_block_groups < G): those weights are zero and must stay so after an update in
+/// the blocked layout.
+inline void zero_between_groups(const ConvDesc& d, float* dwei) {
+  const int64_t Gw = wei_block_groups(d.groups, d.C, d.K);
+  if (d.groups == Gw) return;
+  const int64_t Kw = d.K / Gw, Cw = d.C / Gw, Kg = d.K / d.groups, Cg = d.C / d.groups, taps = d.R * d.S;
+  const int64_t Kb = div_up(Kw, kBlock), Cb = div_up(Cw, kBlock);
+  for (int64_t bg = 0; bg < Gw; ++bg)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t) {
+          float* w = dwei + (((bg * Kb + kb) * Cb + cb) * taps + t) * kBlock * kBlock;
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o) {
+              const int64_t k = bg * Kw + kb * kBlock + o, c = bg * Cw + cb * kBlock + i;
+              if (k < d.K && c < d.C && k / Kg != c / Cg) w[i * kBlock + o] = 0.0f;
+            }
+        }
+}
+
+/// The end of a weight update: dwei unfolded from the folded channels (kFold), the weights between
+/// groups zeroed, dbias copied out.
 inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWBuffers& buf) {
   if (b.in.in.mode == InputMode::kFold) unfold_weights(b.in, buf.dwei, c.dwei);
+  zero_between_groups(b.in.desc, c.dwei);
   if (c.dbias) std::copy_n(buf.dbias, b.in.desc.K, c.dbias);
 }
 
@@ -4803,7 +4956,7 @@ struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_w_depthwise runs it)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
@@ -4818,7 +4971,7 @@ struct BwdWMinibatch : BwdWImpl {
     if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
     const BwdWArgs a = bwd_w_args(b, c, buf.work);
     const int64_t copy_size = b.dwei_size + f.g.Kb * kBlock, row_blocks = div_up(f.g.P, b.rows);
-    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    const int64_t tasks = bwd_w_kgroups(f.g, kernels().bwd_w_kbs) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = buf.copies + t * copy_size;
@@ -4873,7 +5026,7 @@ struct BwdWTasks : BwdWImpl {
   static constexpr const char* kName = "bwd_w_tasks";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_w_depthwise runs it)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
@@ -4890,7 +5043,7 @@ struct BwdWTasks : BwdWImpl {
     a.dwei = buf.dwei;
     a.dbias = c.dbias ? buf.dbias : nullptr;  // no pass over ddst for a dbias nobody asked for
     const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
-    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    const int64_t tasks = bwd_w_kgroups(f.g, kernels().bwd_w_kbs) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {
       bwd_w_reduce(b, c, a, buf.work, t, 0, items, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });
@@ -5237,12 +5390,12 @@ namespace hwyconv::impl {
 struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
 
-  /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
+  /// Plans every layer but the depthwise ones (grouped: per blocked weight group). The working input is chosen with the blocking by the cost
   /// model among: src in place (stride 1 without padding, 1x1 layers also as one row of P*Q pixels;
   /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (fwd_depthwise runs it)");
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
     const int T = base.b.threads;
     bool any = false;
@@ -5290,7 +5443,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
-    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
+    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.group_kb())) return "a block of the plane lacks the plan's pixel form";
     if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
     if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
     if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
@@ -5365,7 +5518,8 @@ struct FwdFold : FwdImpl<FwdFold> {
   /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
   /// first) and against fwd_direct, the cost model chooses.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise() || wei_block_groups(d.groups, d.C, d.K) > 1)
+      return unimplemented("grouped layer of more than one weight group");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     FwdPlan base = fold_plan(d, ctx.threads);
     base.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;
@@ -5561,16 +5715,20 @@ constexpr int64_t src_floats(const ConvDesc& d, SrcLayout layout) {
 
 inline const char* layout_name(SrcLayout l) { return l == SrcLayout::nhwc ? "nhwc" : "nChw16c"; }
 
-/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), or Goihw16g for a
-/// depthwise layer.
+/// Floats of the weights of d: OIhw16i16o (and its transpose IOhw16o16i), gOIhw16i16o for a grouped
+/// layer (wei_grouped_size), or Goihw16g for a depthwise layer.
 constexpr int64_t wei_floats(const ConvDesc& d) {
-  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_blocked_size(d.K, d.C, d.R, d.S);
+  return d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S) : wei_grouped_size(d.groups, d.K, d.C, d.R, d.S);
 }
 /// The layout of the weights forward() and backward_weights() take (and give).
-constexpr const char* wei_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "OIhw16i16o"; }
+constexpr const char* wei_layout(const ConvDesc& d) {
+  return d.depthwise() ? "Goihw16g" : d.groups > 1 ? "gOIhw16i16o" : "OIhw16i16o";
+}
 /// The layout of the weights backward_data() takes: the forward weights transposed per 16x16 block,
 /// or (depthwise: nothing to transpose) the forward weights themselves.
-constexpr const char* wei_bwd_d_layout(const ConvDesc& d) { return d.depthwise() ? "Goihw16g" : "IOhw16o16i"; }
+constexpr const char* wei_bwd_d_layout(const ConvDesc& d) {
+  return d.depthwise() ? "Goihw16g" : d.groups > 1 ? "gIOhw16o16i" : "IOhw16o16i";
+}
 
 /// Checks the arguments of a forward call (src in `layout`, weights of `wei_need` floats in
 /// `wei_layout`) and returns the epilogue's op mask; throws Error naming the first bad one.
@@ -5762,11 +5920,13 @@ class Conv {
   int64_t src_size() const { return detail::src_floats(desc_, layout_); }
   /// Floats of dsrc (nChw16c whatever src_layout() is).
   int64_t dsrc_size() const { return act_blocked_size(desc_.N, desc_.C, desc_.H, desc_.W); }
-  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), or for a depthwise layer Goihw16g
+  /// Floats of weights: OIhw16i16o (Kb x Cb x R x S x 16 x 16), for a grouped layer gOIhw16i16o
+  /// (wei_grouped_size, reorder_goihw_to_gOIhw16i16o), or for a depthwise layer Goihw16g
   /// (div_up(G,16) x R x S x 16); wei_layout() names it.
   int64_t wei_size() const { return detail::wei_floats(desc_); }
-  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", or "Goihw16g"
-  /// for a depthwise layer (reorder_goihw_to_Goihw16g).
+  /// The layout of the weights of forward() and backward_weights(): "OIhw16i16o", "gOIhw16i16o"
+  /// for a grouped layer (reorder_goihw_to_gOIhw16i16o), or "Goihw16g" for a depthwise layer
+  /// (reorder_goihw_to_Goihw16g).
   const char* wei_layout() const { return detail::wei_layout(desc_); }
   /// Floats of dst (nChw16c, N x Kb x P x Q x 16).
   int64_t dst_size() const { return act_blocked_size(desc_.N, desc_.K, desc_.P(), desc_.Q()); }
@@ -5824,12 +5984,12 @@ class Conv {
     run_forward(src, own ? nullptr : wei.data().data(), own ? wei.data().data() : nullptr, bias, dst, post, ops, workspace);
   }
 
-  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (wei_size() floats); a depthwise layer's
-  /// Goihw16g weights are copied as they are. Do it once per training step, after the weights change
+  /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (grouped: gOIhw16i16o -> gIOhw16o16i;
+  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per training step, after the weights change
   /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
     if (!desc_.depthwise()) {
-      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S);
+      hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S, desc_.groups);
       return;
     }
     detail::check_span("weights", wei.size(), wei_size(), "Goihw16g");
@@ -5839,7 +5999,7 @@ class Conv {
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
+  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
   /// overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.

@@ -35,7 +35,8 @@ struct BwdDataCol2im {
 
   /// Plans layers with C < 16 and R*S > 1 (against bwd_d_phases, the cost model chooses).
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise() || wei_block_groups(d.groups, d.C, d.K) > 1)
+      return unimplemented("grouped layer of more than one weight group");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;

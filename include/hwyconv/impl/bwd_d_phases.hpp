@@ -51,7 +51,7 @@ struct BwdDataPhases {
 
   /// Plans every layer; each phase's blocking is the one of least modelled cost.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_d_depthwise runs it)");
     b.desc = d;
     b.threads = ctx.threads < 1 ? 1 : ctx.threads;
     b.pad = padded_ddst(d);
@@ -85,13 +85,16 @@ struct BwdDataPhases {
         g.Q = cols;
         g.src_rows = d.P();
         g.src_cols = d.Q();
-        g.Cr = Kb;  // reduction over the K blocks of ddst
-        g.Kb = Cb;  // outputs are the C blocks of dsrc
+        // Reduction over the K blocks of ddst (of the output's weight group), outputs the C blocks
+        // of dsrc.
+        g.groups = wei_block_groups(d.groups, d.C, d.K);
+        g.Cr = g.groups > 1 ? d.K / g.groups / kBlock : Kb;
+        g.Kb = Cb;
         g.in_row = b.pad.Wpad * kBlock;
         g.in_cb = b.pad.Hpad * b.pad.Wpad * kBlock;
         g.in_n = Kb * g.in_cb;
         g.wei_cb = d.R * d.S * kBlock * kBlock;
-        g.wei_kb = Kb * g.wei_cb;
+        g.wei_kb = g.Cr * g.wei_cb;
         g.out_row = d.stride_h * d.W * kBlock;
         g.out_px = d.stride_w * kBlock;
         g.out_kb = d.H * d.W * kBlock;

@@ -76,6 +76,9 @@ constexpr BwdWPlan bwd_w_base_plan(const ConvDesc& d, const PlanContext& ctx, bo
   return b;
 }
 
+/// The K groups of the weight-update tasks: per weight group, its K blocks kbs at a time.
+constexpr int64_t bwd_w_kgroups(const KernelGeometry& g, int64_t kbs) { return g.groups * div_up(g.group_kb(), kbs); }
+
 /// K blocks one weight-update call takes on machine m (kernels/bwd_w-inl.h, kBwdWKbs), and the input
 /// channels of one register group.
 constexpr int64_t bwd_w_kbs(const Machine& m) { return m.vec_per_block == 1 && m.max_pixels >= 24 ? 4 : 1; }
@@ -95,7 +98,7 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   const ConvDesc& d = b.in.desc;
   const double v = m.vec_per_block, kbs = double(bwd_w_kbs(m)), ch = double(bwd_w_group_channels(m));
   const double groups = double(div_up(kBlock, int64_t(ch)));
-  const double tasks = double(div_up(g.Kb, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
+  const double tasks = double(bwd_w_kgroups(g, int64_t(kbs)) * g.Cr * g.taps), T = b.threads;
   const double row_blocks = double(div_up(g.P, b.rows)), N = double(d.N);
   // The busiest thread's share of the work.
   const double items = b.minibatch ? (b.row_split ? N * row_blocks : N) : tasks;
@@ -133,7 +136,7 @@ constexpr Cost bwd_w_cost(const BwdWPlan& b, const Machine& m) {
   // From L2 into L1: each task reads its C block's src rows and its K group's ddst rows of the row
   // block; consecutive tasks share the src rows (C blocks outside) or the ddst rows (K groups
   // outside), read once as far as a task's rows stay in half of L1.
-  const double kgroups = double(div_up(g.Kb, int64_t(kbs))), reductions = double(g.Cr * g.taps);
+  const double kgroups = double(bwd_w_kgroups(g, int64_t(kbs))), reductions = double(g.Cr * g.taps);
   const double src_task = double(b.rows) * src_px * model::kLine, ddst_task = double(b.rows) * double(g.Q) * kbs * model::kLine;
   const double half_l1 = double(m.l1) / 2;
   // Every task also loads and stores its dwei blocks (kbs x 16 x 16 floats) once per row block.
@@ -288,16 +291,19 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   const bool folded = f.in.mode == InputMode::kFold;
   const KernelTable& kt = kernels();
   const BwdWKernelFn kernel = (f.in.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[c.mask ? 1 : 0];
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = div_up(f.g.Kb, kbs), taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t kbs = kt.bwd_w_kbs, kgroups = bwd_w_kgroups(f.g, kbs), taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs);
   // Tasks (K group, C block, tap), or (C block, K group, tap) with c_outer; tap innermost. A K group
-  // is the K blocks one call takes (the last group may be smaller).
+  // is the K blocks one call takes, within one weight group (the last of a group may be smaller).
   auto task = [&](int64_t i) {
-    const int64_t kb = (b.c_outer ? i / taps % kgroups : i / (Cr * taps)) * kbs;
+    const int64_t kg = b.c_outer ? i / taps % kgroups : i / (Cr * taps), grp = kg / per_group;
+    const int64_t kb = grp * gkb + kg % per_group * kbs;
     const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
     const Tap& tap = f.tap[size_t(i % taps)];
     const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
     const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
-    return BwdWTask{kb, cb, i % taps, std::min(kbs, f.g.Kb - kb), rows.first, rows.last, cols.first, cols.last};
+    return BwdWTask{kb,        cb,         i % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
+                    rows.first, rows.last, cols.first, cols.last};
   };
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   if (row_blocks == 1 && !folded && !b.thread_image) {
@@ -364,9 +370,32 @@ struct BwdWImpl {
   static Streams make_streams(const Plan&) { return {}; }
 };
 
-/// The end of a weight update: dwei unfolded from the folded channels (kFold), dbias copied out.
+/// Zeroes the gradient of the weights between channels of different layer groups that share a
+/// weight group (wei_block_groups < G): those weights are zero and must stay so after an update in
+/// the blocked layout.
+inline void zero_between_groups(const ConvDesc& d, float* dwei) {
+  const int64_t Gw = wei_block_groups(d.groups, d.C, d.K);
+  if (d.groups == Gw) return;
+  const int64_t Kw = d.K / Gw, Cw = d.C / Gw, Kg = d.K / d.groups, Cg = d.C / d.groups, taps = d.R * d.S;
+  const int64_t Kb = div_up(Kw, kBlock), Cb = div_up(Cw, kBlock);
+  for (int64_t bg = 0; bg < Gw; ++bg)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t) {
+          float* w = dwei + (((bg * Kb + kb) * Cb + cb) * taps + t) * kBlock * kBlock;
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o) {
+              const int64_t k = bg * Kw + kb * kBlock + o, c = bg * Cw + cb * kBlock + i;
+              if (k < d.K && c < d.C && k / Kg != c / Cg) w[i * kBlock + o] = 0.0f;
+            }
+        }
+}
+
+/// The end of a weight update: dwei unfolded from the folded channels (kFold), the weights between
+/// groups zeroed, dbias copied out.
 inline void bwd_w_finish(const BwdWPlan& b, const BwdWeightsCall& c, const BwdWBuffers& buf) {
   if (b.in.in.mode == InputMode::kFold) unfold_weights(b.in, buf.dwei, c.dwei);
+  zero_between_groups(b.in.desc, c.dwei);
   if (c.dbias) std::copy_n(buf.dbias, b.in.desc.K, c.dbias);
 }
 

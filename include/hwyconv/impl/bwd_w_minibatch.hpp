@@ -17,7 +17,7 @@ struct BwdWMinibatch : BwdWImpl {
   static constexpr const char* kName = "bwd_w_minibatch";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_w_depthwise runs it)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/true, b)) return unimplemented("one thread: nothing to split");
     return kOk;
   }
@@ -32,7 +32,7 @@ struct BwdWMinibatch : BwdWImpl {
     if (f.in.mode == InputMode::kPhases && !b.thread_image) run_input_transform(pf, f, c.src, buf.work);
     const BwdWArgs a = bwd_w_args(b, c, buf.work);
     const int64_t copy_size = b.dwei_size + f.g.Kb * kBlock, row_blocks = div_up(f.g.P, b.rows);
-    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    const int64_t tasks = bwd_w_kgroups(f.g, kernels().bwd_w_kbs) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {
       BwdWArgs at = a;
       at.dwei = buf.copies + t * copy_size;

@@ -15,7 +15,7 @@ struct BwdWTasks : BwdWImpl {
   static constexpr const char* kName = "bwd_w_tasks";
 
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& b) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (bwd_w_depthwise runs it)");
     if (!plan_bwd_w(d, ctx, /*minibatch=*/false, b)) return unimplemented("no plan");
     return kOk;
   }
@@ -32,7 +32,7 @@ struct BwdWTasks : BwdWImpl {
     a.dwei = buf.dwei;
     a.dbias = c.dbias ? buf.dbias : nullptr;  // no pass over ddst for a dbias nobody asked for
     const int64_t items = b.in.desc.N * div_up(f.g.P, b.rows);
-    const int64_t tasks = div_up(f.g.Kb, int64_t(kernels().bwd_w_kbs)) * f.g.Cr * f.g.taps;
+    const int64_t tasks = bwd_w_kgroups(f.g, kernels().bwd_w_kbs) * f.g.Cr * f.g.taps;
     parallel_run(pf, b.threads, [&](int64_t t) {
       bwd_w_reduce(b, c, a, buf.work, t, 0, items, tasks * t / b.threads, tasks * (t + 1) / b.threads);
     });

@@ -14,12 +14,12 @@ namespace hwyconv::impl {
 struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
 
-  /// Plans every layer (groups == 1). The working input is chosen with the blocking by the cost
+  /// Plans every layer but the depthwise ones (grouped: per blocked weight group). The working input is chosen with the blocking by the cost
   /// model among: src in place (stride 1 without padding, 1x1 layers also as one row of P*Q pixels;
   /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
   /// images right before computing them, or for all images first.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise()) return unimplemented("depthwise layer (fwd_depthwise runs it)");
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
     const int T = base.b.threads;
     bool any = false;
@@ -67,7 +67,7 @@ struct FwdDirect : FwdImpl<FwdDirect> {
 
   static constexpr const char* invariant_violation(const Plan& p) {
     if (p.in.mode == InputMode::kFold) return "fwd_direct plans no folded input";
-    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.Kb)) return "a block of the plane lacks the plan's pixel form";
+    if (!plane_in(p.form(), p.b.block, p.g.P, p.g.Q, p.g.group_kb())) return "a block of the plane lacks the plan's pixel form";
     if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
     if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
     if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";

@@ -22,7 +22,8 @@ struct FwdFold : FwdImpl<FwdFold> {
   /// from the dense copies, folded rows made per row group into a ring, folded rows of all images made
   /// first) and against fwd_direct, the cost model chooses.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
-    if (d.groups != 1) return unimplemented("grouped layer (groups > 1)");
+    if (d.depthwise() || wei_block_groups(d.groups, d.C, d.K) > 1)
+      return unimplemented("grouped layer of more than one weight group");
     if (d.C >= kBlock || d.R * d.S == 1) return unimplemented("nothing to fold: C >= 16 or a 1x1 filter");
     FwdPlan base = fold_plan(d, ctx.threads);
     base.in.src_nhwc = ctx.src_layout == SrcLayout::nhwc;

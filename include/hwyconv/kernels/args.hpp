@@ -66,6 +66,9 @@ struct BwdWArgs {
 /// One weight-update task: the 16 x 16 blocks (K blocks [kb, kb + kbs), C block cb) of tap t.
 struct BwdWTask {
   int64_t kb = 0, cb = 0, t = 0;
+  /// The working input's C block the task reads: cb, or with groups its group's first block + cb
+  /// (cb itself indexes the weights of K block kb).
+  int64_t src_cb = 0;
   int64_t kbs = 1;  ///< K blocks, 1 .. KernelTable::bwd_w_kbs
   /// The output rows [p_lo, p_hi) and columns [q_lo, q_hi) for which tap t reads the source (the
   /// others read only padding and add nothing).

@@ -91,7 +91,7 @@ HWY_INLINE void BwdWGroup(D d, const BwdWArgs& a, const BwdWTask& t, std::index_
   for (int64_t n = a.n0; n < a.n1; ++n) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* HWY_RESTRICT x =
-          a.in + n * a.in_n + t.cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
+          a.in + n * a.in_n + t.src_cb * a.in_cb + a.tap[t.t].in_off + (p - a.in_p0) * a.in_row;
       const int64_t g_off = n * a.ddst_n + t.kb * a.ddst_kb + p * Q * kBlock;
       const float* HWY_RESTRICT g = a.ddst + g_off;
       const float* HWY_RESTRICT m = kMask ? a.mask + g_off : nullptr;

@@ -9,6 +9,7 @@
 // dimensions and span sizes and throws hwyconv::Error before writing anything.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -29,6 +30,14 @@ constexpr int64_t act_blocked_size(int64_t N, int64_t C, int64_t H, int64_t W) {
 /// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
 constexpr int64_t wei_blocked_size(int64_t K, int64_t C, int64_t R, int64_t S) {
   return div_up(K, kBlock) * div_up(C, kBlock) * R * S * kBlock * kBlock;
+}
+
+/// Elements of a gOIhw16i16o weight tensor of a layer of G groups (wei_block_groups(G,C,K) = Gw
+/// blocked groups): Gw * div_up(K/Gw,16) * div_up(C/Gw,16) * R * S * 256; wei_blocked_size for G = 1.
+/// No overflow check (constexpr helper for sizing buffers of valid shapes; the reorders check).
+constexpr int64_t wei_grouped_size(int64_t G, int64_t K, int64_t C, int64_t R, int64_t S) {
+  const int64_t Gw = wei_block_groups(G, C, K);
+  return Gw * wei_blocked_size(K / Gw, C / Gw, R, S);
 }
 
 /// Elements of a Goihw16g depthwise weight tensor: div_up(G,16) * R * S * 16.
@@ -193,24 +202,103 @@ inline void reorder_OIhw16i16o_to_oihw(std::span<const float> src, std::span<flo
                                     (c % kBlock) * kBlock + k % kBlock)];
 }
 
-/// Weights for backward data: OIhw16i16o [Kb][Cb][R][S][16 c][16 k] -> IOhw16o16i
-/// [Cb][Kb][R][S][16 k][16 c] (each 16 x 16 block transposed, K and C blocks swapped; taps are not
-/// flipped: the backward-data plans index taps explicitly). Do it once per training step, when the
-/// weights change. Throws Error("K"/"C"/"R"/"S") for a dimension < 1, Error("weights"/"wei_bwd_d")
-/// for a span that is too small, an element count that overflows int64_t, or overlapping spans;
-/// nothing is written then.
+namespace layout_detail {
+
+/// Shared validation of the grouped weight reorders (goihw <-> gOIhw16i16o and the backward-data
+/// transpose): dimensions, G dividing C and K, span sizes, no overlap.
+inline void check_wei_grouped(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K, int64_t C,
+                              int64_t R, int64_t S, const char* src_layout, const char* dst_layout,
+                              const char* src_name = "src", const char* dst_name = "dst") {
+  detail::check_dims({{"G", G}, {"K", K}, {"C", C}, {"R", R}, {"S", S}});
+  if (C % G != 0) throw Error("G", "must divide C; G = " + std::to_string(G) + ", C = " + std::to_string(C));
+  if (K % G != 0) throw Error("G", "must divide K; G = " + std::to_string(G) + ", K = " + std::to_string(K));
+  const bool plain_src = std::string(src_layout) == "goihw";
+  const int64_t plain = detail::checked_product(plain_src ? src_name : dst_name, {K, C / G, R, S});
+  const int64_t Gw = wei_block_groups(G, C, K);
+  const int64_t blocked = detail::checked_product(plain_src ? dst_name : src_name,
+                                                  {Gw, blocks_of(K / Gw), blocks_of(C / Gw), R, S, kBlock * kBlock});
+  auto need = [&](const char* layout) { return std::string(layout) == "goihw" ? plain : blocked; };
+  detail::check_span(src_name, src.size(), need(src_layout), src_layout);
+  detail::check_span(dst_name, dst.size(), need(dst_layout), dst_layout);
+  detail::check_disjoint(dst_name, dst, {{src_name, src}});
+}
+
+/// Offset in gOIhw16i16o (wei_block_groups = Gw) of element (k, c, tap) of a layer of C inputs and K
+/// outputs, c a layer-wide input channel of k's blocked group: blocked group b = k / (K/Gw), then the
+/// OIhw16i16o offset of (k - b*K/Gw, c - b*C/Gw) in that group's tensor.
+constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps, int64_t k, int64_t c, int64_t t) {
+  const int64_t Kg = K / Gw, Cg = C / Gw, b = k / Kg, kl = k - b * Kg, cl = c - b * Cg;
+  const int64_t Kb = blocks_of(Kg), Cb = blocks_of(Cg);
+  return ((((b * Kb + kl / kBlock) * Cb + cl / kBlock) * taps + t) * kBlock + cl % kBlock) * kBlock + kl % kBlock;
+}
+
+}  // namespace layout_detail
+
+/// Grouped weights, goihw -> gOIhw16i16o (oneDNN's spelling). A layer of G groups (G divides C and K)
+/// has plain weights [K][C/G][R][S] (PyTorch's layout): output channel k of group g = k / (K/G) reads
+/// input channels g*C/G + c, c < C/G. Blocked: Gw = wei_block_groups(G,C,K) groups, each an
+/// OIhw16i16o tensor of its K/Gw outputs and C/Gw inputs ([Gw][div_up(K/Gw,16)][div_up(C/Gw,16)][R][S]
+/// [16 i][16 o]); the weights between channels of different layer groups, and padded slots, are
+/// written as 0. G = 1 is reorder_oihw_to_OIhw16i16o. src and dst must not overlap.
+/// Throws Error("G"/"K"/"C"/"R"/"S") for a dimension < 1 or G not dividing C or K, Error("src"/"dst")
+/// for a span that is too small (dst: wei_grouped_size floats), an element count that overflows
+/// int64_t, or overlapping spans; nothing is written then.
+inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
+                                         int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "goihw", "gOIhw16i16o");
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw, RS = R * S;
+  const int64_t Kb = layout_detail::blocks_of(Kw), Cb = layout_detail::blocks_of(Cw);
+  float* out = dst.data();
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < RS; ++t)
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o, ++out) {
+              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
+              const bool inside = kl < Kw && cl < Cw && k / Kg == c / Cg;
+              *out = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
+            }
+}
+
+/// gOIhw16i16o -> goihw (see reorder_goihw_to_gOIhw16i16o); the weights between groups and padded
+/// slots of src are ignored. Throws as reorder_goihw_to_gOIhw16i16o; nothing is written then.
+inline void reorder_gOIhw16i16o_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
+                                         int64_t C, int64_t R, int64_t S) {
+  layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "gOIhw16i16o", "goihw");
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, RS = R * S;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = 0; t < RS; ++t)
+        dst[size_t((k * Cg + c) * RS + t)] = src[size_t(layout_detail::grouped_offset(Gw, K, C, RS, k, k / Kg * Cg + c, t))];
+}
+
+/// Weights for backward data: gOIhw16i16o [Gw][Kb][Cb][R][S][16 c][16 k] -> gIOhw16o16i
+/// [Gw][Cb][Kb][R][S][16 k][16 c] (per blocked group: each 16 x 16 block transposed, K and C blocks
+/// swapped; taps are not flipped: the backward-data plans index taps explicitly). G = 1 (the default)
+/// is OIhw16i16o -> IOhw16o16i. Do it once per training step, when the weights change.
+/// Throws Error("G"/"K"/"C"/"R"/"S") for a dimension < 1 or G not dividing C or K,
+/// Error("weights"/"wei_bwd_d") for a span that is too small, an element count that overflows
+/// int64_t, or overlapping spans; nothing is written then.
 inline void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d, int64_t K, int64_t C,
-                                  int64_t R, int64_t S) {
-  layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
-  const int64_t Kb = div_up(K, kBlock), Cb = div_up(C, kBlock), taps = R * S;
-  for (int64_t kb = 0; kb < Kb; ++kb)
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t t = 0; t < taps; ++t) {
-        const float* from = wei.data() + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
-        float* to = wei_bwd_d.data() + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
-        for (int64_t i = 0; i < kBlock; ++i)
-          for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
-      }
+                                  int64_t R, int64_t S, int64_t G = 1) {
+  if (G == 1)
+    layout_detail::check_wei(wei, wei_bwd_d, K, C, R, S, "OIhw16i16o", "IOhw16o16i", "weights", "wei_bwd_d");
+  else
+    layout_detail::check_wei_grouped(wei, wei_bwd_d, G, K, C, R, S, "gOIhw16i16o", "gIOhw16o16i", "weights",
+                                     "wei_bwd_d");
+  const int64_t Gw = wei_block_groups(G, C, K);
+  const int64_t Kb = div_up(K / Gw, kBlock), Cb = div_up(C / Gw, kBlock), taps = R * S;
+  const int64_t group = Kb * Cb * taps * kBlock * kBlock;
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t) {
+          const float* from = wei.data() + b * group + ((kb * Cb + cb) * taps + t) * kBlock * kBlock;
+          float* to = wei_bwd_d.data() + b * group + ((cb * Kb + kb) * taps + t) * kBlock * kBlock;
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o) to[o * kBlock + i] = from[i * kBlock + o];
+        }
 }
 
 namespace layout_detail {

@@ -99,7 +99,7 @@ constexpr void set_output(FwdPlan& p) {
 }  // namespace plan_detail
 
 /// The working input of src in place (stride 1 without padding) or as phase images, with one tap
-/// per (r, s), weights OIhw16i16o. Blocking is left to the caller.
+/// per (r, s), weights OIhw16i16o (grouped: gOIhw16i16o). Blocking is left to the caller.
 constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   FwdPlan p{};
   p.desc = d;
@@ -112,7 +112,9 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   in.Hph = in.mode == InputMode::kDirect ? d.H : p.g.P + ((d.R - 1) * d.dil_h) / d.stride_h;
   in.Wph = in.mode == InputMode::kDirect ? d.W : p.g.Q + ((d.S - 1) * d.dil_w) / d.stride_w;
   in.phases = 0;
-  p.g.Cr = d.Cb();
+  // Grouped: the blocked weight groups (wei_block_groups), each reducing over its own C blocks.
+  p.g.groups = wei_block_groups(d.groups, d.C, d.K);
+  p.g.Cr = p.g.groups > 1 ? d.C / p.g.groups / kBlock : d.Cb();
   p.g.taps = d.R * d.S;
   for (int64_t r = 0; r < d.R; ++r) {
     for (int64_t s = 0; s < d.S; ++s) {
@@ -135,7 +137,7 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   plan_detail::set_source(p.g, d, d.S);
   p.g.in_row = in.Wph * kBlock;
   p.g.in_cb = in.phases * in.Hph * in.Wph * kBlock;
-  p.g.in_n = p.g.Cr * p.g.in_cb;
+  p.g.in_n = d.Cb() * p.g.in_cb;
   p.g.wei_cb = p.g.taps * kBlock * kBlock;
   p.g.wei_kb = p.g.Cr * p.g.wei_cb;
   p.scratch_in = in.mode == InputMode::kDirect ? 0 : d.N * p.g.in_n;

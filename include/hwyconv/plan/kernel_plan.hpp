@@ -67,10 +67,13 @@ constexpr TapRange valid_taps(int64_t count, Off&& off, int64_t p, int64_t n, in
 /// 16 channels, each reducing Cr blocks x taps x tap_channels inputs. Offsets and strides in floats.
 /// Working input [N][Cr][...]: in_n, in_cb, in_row apart, input pixels in_px apart; weights
 /// [Kb][Cr][taps][tap_channels][16] (wei_kb, wei_cb); output pixel (n, kb, p, q) at out_base +
-/// n*out_n + kb*out_kb + p*out_row + q*out_px.
+/// n*out_n + kb*out_kb + p*out_row + q*out_px. Grouped (groups > 1): the output blocks of group
+/// j = kb / (Kb / groups) reduce over the input blocks [j*Cr, (j + 1)*Cr), in_group() apart; the
+/// weights of a K block stay [Cr][taps][...] (gOIhw16i16o).
 struct KernelGeometry {
   int64_t N = 0, P = 0, Q = 0;
   int64_t Cr = 0, Kb = 0;
+  int64_t groups = 1;
   int64_t taps = 0;
   /// The taps form a grid of taps / tap_cols rows x tap_cols columns (tap i * tap_cols + j); row i's
   /// taps share Tap::row, column j's Tap::col.
@@ -82,6 +85,9 @@ struct KernelGeometry {
   int64_t in_row = 0, in_cb = 0, in_n = 0, in_px = kBlock;
   int64_t wei_cb = 0, wei_kb = 0;
   int64_t out_row = 0, out_kb = 0, out_n = 0, out_px = kBlock, out_base = 0;
+  /// Output blocks per group, and the working-input offset of a group's first input block.
+  constexpr int64_t group_kb() const { return Kb / groups; }
+  constexpr int64_t in_group() const { return Cr * in_cb; }
   friend constexpr bool operator==(const KernelGeometry&, const KernelGeometry&) = default;
 };
 

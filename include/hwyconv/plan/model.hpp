@@ -92,7 +92,7 @@ struct PlaneWork {
 
 constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* taps, const Machine& m, bool overlap = false) {
   PlaneWork w;
-  const int64_t P = g.P, Q = g.Q, Kb = g.Kb;
+  const int64_t P = g.P, Q = g.Q;
   const int64_t tap_rows = g.taps / (g.tap_cols > 0 ? g.tap_cols : 1);
   auto run_share = [&](const RegBlock& rb, int64_t p, int64_t q) {
     return taps == nullptr ? 1.0 : double(block_taps(g, taps, p, rb.rb_p, q, rb.rb_q).count()) / double(g.taps);
@@ -105,7 +105,7 @@ constexpr PlaneWork plane_work(int main, const KernelGeometry& g, const Tap* tap
     for_each_block(main, p, rows, Q, [&](int b, int64_t bp, int64_t bq) {
       if (calls_of[b] == 0) {
         const RegBlock rb = kFwdBlocks[b], one{rb.rb_p, rb.rb_q, 1};
-        const int64_t full = Kb / rb.kbs, left = Kb % rb.kbs;
+        const int64_t gkb = g.group_kb(), full = g.groups * (gkb / rb.kbs), left = g.groups * (gkb % rb.kbs);
         step_of[b] = double(full) * block_step(rb, m) + double(left) * block_step(one, m);
         overhead_of[b] = double(full) * call_overhead(rb, m) + double(left) * call_overhead(one, m);
         calls_of[b] = full + left;
@@ -218,7 +218,10 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   // when they fit a quarter of it, else each K-block call re-reads them.
   const double wei_l2 = W_gc <= L1 / 2 ? W : W * blocks;
   const double block_in = double(rb.rb_p + 2) * double(rb.rb_q + 2) * double(b.c_chunk) * kLine;
-  const double in_l2 = in.image * double(kgroups) * (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
+  // Grouped: a K group reads the input blocks of the groups it spans only.
+  const double spanned = double(div_up(b.kb_group, g.group_kb()) < g.groups ? div_up(b.kb_group, g.group_kb()) : g.groups);
+  const double in_l2 = in.image * spanned / double(g.groups) * double(kgroups) *
+                       (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
   // Partial sums of C chunks: re-read and rewritten, from L2 as far as a K group's outputs stay there
   // while a chunk's input and weights pass.
   const double O_n = in.output / N, O_g = O_n * double(b.kb_group) / double(g.Kb);
@@ -279,7 +282,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
   best.own_images = own_images;
   double best_step = -1;
   for (int blk = 0; blk < kNumFwdBlocks; ++blk) {
-    if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.Kb)) continue;
+    if (f != PixelForm::kBlocked && !plane_in(f, blk, g.P, g.Q, g.group_kb())) continue;
     const double s = model::plane_work(blk, g, in.taps, m, overlaps_row_end(f)).step;
     if (best_step < 0 || s < best_step) {
       best_step = s;

@@ -69,16 +69,18 @@ constexpr void for_each_fwd_call(const KernelGeometry& g, const Blocking& bl, co
         const int64_t rows = g.P - p0 < rb.rb_p ? g.P - p0 : rb.rb_p, q1 = g.Q - q0 < seg ? g.Q : q0 + seg;
         for_each_block_in(bl.block, p0, rows, q0, q1, [&](int bk, int64_t p, int64_t q) {
           const BlockTaps bt = block_taps(g, taps, p, kFwdBlocks[bk].rb_p, q, kFwdBlocks[bk].rb_q);
-          // kbs K blocks per call while they last, then the one-K-block form of the block.
-          const int64_t kbs = kFwdBlocks[bk].kbs;
-          for (int64_t kb = kb0; kb < kb1; kb += (kb + kbs <= kb1 ? kbs : 1)) {
+          // kbs K blocks per call while they last within the group, then the one-K-block form of
+          // the block.
+          const int64_t kbs = kFwdBlocks[bk].kbs, gkb = g.group_kb();
+          auto whole = [&](int64_t kb) { return kb + kbs <= kb1 && kb % gkb + kbs <= gkb; };
+          for (int64_t kb = kb0; kb < kb1; kb += (whole(kb) ? kbs : 1)) {
             StreamEntry e{};
-            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + c0 * g.in_cb +
+            e.in_off = (bl.thread_image ? 0 : n) * g.in_n + kb / gkb * g.in_group() + c0 * g.in_cb +
                        (bl.ring_rows ? p % bl.ring_rows : p) * g.in_row + q * g.in_px;
             e.w_off = kb * g.wei_kb + c0 * g.wei_cb;
             e.out_off = g.out_base + n * g.out_n + kb * g.out_kb + p * g.out_row + q * g.out_px;
             e.kb = int32_t(kb);
-            e.block = uint16_t(kb + kbs <= kb1 ? bk : single_kb_block(bk));
+            e.block = uint16_t(whole(kb) ? bk : single_kb_block(bk));
             e.c_blocks = uint16_t(cn);
             e.tap_r0 = uint16_t(bt.rows.first);
             e.tap_r1 = uint16_t(bt.rows.last);

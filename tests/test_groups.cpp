@@ -1,7 +1,9 @@
-// Depthwise convolutions (groups == C == K) against the reference loops on every Highway target this
-// CPU supports: forward with every post-op, backward data with the ReLU mask, the weight update with
-// dbias; odd sizes, strides 1-3, padding, dilation, channel tails; 1 and 2 threads; StaticConv; the
-// Goihw16g reorders and bad input.
+// Grouped and depthwise convolutions against the reference loops on every Highway target this CPU
+// supports. Depthwise (groups == C == K): forward with every post-op, backward data with the ReLU
+// mask, the weight update with dbias; odd sizes, strides 1-3, padding, dilation, channel tails; 1 and
+// 2 threads; StaticConv; the Goihw16g reorders and bad input. Grouped (any other G): the same passes
+// over groups of whole 16-channel blocks, of a few channels (several groups per weight group) and
+// channel multipliers; the gOIhw16i16o reorders.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -241,11 +243,15 @@ TEST_CASE("depthwise and groups: bad input is named") {
   d.groups = 3;  // divides neither
   CHECK(field_of(d) == "groups");
   CHECK_THROWS_WITH_AS(Conv{d}, doctest::Contains("must divide C"), Error);
-  d.groups = 2;  // grouped, not depthwise: not implemented, said so
-  CHECK_THROWS_WITH_AS(Conv{d}, doctest::Contains("depthwise"), Error);
+  d.groups = 2;  // grouped
+  CHECK(d.check().ok());
+  CHECK(std::string(Conv{d}.wei_layout()) == "gOIhw16i16o");
   d.groups = 32;
-  d.K = 48;  // channel multiplier: not implemented
+  d.K = 48;  // K not a multiple of G
   CHECK(field_of(d) == "groups");
+  d.K = 64;  // channel multiplier 2: grouped
+  CHECK(d.check().ok());
+  CHECK(std::string(Conv{d}.wei_layout()) == "gOIhw16i16o");
   d.K = 32;
   CHECK(d.check().ok());
   const Conv conv(d);
@@ -390,6 +396,191 @@ TEST_CASE("clamp: dense forward with Clamp equals the reference clamped; bad bou
   CHECK_THROWS_WITH_AS(conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, {.clamp = Clamp{NAN, 1.0f}}),
                        doctest::Contains("clamp"), Error);
   CHECK(dst[0] == 3.0f);
+}
+
+/// A grouped problem: plain tensors (src nchw, weights goihw = [K][C/G][R][S], ddst nkpq), their
+/// blocked copies (weights gOIhw16i16o), the references of all three passes and the sums of |terms|.
+struct GroupedProblem {
+  ConvDesc d;
+  std::vector<float> src, wei, bias, ddst, mask;
+  std::vector<float> bsrc, bwei, bddst, bmask;
+  std::vector<double> dst, dst_abs, dsrc, dsrc_abs, dwei, dwei_abs, dbias, dbias_abs;
+
+  GroupedProblem(const ConvDesc& desc, uint32_t seed) : d(desc) {
+    std::mt19937 g(seed);
+    const int64_t P = d.P(), Q = d.Q();
+    src = random_floats(d.N * d.C * d.H * d.W, g);
+    wei = random_floats(d.K * (d.C / d.groups) * d.R * d.S, g);
+    bias = random_floats(d.K, g);
+    ddst = random_floats(d.N * d.K * P * Q, g);
+    mask = random_floats(d.N * d.K * P * Q, g);
+    bsrc.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
+    bwei.resize(size_t(wei_grouped_size(d.groups, d.K, d.C, d.R, d.S)));
+    bddst.resize(size_t(act_blocked_size(d.N, d.K, P, Q)));
+    bmask.resize(bddst.size());
+    reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
+    reorder_goihw_to_gOIhw16i16o(wei, bwei, d.groups, d.K, d.C, d.R, d.S);
+    reorder_nchw_to_nChw16c(ddst, bddst, d.N, d.K, P, Q);
+    reorder_nchw_to_nChw16c(mask, bmask, d.N, d.K, P, Q);
+    const size_t out = size_t(d.N * d.K * P * Q), in = src.size(), w = wei.size();
+    dst.resize(out), dst_abs.resize(out), dsrc.resize(in), dsrc_abs.resize(in);
+    dwei.resize(w), dwei_abs.resize(w), dbias.resize(size_t(d.K)), dbias_abs.resize(size_t(d.K));
+    reference::conv_fwd(d, src, wei, bias, dst);
+    reference::conv_fwd(d, abs_of(src), abs_of(wei), abs_of(bias), dst_abs);
+    reference::conv_bwd_d(d, ddst, wei, dsrc);
+    reference::conv_bwd_d(d, abs_of(ddst), abs_of(wei), dsrc_abs);
+    reference::conv_bwd_w(d, src, ddst, dwei, dbias);
+    reference::conv_bwd_w(d, abs_of(src), abs_of(ddst), dwei_abs, dbias_abs);
+  }
+};
+
+/// Grouped shapes: groups of whole 16-channel blocks (one weight group each), of 2-12 channels
+/// (several groups per weight group, or all in one block-diagonal weight group), channel
+/// multipliers; strides 1-2, padding, dilation, 1x1 in place and strided, C < 16, N = 1 and 2.
+std::vector<ConvDesc> grouped_shapes() {
+  auto gr = [](int64_t G, int64_t N, int64_t C, int64_t K, int64_t H, int64_t W, int64_t R, int64_t stride,
+               int64_t pad) {
+    ConvDesc d(N, C, K, H, W, R, R, stride, pad);
+    d.groups = G;
+    return d;
+  };
+  return subset(std::vector<ConvDesc>{
+                    gr(2, 1, 32, 32, 9, 10, 3, 1, 1),                      // 16 channels per group
+                    gr(4, 2, 64, 128, 11, 9, 3, 2, 1),                     // K/G = 32: two K blocks a group
+                    gr(3, 1, 48, 48, 7, 7, 3, 1, 1),                       // odd G
+                    gr(32, 1, 128, 128, 8, 7, 3, 1, 1),                    // ResNeXt 32x4d: 4 per group
+                    gr(32, 2, 256, 256, 5, 5, 3, 2, 1),                    // 8 per group, stride 2
+                    gr(2, 1, 24, 24, 6, 7, 3, 1, 1),                       // 12 per group: one weight group
+                    gr(16, 1, 16, 32, 9, 9, 3, 1, 1),                      // channel multiplier 2
+                    gr(8, 2, 16, 64, 6, 5, 3, 2, 1),                       // 2 in, 8 out per group
+                    gr(2, 1, 64, 32, 10, 11, 1, 2, 0),                     // 1x1 stride 2 in place
+                    gr(2, 2, 32, 64, 6, 6, 1, 1, 0),                       // 1x1 flat
+                    gr(4, 1, 64, 64, 12, 12, 3, 1, 2).with_dilation(2, 2), // dilation 2
+                    gr(2, 2, 6, 4, 9, 8, 3, 1, 1),                         // C < 16
+                    gr(4, 1, 64, 64, 1, 1, 3, 1, 1),                       // 1x1 map
+                    gr(2, 1, 32, 48, 13, 12, 5, 2, 2),                     // K/G = 24: K tail per group
+                },
+                "grouped shapes");
+}
+
+TEST_CASE("grouped: all three passes match the reference on every target, 1 and 2 threads") {
+  const std::vector<ConvDesc> shapes = grouped_shapes();
+  for_each_target([&](const std::string& target) {
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const ConvDesc& d = shapes[i];
+      const GroupedProblem pr(d, uint32_t(300 + i));
+      const int64_t P = d.P(), Q = d.Q(), Cg = d.C / d.groups, Kg = d.K / d.groups;
+      for (int threads : {1, 2}) {
+        const Conv conv(d, {.threads = threads});
+        const std::string what = target + " " + describe(d) + " threads " + std::to_string(threads);
+        CHECK(conv.invariant_violation() == nullptr);
+        CHECK(conv.wei_size() == int64_t(pr.bwei.size()));
+        std::string worst;
+        // Forward, plain and with scale-shift, residual and ReLU.
+        std::mt19937 g(7);
+        const std::vector<float> res = random_floats(d.N * d.K * P * Q, g), scale = random_floats(d.K, g),
+                                 shift = random_floats(d.K, g);
+        std::vector<float> bres(size_t(act_blocked_size(d.N, d.K, P, Q)));
+        reorder_nchw_to_nChw16c(res, bres, d.N, d.K, P, Q);
+        for (int variant = 0; variant < 2; ++variant) {
+          std::vector<float> dst(size_t(conv.dst_size()), 123.0f);
+          PostOps post;
+          if (variant == 1) post = {.relu = true, .residual = bres, .scale = scale, .shift = shift};
+          conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, post);
+          std::vector<double> want = pr.dst, want_abs = pr.dst_abs;
+          if (variant == 1)
+            for (size_t j = 0; j < want.size(); ++j) {
+              const size_t k = size_t(int64_t(j) / (P * Q) % d.K);
+              want[j] = std::max(0.0, want[j] * scale[k] + shift[k] + res[j]);
+              want_abs[j] = want_abs[j] * std::fabs(scale[k]) + std::fabs(shift[k]) + std::fabs(res[j]);
+            }
+          CHECK_MESSAGE(count_mismatches(to_plain(dst, d.N, d.K, P, Q), want, want_abs, Cg * d.R * d.S + 3, &worst) == 0,
+                        what << " fwd variant " << variant << ": " << worst);
+        }
+        // Backward data, plain and with the ReLU mask.
+        std::vector<float> wbd(size_t(conv.wei_size()));
+        conv.reorder_weights_bwd_d(pr.bwei, wbd);
+        std::vector<float> dsrc(size_t(conv.dsrc_size()), 123.0f);
+        conv.backward_data(pr.bddst, wbd, dsrc);
+        CHECK_MESSAGE(count_mismatches(to_plain(dsrc, d.N, d.C, d.H, d.W), pr.dsrc, pr.dsrc_abs, Kg * d.R * d.S,
+                                       &worst) == 0,
+                      what << " bwd_d: " << worst);
+        std::vector<float> masked(pr.bddst.size());
+        for (size_t j = 0; j < masked.size(); ++j) masked[j] = pr.bmask[j] > 0.0f ? pr.bddst[j] : 0.0f;
+        std::vector<float> a(dsrc.size()), b(dsrc.size());
+        conv.backward_data(pr.bddst, wbd, a, {.relu_mask = pr.bmask});
+        conv.backward_data(masked, wbd, b);
+        CHECK_MESSAGE(a == b, what << " bwd_d with the ReLU mask");
+        // Weight update with dbias; the blocked dwei holds zeros between groups (a round trip
+        // through goihw gives it back exactly), so an update in the blocked layout keeps the groups.
+        std::vector<float> dwei(size_t(conv.wei_size()), 123.0f), dbias(size_t(d.K), 123.0f);
+        conv.backward_weights(pr.bsrc, pr.bddst, dwei, dbias);
+        std::vector<float> dwei_plain(pr.wei.size()), again(dwei.size());
+        reorder_gOIhw16i16o_to_goihw(dwei, dwei_plain, d.groups, d.K, d.C, d.R, d.S);
+        const int64_t n_red = d.N * P * Q;
+        CHECK_MESSAGE(count_mismatches(dwei_plain, pr.dwei, pr.dwei_abs, n_red, &worst) == 0, what << " dwei: " << worst);
+        CHECK_MESSAGE(count_mismatches(dbias, pr.dbias, pr.dbias_abs, n_red, &worst) == 0, what << " dbias: " << worst);
+        reorder_goihw_to_gOIhw16i16o(dwei_plain, again, d.groups, d.K, d.C, d.R, d.S);
+        CHECK_MESSAGE(again == dwei, what << " dwei between groups or in padding is not zero");
+        std::vector<float> wa(dwei.size()), wb(dwei.size()), ba(size_t(d.K)), bb(size_t(d.K));
+        conv.backward_weights(pr.bsrc, pr.bddst, wa, ba, {.relu_mask = pr.bmask});
+        conv.backward_weights(pr.bsrc, masked, wb, bb);
+        CHECK_MESSAGE((wa == wb && ba == bb), what << " bwd_w with the ReLU mask");
+      }
+    }
+  });
+}
+
+TEST_CASE("grouped: StaticConv equals Conv") {
+  constexpr ConvDesc kD = [] {
+    ConvDesc d(2, 64, 64, 9, 9, 3, 3, 1, 1);
+    d.groups = 4;
+    return d;
+  }();
+  using SC = StaticConv<kD>;
+  const GroupedProblem pr(kD, 13);
+  const Conv conv(kD, {.threads = 1});
+  std::vector<float> a(size_t(conv.dst_size())), b(a.size());
+  conv.forward(pr.bsrc, pr.bwei, pr.bias, a, {.relu = true});
+  SC::forward(pr.bsrc, pr.bwei, pr.bias, b, {.relu = true});
+  CHECK(a == b);
+  std::vector<float> wbd(size_t(conv.wei_size())), da(size_t(conv.dsrc_size())), db(da.size());
+  conv.reorder_weights_bwd_d(pr.bwei, wbd);
+  conv.backward_data(pr.bddst, wbd, da);
+  SC::backward_data(pr.bddst, wbd, db);
+  CHECK(da == db);
+  std::vector<float> wa(size_t(conv.wei_size())), wb(wa.size()), ba(64), bb(64);
+  conv.backward_weights(pr.bsrc, pr.bddst, wa, ba);
+  SC::backward_weights(pr.bsrc, pr.bddst, wb, bb);
+  CHECK((wa == wb && ba == bb));
+}
+
+TEST_CASE("grouped: gOIhw16i16o reorders, weight groups, bad input") {
+  // Weight groups: whole 16-channel blocks per group, several groups per weight group, or one.
+  CHECK(wei_block_groups(1, 64, 64) == 1);
+  CHECK(wei_block_groups(4, 64, 64) == 4);     // 16 per group
+  CHECK(wei_block_groups(32, 128, 128) == 8);  // 4 per group: 4 groups per weight group
+  CHECK(wei_block_groups(32, 256, 512) == 16); // 8 in, 16 out: 2 groups per weight group
+  CHECK(wei_block_groups(2, 24, 24) == 1);     // 12 per group: 4 would be needed, G = 2
+  CHECK(wei_block_groups(16, 16, 32) == 1);    // channel multiplier: 16 groups of 1 input
+  std::mt19937 g(5);
+  const int64_t G = 8, K = 64, C = 32, R = 3, S = 2;  // 4 in, 8 out per group: weight groups of 4
+  const std::vector<float> plain = random_floats(K * (C / G) * R * S, g);
+  std::vector<float> blocked(size_t(wei_grouped_size(G, K, C, R, S)), 7.0f), back(plain.size());
+  CHECK(blocked.size() == size_t(2 * 2 * 1 * R * S * 256));
+  reorder_goihw_to_gOIhw16i16o(plain, blocked, G, K, C, R, S);
+  reorder_gOIhw16i16o_to_goihw(blocked, back, G, K, C, R, S);
+  CHECK(back == plain);
+  // Element (k = 45, c = 1 of group 5 = input 21, r = 2, s = 1): weight group 1, its K block 0 (k - 32
+  // = 13), its C block 0 (c - 16 = 5).
+  const int64_t off = ((((1 * 2 + 0) * 1 + 0) * R + 2) * S + 1) * 256 + 5 * 16 + 13;
+  CHECK(blocked[size_t(off)] == plain[size_t(((45 * 4 + 1) * R + 2) * S + 1)]);
+  // Between groups: output 45 (group 5) and input 16 (group 4) share the weight group, weight 0.
+  CHECK(blocked[size_t(off - 5 * 16)] == 0.0f);
+  std::vector<float> small(blocked.size() - 1);
+  CHECK_THROWS_WITH_AS(reorder_goihw_to_gOIhw16i16o(plain, small, G, K, C, R, S), doctest::Contains("dst"), Error);
+  CHECK_THROWS_WITH_AS(reorder_goihw_to_gOIhw16i16o(plain, blocked, 5, K, C, R, S), doctest::Contains("G"), Error);
+  CHECK_THROWS_WITH_AS(reorder_weights_bwd_d(blocked, small, K, C, R, S, G), doctest::Contains("wei_bwd_d"), Error);
 }
 
 }  // namespace
