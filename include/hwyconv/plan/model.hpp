@@ -234,9 +234,12 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   // is in L2 when it fits.
   // Between two K groups of an image pass that image (images outside the K groups) or every image
   // (inside).
+  // Grouped: the K groups read `distinct` parts of the input (each group's blocks, or those of the
+  // groups a K group spans), each once and again for every further K group that reads it.
   const double between = (b.images_inner ? in.tensor : in.image) + W_gc;
-  double in_outer = in.image * (1 + double(kgroups - 1) * (1 - hit(between, L2)));
-  if (in.fresh) in_outer -= in.image * hit(in.image + W_gc, L2);
+  const double distinct = double(kgroups < g.groups ? kgroups : g.groups), part = in.image / distinct;
+  double in_outer = in.image + part * (double(kgroups) - distinct) * (1 - hit(between, L2));
+  if (in.fresh) in_outer -= in.image * hit(part + W_gc, L2);
   // Weights: a sweep's weights are read once and again for every further pixel block as far as they
   // left L2 (between two uses, one pixel block's input passes); across images (images outside the K groups: all weights; inside: one group's) they stay
   // in L2 as far as they fit with an image.
@@ -273,9 +276,11 @@ struct PlannedBlocking {
 /// stream_cost among equal chunks of C, K groups of 1, 2, 4, ... times the block's K blocks (or all),
 /// images
 /// outside or inside the K groups). `own_images`: threads own whole images (fixed by the caller);
-/// `whole`: one C chunk and one K group only (a working input made per row group).
+/// `whole`: one C chunk and one K group only (a working input made per row group); `max_kb_group`:
+/// K groups whose size divides it (0: any); block -1 when none does.
 constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, const model::StreamData& in,
-                                        const Machine& m, int threads, bool own_images, bool whole = false) {
+                                        const Machine& m, int threads, bool own_images, bool whole = false,
+                                        int64_t max_kb_group = 0) {
   PlannedBlocking out{};
   Blocking best{};
   best.threads = threads;
@@ -307,6 +312,10 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
     while (top < g.Kb) top *= 2;
     for (int64_t kg = top;; kg /= 2) {
       b.kb_group = kg < g.Kb ? kg : g.Kb;
+      if (max_kb_group > 0 && max_kb_group % b.kb_group != 0) {
+        if (kg <= rb.kbs) break;
+        continue;
+      }
       for (int inner = 0; inner < (g.N > 1 && !own_images ? 2 : 1); ++inner) {
         b.images_inner = inner == 1;
         // Column segments where the other items are too few to keep every thread busy.
@@ -325,6 +334,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
       if (whole || kg <= rb.kbs) break;
     }
   }
+  if (best_cost < 0) out.b.block = -1;
   return out;
 }
 
