@@ -166,7 +166,9 @@ constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch, int6
   // covers the end of the last run (at most 16 channels from the last block's start).
   b.ring_size = folded ? (b.in.in.fold_in_place ? 0 : b.rows * g.in_row) + b.in.in.dense_h * b.in.in.dense_w * d.C + kBlock
                        : 0;
-  b.thread_image = b.in.in.mode == InputMode::kPhases && ((minibatch && !b.row_split) || b.threads == 1);
+  // Grouped: every thread copies only its tasks' groups of each image, right before their tasks.
+  b.thread_image = b.in.in.mode == InputMode::kPhases &&
+                   ((minibatch && !b.row_split) || b.threads == 1 || (g.groups > 1 && !minibatch));
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * g.in_n : b.in.scratch_in);
   b.scratch = b.work_in + copies * (b.dwei_size + g.Kb * kBlock) + (folded ? b.dwei_size : 0) + g.Kb * kBlock;
 }
@@ -291,20 +293,32 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   const bool folded = f.in.mode == InputMode::kFold;
   const KernelTable& kt = kernels();
   const BwdWKernelFn kernel = (f.in.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[c.mask ? 1 : 0];
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = bwd_w_kgroups(f.g, kbs), taps = f.g.taps, Cr = f.g.Cr;
-  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs);
-  // Tasks (K group, C block, tap), or (C block, K group, tap) with c_outer; tap innermost. A K group
-  // is the K blocks one call takes, within one weight group (the last of a group may be smaller).
+  const int64_t kbs = kt.bwd_w_kbs, taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs), group_tasks = per_group * Cr * taps;
+  // Tasks per weight group, then (K group, C block, tap), or (C block, K group, tap) with c_outer;
+  // tap innermost. A K group is the K blocks one call takes (the last of a group may be smaller).
   auto task = [&](int64_t i) {
-    const int64_t kg = b.c_outer ? i / taps % kgroups : i / (Cr * taps), grp = kg / per_group;
-    const int64_t kb = grp * gkb + kg % per_group * kbs;
-    const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
+    const int64_t grp = i / group_tasks, j = i % group_tasks;
+    const int64_t kg = b.c_outer ? j / taps % per_group : j / (Cr * taps);
+    const int64_t kb = grp * gkb + kg * kbs;
+    const int64_t cb = b.c_outer ? j / (taps * per_group) : j / taps % Cr;
     const Tap& tap = f.tap[size_t(i % taps)];
     const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
     const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
-    return BwdWTask{kb,        cb,         i % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
+    return BwdWTask{kb,        cb,         j % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
                     rows.first, rows.last, cols.first, cols.last};
   };
+  // The tasks of one weight group at a time, over every item: a thread's own buffer (thread_image)
+  // then holds only that group's blocks of an image.
+  if (f.g.groups > 1 && task1 - task0 > 0) {
+    const int64_t g0 = task0 / group_tasks, g1 = (task1 - 1) / group_tasks;
+    if (g1 > g0) {
+      for (int64_t grp = g0; grp <= g1; ++grp)
+        bwd_w_reduce(b, c, a, work, t, i0, i1, std::max(task0, grp * group_tasks),
+                     std::min(task1, (grp + 1) * group_tasks));
+      return;
+    }
+  }
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   if (row_blocks == 1 && !folded && !b.thread_image) {
     // Whole images read in place or from the phase images of all images: one call per task reduces
@@ -325,9 +339,14 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
     if (n != image) {
       image = n;
       if (folded) fold_dense_image(f, c.src, dense, n);
-      if (b.thread_image) {  // this thread's buffer holds image n only
+      if (b.thread_image) {  // this thread's buffer holds image n only (grouped: this group of it)
         float* img = work + t * f.g.in_n;
-        phase_copy_image(f, c.src, img, n);
+        if (f.g.groups > 1) {
+          const int64_t grp = task0 / group_tasks;
+          for (int64_t cb = grp * Cr; cb < (grp + 1) * Cr; ++cb) phase_copy(f, c.src, img, n, cb);
+        } else {
+          phase_copy_image(f, c.src, img, n);
+        }
         a.in = img;
         a.in_n = 0;
       }
