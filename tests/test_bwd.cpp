@@ -1,6 +1,7 @@
 // Training passes against the reference loops, on every Highway target this CPU supports: backward
-// data (strided layers included) and backward weights with dbias, a finite-difference gradient
-// check, thread-count independence, fused ReLU backward, and bad arguments.
+// data (strided layers included) and backward weights with dbias, thread-count independence, fused
+// ReLU backward, and bad arguments (the finite-difference gradient check is in test_groups.cpp, with
+// grouped and depthwise layers).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -206,64 +207,6 @@ TEST_CASE("bwd: seeded random sweep with remainders in every dimension") {
   }
   for_each_target([&](const std::string&) {
     for (const auto& pb : pbs) check_backward(*pb, 1 + int(pb->d.N % 3));
-  });
-}
-
-TEST_CASE("bwd: finite-difference check of dsrc, dwei and dbias for L = sum(dst * G)") {
-  // Inputs are multiples of 2^-8 in [-1, 1] and the step is 2^-4, so x +- h is exact in float and L
-  // (double-accumulated reference, a sum of exact float products) is linear in each input: the
-  // central difference equals the gradient up to double rounding. The tolerance is the float
-  // accumulation bound of the analytic side.
-  const ConvDesc d = ConvDesc(2, 5, 6, 7, 6, 3, 3, 2, 1);
-  std::mt19937 g(3);
-  std::uniform_int_distribution<int> q8(-256, 256);
-  auto grid = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = float(q8(g)) / 256.0f;
-    return v;
-  };
-  const int64_t P = d.P(), Q = d.Q();
-  std::vector<float> src = grid(d.N * d.C * d.H * d.W), wei = grid(d.K * d.C * d.R * d.S), bias = grid(d.K),
-                     G = grid(d.N * d.K * P * Q);
-  auto loss = [&](const std::vector<float>& s, const std::vector<float>& w, const std::vector<float>& b) {
-    std::vector<double> out(G.size());
-    reference::conv_fwd(d, s, w, b, out);
-    double l = 0;
-    for (size_t i = 0; i < out.size(); ++i) l += out[i] * double(G[i]);
-    return l;
-  };
-  const float h = 1.0f / 16;
-  auto fd = [&](std::vector<float>& v, size_t i) {
-    const float x = v[i];
-    v[i] = x + h;
-    const double lp = loss(src, wei, bias);
-    v[i] = x - h;
-    const double lm = loss(src, wei, bias);
-    v[i] = x;
-    return (lp - lm) / (2.0 * double(h));
-  };
-  // Analytic gradients from hwyconv.
-  std::vector<float> bsrc(size_t(act_blocked_size(d.N, d.C, d.H, d.W))), bwei(size_t(wei_blocked_size(d.K, d.C, d.R, d.S))),
-      bG(size_t(act_blocked_size(d.N, d.K, P, Q)));
-  reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
-  reorder_oihw_to_OIhw16i16o(wei, bwei, d.K, d.C, d.R, d.S);
-  reorder_nchw_to_nChw16c(G, bG, d.N, d.K, P, Q);
-  for_each_target([&](const std::string&) {
-    Conv conv(d, {.threads = 2});
-    std::vector<float> wbd(bwei.size()), dsrc(bsrc.size()), dwei(bwei.size()), dbias(size_t(d.K));
-    conv.reorder_weights_bwd_d(bwei, wbd);
-    conv.backward_data(bG, wbd, dsrc);
-    conv.backward_weights(bsrc, bG, dwei, dbias);
-    std::vector<float> dsrc_p(src.size()), dwei_p(wei.size());
-    reorder_nChw16c_to_nchw(dsrc, dsrc_p, d.N, d.C, d.H, d.W);
-    reorder_OIhw16i16o_to_oihw(dwei, dwei_p, d.K, d.C, d.R, d.S);
-    const double u = std::ldexp(1.0, -24);
-    for (size_t i = 0; i < src.size(); ++i)
-      CHECK(std::fabs(dsrc_p[i] - fd(src, i)) <= 4.0 * std::sqrt(double(d.K * d.R * d.S)) * u * double(d.K * d.R * d.S));
-    for (size_t i = 0; i < wei.size(); ++i)
-      CHECK(std::fabs(dwei_p[i] - fd(wei, i)) <= 4.0 * std::sqrt(double(d.N * P * Q)) * u * double(d.N * P * Q));
-    for (size_t i = 0; i < bias.size(); ++i)
-      CHECK(std::fabs(dbias[i] - fd(bias, i)) <= 4.0 * std::sqrt(double(d.N * P * Q)) * u * double(d.N * P * Q));
   });
 }
 

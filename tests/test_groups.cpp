@@ -3,7 +3,8 @@
 // mask, the weight update with dbias; odd sizes, strides 1-3, padding, dilation, channel tails; 1 and
 // 2 threads; StaticConv; the Goihw16g reorders and bad input. Grouped (any other G): the same passes
 // over groups of whole 16-channel blocks, of a few channels (several groups per weight group) and
-// channel multipliers; the gOIhw16i16o reorders.
+// channel multipliers; the gOIhw16i16o reorders. A finite-difference check of the gradients of a
+// dense, a grouped and a depthwise layer.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -18,33 +19,53 @@
 namespace hwyconv::test {
 namespace {
 
-/// A depthwise problem: plain tensors (src nchw, weights goihw = [C][1][R][S], ddst nkpq), their
-/// blocked copies, the references of all three passes and the sums of |terms| (tolerances).
-struct DwProblem {
+/// Weights goihw ([K][C/G][R][S]) in the layout a layer's Conv takes: Goihw16g (depthwise) or
+/// gOIhw16i16o; and back.
+std::vector<float> blocked_weights(const ConvDesc& d, const std::vector<float>& plain) {
+  std::vector<float> b(size_t(d.depthwise() ? wei_depthwise_size(d.groups, d.R, d.S)
+                                            : wei_grouped_size(d.groups, d.K, d.C, d.R, d.S)));
+  if (d.depthwise())
+    reorder_goihw_to_Goihw16g(plain, b, d.groups, d.R, d.S);
+  else
+    reorder_goihw_to_gOIhw16i16o(plain, b, d.groups, d.K, d.C, d.R, d.S);
+  return b;
+}
+std::vector<float> plain_weights(const ConvDesc& d, const std::vector<float>& blocked) {
+  std::vector<float> p(size_t(d.K * (d.C / d.groups) * d.R * d.S));
+  if (d.depthwise())
+    reorder_Goihw16g_to_goihw(blocked, p, d.groups, d.R, d.S);
+  else
+    reorder_gOIhw16i16o_to_goihw(blocked, p, d.groups, d.K, d.C, d.R, d.S);
+  return p;
+}
+
+/// A grouped or depthwise problem: plain tensors (src nchw, weights goihw = [K][C/G][R][S], ddst
+/// nkpq), their blocked copies (weights gOIhw16i16o, depthwise Goihw16g), the references of all three
+/// passes and the sums of |terms|.
+struct GroupedProblem {
   ConvDesc d;
   std::vector<float> src, wei, bias, ddst, mask;
   std::vector<float> bsrc, bwei, bddst, bmask;
   std::vector<double> dst, dst_abs, dsrc, dsrc_abs, dwei, dwei_abs, dbias, dbias_abs;
 
-  DwProblem(const ConvDesc& desc, uint32_t seed) : d(desc) {
+  GroupedProblem(const ConvDesc& desc, uint32_t seed) : d(desc) {
     std::mt19937 g(seed);
-    const int64_t C = d.C, P = d.P(), Q = d.Q();
-    src = random_floats(d.N * C * d.H * d.W, g);
-    wei = random_floats(C * d.R * d.S, g);
-    bias = random_floats(C, g);
-    ddst = random_floats(d.N * C * P * Q, g);
-    mask = random_floats(d.N * C * P * Q, g);  // a ReLU output stand-in: about half > 0
-    bsrc.resize(size_t(act_blocked_size(d.N, C, d.H, d.W)));
-    bwei.resize(size_t(wei_depthwise_size(C, d.R, d.S)));
-    bddst.resize(size_t(act_blocked_size(d.N, C, P, Q)));
+    const int64_t P = d.P(), Q = d.Q();
+    src = random_floats(d.N * d.C * d.H * d.W, g);
+    wei = random_floats(d.K * (d.C / d.groups) * d.R * d.S, g);
+    bias = random_floats(d.K, g);
+    ddst = random_floats(d.N * d.K * P * Q, g);
+    mask = random_floats(d.N * d.K * P * Q, g);
+    bsrc.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
+    bddst.resize(size_t(act_blocked_size(d.N, d.K, P, Q)));
     bmask.resize(bddst.size());
-    reorder_nchw_to_nChw16c(src, bsrc, d.N, C, d.H, d.W);
-    reorder_goihw_to_Goihw16g(wei, bwei, C, d.R, d.S);
-    reorder_nchw_to_nChw16c(ddst, bddst, d.N, C, P, Q);
-    reorder_nchw_to_nChw16c(mask, bmask, d.N, C, P, Q);
-    const size_t out = size_t(d.N * C * P * Q), in = size_t(d.N * C * d.H * d.W), w = wei.size();
+    reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
+    bwei = blocked_weights(d, wei);
+    reorder_nchw_to_nChw16c(ddst, bddst, d.N, d.K, P, Q);
+    reorder_nchw_to_nChw16c(mask, bmask, d.N, d.K, P, Q);
+    const size_t out = size_t(d.N * d.K * P * Q), in = src.size(), w = wei.size();
     dst.resize(out), dst_abs.resize(out), dsrc.resize(in), dsrc_abs.resize(in);
-    dwei.resize(w), dwei_abs.resize(w), dbias.resize(size_t(C)), dbias_abs.resize(size_t(C));
+    dwei.resize(w), dwei_abs.resize(w), dbias.resize(size_t(d.K)), dbias_abs.resize(size_t(d.K));
     reference::conv_fwd(d, src, wei, bias, dst);
     reference::conv_fwd(d, abs_of(src), abs_of(wei), abs_of(bias), dst_abs);
     reference::conv_bwd_d(d, ddst, wei, dsrc);
@@ -89,16 +110,18 @@ std::vector<ConvDesc> dw_shapes() {
                 "depthwise shapes");
 }
 
-void check_forward(const DwProblem& pr, const Conv& conv, const std::string& what) {
+/// Forward of a grouped or depthwise layer against the reference: plain, with scale-shift, residual
+/// and ReLU, and with residual and clamp; padded channels of dst stay zero.
+void check_forward(const GroupedProblem& pr, const Conv& conv, const std::string& what) {
   const ConvDesc& d = pr.d;
-  const int64_t P = d.P(), Q = d.Q(), C = d.C;
+  const int64_t P = d.P(), Q = d.Q(), K = d.K;
   // Post-ops: residual, scale and shift of their own, then ReLU; the reference applies them in the
   // documented order (bias, scale-shift, residual, ReLU).
   std::mt19937 g(7);
-  const std::vector<float> res = random_floats(d.N * C * P * Q, g), scale = random_floats(C, g),
-                           shift = random_floats(C, g);
-  std::vector<float> bres(size_t(act_blocked_size(d.N, C, P, Q)));
-  reorder_nchw_to_nChw16c(res, bres, d.N, C, P, Q);
+  const std::vector<float> res = random_floats(d.N * K * P * Q, g), scale = random_floats(K, g),
+                           shift = random_floats(K, g);
+  std::vector<float> bres(size_t(act_blocked_size(d.N, K, P, Q)));
+  reorder_nchw_to_nChw16c(res, bres, d.N, K, P, Q);
   for (int variant = 0; variant < 3; ++variant) {
     std::vector<float> dst(size_t(conv.dst_size()), 123.0f);
     PostOps post;
@@ -107,7 +130,7 @@ void check_forward(const DwProblem& pr, const Conv& conv, const std::string& wha
     conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, post);
     std::vector<double> want = pr.dst, want_abs = pr.dst_abs;
     for (int64_t i = 0; i < int64_t(want.size()); ++i) {
-      const int64_t k = i / (P * Q) % C;
+      const int64_t k = i / (P * Q) % K;
       double& w = want[size_t(i)];
       if (variant == 1) {
         w = std::max(0.0, w * scale[size_t(k)] + shift[size_t(k)] + res[size_t(i)]);
@@ -119,36 +142,39 @@ void check_forward(const DwProblem& pr, const Conv& conv, const std::string& wha
       }
     }
     std::string worst;
-    const auto got = to_plain(dst, d.N, C, P, Q);
-    CHECK_MESSAGE(count_mismatches(got, want, want_abs, d.R * d.S + 3, &worst) == 0,
+    const auto got = to_plain(dst, d.N, K, P, Q);
+    CHECK_MESSAGE(count_mismatches(got, want, want_abs, d.C / d.groups * d.R * d.S + 3, &worst) == 0,
                   what << " fwd variant " << variant << ": " << worst);
     // Padded channels of dst are exactly zero.
     for (int64_t i = 0; i < int64_t(dst.size()); ++i)
-      if (i % kBlock + (i / (P * Q * kBlock)) % d.Kb() * kBlock >= C) REQUIRE(dst[size_t(i)] == 0.0f);
+      if (i % kBlock + (i / (P * Q * kBlock)) % d.Kb() * kBlock >= K) REQUIRE(dst[size_t(i)] == 0.0f);
   }
 }
 
-void check_backward(const DwProblem& pr, const Conv& conv, const std::string& what) {
+/// Backward data (plain and with the ReLU mask) and the weight update with dbias of a grouped or
+/// depthwise layer against the reference. The blocked dwei holds zeros in its padding and between
+/// groups (a round trip through goihw gives it back exactly), so that an update in the blocked layout
+/// keeps them zero.
+void check_backward(const GroupedProblem& pr, const Conv& conv, const std::string& what) {
   const ConvDesc& d = pr.d;
-  const int64_t P = d.P(), Q = d.Q(), C = d.C;
+  const int64_t P = d.P(), Q = d.Q(), K = d.K;
   std::string worst;
   // Backward data, plain and with the ReLU mask (= masking ddst first).
   std::vector<float> wbd(size_t(conv.wei_size()));
   conv.reorder_weights_bwd_d(pr.bwei, wbd);
   std::vector<float> dsrc(size_t(conv.dsrc_size()), 123.0f);
   conv.backward_data(pr.bddst, wbd, dsrc);
-  CHECK_MESSAGE(count_mismatches(to_plain(dsrc, d.N, C, d.H, d.W), pr.dsrc, pr.dsrc_abs, d.R * d.S, &worst) == 0,
+  CHECK_MESSAGE(count_mismatches(to_plain(dsrc, d.N, d.C, d.H, d.W), pr.dsrc, pr.dsrc_abs, K / d.groups * d.R * d.S,
+                                 &worst) == 0,
                 what << " bwd_d: " << worst);
   // Weight update with dbias.
-  std::vector<float> dwei(size_t(conv.wei_size()), 123.0f), dbias(size_t(C), 123.0f);
+  std::vector<float> dwei(size_t(conv.wei_size()), 123.0f), dbias(size_t(K), 123.0f);
   conv.backward_weights(pr.bsrc, pr.bddst, dwei, dbias);
-  std::vector<float> dwei_plain(pr.wei.size());
-  reorder_Goihw16g_to_goihw(dwei, dwei_plain, C, d.R, d.S);
+  const std::vector<float> dwei_plain = plain_weights(d, dwei), again = blocked_weights(d, dwei_plain);
   const int64_t n_red = d.N * P * Q;
   CHECK_MESSAGE(count_mismatches(dwei_plain, pr.dwei, pr.dwei_abs, n_red, &worst) == 0, what << " dwei: " << worst);
   CHECK_MESSAGE(count_mismatches(dbias, pr.dbias, pr.dbias_abs, n_red, &worst) == 0, what << " dbias: " << worst);
-  for (int64_t i = 0; i < int64_t(dwei.size()); ++i)
-    if (i % kBlock + i / (d.R * d.S * kBlock) * kBlock >= C) REQUIRE(dwei[size_t(i)] == 0.0f);
+  CHECK_MESSAGE(again == dwei, what << " dwei between groups or in padding is not zero");
 
   // Fused ReLU backward equals the same pass with ddst masked first.
   std::vector<float> masked(pr.bddst.size());
@@ -157,35 +183,16 @@ void check_backward(const DwProblem& pr, const Conv& conv, const std::string& wh
   conv.backward_data(pr.bddst, wbd, a, {.relu_mask = pr.bmask});
   conv.backward_data(masked, wbd, b);
   CHECK_MESSAGE(a == b, what << " bwd_d with the ReLU mask");
-  std::vector<float> wa(dwei.size()), wb(dwei.size()), ba(static_cast<size_t>(C)), bb(static_cast<size_t>(C));
+  std::vector<float> wa(dwei.size()), wb(dwei.size()), ba(static_cast<size_t>(K)), bb(static_cast<size_t>(K));
   conv.backward_weights(pr.bsrc, pr.bddst, wa, ba, {.relu_mask = pr.bmask});
   conv.backward_weights(pr.bsrc, masked, wb, bb);
   CHECK_MESSAGE((wa == wb && ba == bb), what << " bwd_w with the ReLU mask");
 }
 
-TEST_CASE("depthwise: all three passes match the reference on every target, 1 and 2 threads") {
-  const std::vector<ConvDesc> shapes = dw_shapes();
-  for_each_target([&](const std::string& target) {
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      const DwProblem pr(shapes[i], uint32_t(100 + i));
-      for (int threads : {1, 2}) {
-        const Conv conv(shapes[i], {.threads = threads});
-        const std::string what = target + " " + describe(shapes[i]) + " threads " + std::to_string(threads);
-        CHECK(std::string(conv.impl_name(Pass::fwd)) == "fwd_depthwise");
-        CHECK(std::string(conv.impl_name(Pass::bwd_d)) == "bwd_d_depthwise");
-        CHECK(std::string(conv.impl_name(Pass::bwd_w)) == "bwd_w_depthwise");
-        CHECK(conv.invariant_violation() == nullptr);
-        check_forward(pr, conv, what);
-        check_backward(pr, conv, what);
-      }
-    }
-  });
-}
-
 TEST_CASE("depthwise: nhwc src in forward and the weight update") {
   ConvDesc d(2, 24, 24, 9, 11, 3, 3, 2, 1);
   d.groups = 24;
-  const DwProblem pr(d, 5);
+  const GroupedProblem pr(d, 5);
   const Conv blocked(d), nhwc(d, {.src_layout = SrcLayout::nhwc});
   std::vector<float> src_nhwc(pr.src.size());
   reorder_nChw16c_to_nhwc(pr.bsrc, src_nhwc, d.N, d.C, d.H, d.W);
@@ -199,27 +206,40 @@ TEST_CASE("depthwise: nhwc src in forward and the weight update") {
   CHECK(wa == wb);
 }
 
-TEST_CASE("depthwise: StaticConv equals Conv") {
-  constexpr ConvDesc kD = [] {
-    ConvDesc d(1, 32, 32, 14, 14, 3, 3, 2, 1);
-    d.groups = 32;
-    return d;
-  }();
+/// StaticConv<kD> against Conv (one thread, as StaticConv's default) in all three passes: bitwise.
+template <ConvDesc kD>
+void check_static(uint32_t seed) {
   using SC = StaticConv<kD>;
-  const DwProblem pr(kD, 9);
-  const Conv conv(kD);
+  const GroupedProblem pr(kD, seed);
+  const Conv conv(kD, {.threads = 1});
   std::vector<float> a(size_t(conv.dst_size())), b(a.size());
   conv.forward(pr.bsrc, pr.bwei, pr.bias, a, {.relu = true});
   SC::forward(pr.bsrc, pr.bwei, pr.bias, b, {.relu = true});
   CHECK(a == b);
-  std::vector<float> da(size_t(conv.dsrc_size())), db(da.size());
-  conv.backward_data(pr.bddst, pr.bwei, da);
-  SC::backward_data(pr.bddst, pr.bwei, db);
+  std::vector<float> wbd(size_t(conv.wei_size())), da(size_t(conv.dsrc_size())), db(da.size());
+  conv.reorder_weights_bwd_d(pr.bwei, wbd);
+  conv.backward_data(pr.bddst, wbd, da);
+  SC::backward_data(pr.bddst, wbd, db);
   CHECK(da == db);
-  std::vector<float> wa(size_t(conv.wei_size())), wb(wa.size()), ba(32), bb(32);
+  std::vector<float> wa(size_t(conv.wei_size())), wb(wa.size()), ba(size_t(kD.K)), bb(ba.size());
   conv.backward_weights(pr.bsrc, pr.bddst, wa, ba);
   SC::backward_weights(pr.bsrc, pr.bddst, wb, bb);
   CHECK((wa == wb && ba == bb));
+}
+
+TEST_CASE("depthwise and grouped: StaticConv equals Conv") {
+  constexpr ConvDesc kDw = [] {
+    ConvDesc d(1, 32, 32, 14, 14, 3, 3, 2, 1);
+    d.groups = 32;
+    return d;
+  }();
+  constexpr ConvDesc kGrouped = [] {
+    ConvDesc d(2, 64, 64, 9, 9, 3, 3, 1, 1);
+    d.groups = 4;
+    return d;
+  }();
+  check_static<kDw>(9);
+  check_static<kGrouped>(13);
 }
 
 TEST_CASE("depthwise: Goihw16g reorders round-trip and zero the padded slots") {
@@ -398,42 +418,6 @@ TEST_CASE("clamp: dense forward with Clamp equals the reference clamped; bad bou
   CHECK(dst[0] == 3.0f);
 }
 
-/// A grouped problem: plain tensors (src nchw, weights goihw = [K][C/G][R][S], ddst nkpq), their
-/// blocked copies (weights gOIhw16i16o), the references of all three passes and the sums of |terms|.
-struct GroupedProblem {
-  ConvDesc d;
-  std::vector<float> src, wei, bias, ddst, mask;
-  std::vector<float> bsrc, bwei, bddst, bmask;
-  std::vector<double> dst, dst_abs, dsrc, dsrc_abs, dwei, dwei_abs, dbias, dbias_abs;
-
-  GroupedProblem(const ConvDesc& desc, uint32_t seed) : d(desc) {
-    std::mt19937 g(seed);
-    const int64_t P = d.P(), Q = d.Q();
-    src = random_floats(d.N * d.C * d.H * d.W, g);
-    wei = random_floats(d.K * (d.C / d.groups) * d.R * d.S, g);
-    bias = random_floats(d.K, g);
-    ddst = random_floats(d.N * d.K * P * Q, g);
-    mask = random_floats(d.N * d.K * P * Q, g);
-    bsrc.resize(size_t(act_blocked_size(d.N, d.C, d.H, d.W)));
-    bwei.resize(size_t(wei_grouped_size(d.groups, d.K, d.C, d.R, d.S)));
-    bddst.resize(size_t(act_blocked_size(d.N, d.K, P, Q)));
-    bmask.resize(bddst.size());
-    reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
-    reorder_goihw_to_gOIhw16i16o(wei, bwei, d.groups, d.K, d.C, d.R, d.S);
-    reorder_nchw_to_nChw16c(ddst, bddst, d.N, d.K, P, Q);
-    reorder_nchw_to_nChw16c(mask, bmask, d.N, d.K, P, Q);
-    const size_t out = size_t(d.N * d.K * P * Q), in = src.size(), w = wei.size();
-    dst.resize(out), dst_abs.resize(out), dsrc.resize(in), dsrc_abs.resize(in);
-    dwei.resize(w), dwei_abs.resize(w), dbias.resize(size_t(d.K)), dbias_abs.resize(size_t(d.K));
-    reference::conv_fwd(d, src, wei, bias, dst);
-    reference::conv_fwd(d, abs_of(src), abs_of(wei), abs_of(bias), dst_abs);
-    reference::conv_bwd_d(d, ddst, wei, dsrc);
-    reference::conv_bwd_d(d, abs_of(ddst), abs_of(wei), dsrc_abs);
-    reference::conv_bwd_w(d, src, ddst, dwei, dbias);
-    reference::conv_bwd_w(d, abs_of(src), abs_of(ddst), dwei_abs, dbias_abs);
-  }
-};
-
 /// Grouped shapes: groups of whole 16-channel blocks (one weight group each), of 2-12 channels
 /// (several groups per weight group, or all in one block-diagonal weight group), channel
 /// multipliers; strides 1-2, padding, dilation, 1x1 in place and strided, C < 16, N = 1 and 2.
@@ -463,96 +447,29 @@ std::vector<ConvDesc> grouped_shapes() {
                 "grouped shapes");
 }
 
-TEST_CASE("grouped: all three passes match the reference on every target, 1 and 2 threads") {
-  const std::vector<ConvDesc> shapes = grouped_shapes();
+TEST_CASE("depthwise and grouped: all three passes match the reference on every target, 1 and 2 threads") {
+  std::vector<ConvDesc> shapes = dw_shapes();
+  const std::vector<ConvDesc> grouped = grouped_shapes();
+  shapes.insert(shapes.end(), grouped.begin(), grouped.end());
   for_each_target([&](const std::string& target) {
     for (size_t i = 0; i < shapes.size(); ++i) {
       const ConvDesc& d = shapes[i];
-      const GroupedProblem pr(d, uint32_t(300 + i));
-      const int64_t P = d.P(), Q = d.Q(), Cg = d.C / d.groups, Kg = d.K / d.groups;
+      const GroupedProblem pr(d, uint32_t(100 + i));
       for (int threads : {1, 2}) {
         const Conv conv(d, {.threads = threads});
         const std::string what = target + " " + describe(d) + " threads " + std::to_string(threads);
+        // Depthwise layers run their own implementation; grouped ones the dense implementations.
+        const bool dw = d.depthwise();
+        CHECK((std::string(conv.impl_name(Pass::fwd)) == "fwd_depthwise") == dw);
+        CHECK((std::string(conv.impl_name(Pass::bwd_d)) == "bwd_d_depthwise") == dw);
+        CHECK((std::string(conv.impl_name(Pass::bwd_w)) == "bwd_w_depthwise") == dw);
         CHECK(conv.invariant_violation() == nullptr);
         CHECK(conv.wei_size() == int64_t(pr.bwei.size()));
-        std::string worst;
-        // Forward, plain and with scale-shift, residual and ReLU.
-        std::mt19937 g(7);
-        const std::vector<float> res = random_floats(d.N * d.K * P * Q, g), scale = random_floats(d.K, g),
-                                 shift = random_floats(d.K, g);
-        std::vector<float> bres(size_t(act_blocked_size(d.N, d.K, P, Q)));
-        reorder_nchw_to_nChw16c(res, bres, d.N, d.K, P, Q);
-        for (int variant = 0; variant < 2; ++variant) {
-          std::vector<float> dst(size_t(conv.dst_size()), 123.0f);
-          PostOps post;
-          if (variant == 1) post = {.relu = true, .residual = bres, .scale = scale, .shift = shift};
-          conv.forward(pr.bsrc, pr.bwei, pr.bias, dst, post);
-          std::vector<double> want = pr.dst, want_abs = pr.dst_abs;
-          if (variant == 1)
-            for (size_t j = 0; j < want.size(); ++j) {
-              const size_t k = size_t(int64_t(j) / (P * Q) % d.K);
-              want[j] = std::max(0.0, want[j] * scale[k] + shift[k] + res[j]);
-              want_abs[j] = want_abs[j] * std::fabs(scale[k]) + std::fabs(shift[k]) + std::fabs(res[j]);
-            }
-          CHECK_MESSAGE(count_mismatches(to_plain(dst, d.N, d.K, P, Q), want, want_abs, Cg * d.R * d.S + 3, &worst) == 0,
-                        what << " fwd variant " << variant << ": " << worst);
-        }
-        // Backward data, plain and with the ReLU mask.
-        std::vector<float> wbd(size_t(conv.wei_size()));
-        conv.reorder_weights_bwd_d(pr.bwei, wbd);
-        std::vector<float> dsrc(size_t(conv.dsrc_size()), 123.0f);
-        conv.backward_data(pr.bddst, wbd, dsrc);
-        CHECK_MESSAGE(count_mismatches(to_plain(dsrc, d.N, d.C, d.H, d.W), pr.dsrc, pr.dsrc_abs, Kg * d.R * d.S,
-                                       &worst) == 0,
-                      what << " bwd_d: " << worst);
-        std::vector<float> masked(pr.bddst.size());
-        for (size_t j = 0; j < masked.size(); ++j) masked[j] = pr.bmask[j] > 0.0f ? pr.bddst[j] : 0.0f;
-        std::vector<float> a(dsrc.size()), b(dsrc.size());
-        conv.backward_data(pr.bddst, wbd, a, {.relu_mask = pr.bmask});
-        conv.backward_data(masked, wbd, b);
-        CHECK_MESSAGE(a == b, what << " bwd_d with the ReLU mask");
-        // Weight update with dbias; the blocked dwei holds zeros between groups (a round trip
-        // through goihw gives it back exactly), so an update in the blocked layout keeps the groups.
-        std::vector<float> dwei(size_t(conv.wei_size()), 123.0f), dbias(size_t(d.K), 123.0f);
-        conv.backward_weights(pr.bsrc, pr.bddst, dwei, dbias);
-        std::vector<float> dwei_plain(pr.wei.size()), again(dwei.size());
-        reorder_gOIhw16i16o_to_goihw(dwei, dwei_plain, d.groups, d.K, d.C, d.R, d.S);
-        const int64_t n_red = d.N * P * Q;
-        CHECK_MESSAGE(count_mismatches(dwei_plain, pr.dwei, pr.dwei_abs, n_red, &worst) == 0, what << " dwei: " << worst);
-        CHECK_MESSAGE(count_mismatches(dbias, pr.dbias, pr.dbias_abs, n_red, &worst) == 0, what << " dbias: " << worst);
-        reorder_goihw_to_gOIhw16i16o(dwei_plain, again, d.groups, d.K, d.C, d.R, d.S);
-        CHECK_MESSAGE(again == dwei, what << " dwei between groups or in padding is not zero");
-        std::vector<float> wa(dwei.size()), wb(dwei.size()), ba(size_t(d.K)), bb(size_t(d.K));
-        conv.backward_weights(pr.bsrc, pr.bddst, wa, ba, {.relu_mask = pr.bmask});
-        conv.backward_weights(pr.bsrc, masked, wb, bb);
-        CHECK_MESSAGE((wa == wb && ba == bb), what << " bwd_w with the ReLU mask");
+        check_forward(pr, conv, what);
+        check_backward(pr, conv, what);
       }
     }
   });
-}
-
-TEST_CASE("grouped: StaticConv equals Conv") {
-  constexpr ConvDesc kD = [] {
-    ConvDesc d(2, 64, 64, 9, 9, 3, 3, 1, 1);
-    d.groups = 4;
-    return d;
-  }();
-  using SC = StaticConv<kD>;
-  const GroupedProblem pr(kD, 13);
-  const Conv conv(kD, {.threads = 1});
-  std::vector<float> a(size_t(conv.dst_size())), b(a.size());
-  conv.forward(pr.bsrc, pr.bwei, pr.bias, a, {.relu = true});
-  SC::forward(pr.bsrc, pr.bwei, pr.bias, b, {.relu = true});
-  CHECK(a == b);
-  std::vector<float> wbd(size_t(conv.wei_size())), da(size_t(conv.dsrc_size())), db(da.size());
-  conv.reorder_weights_bwd_d(pr.bwei, wbd);
-  conv.backward_data(pr.bddst, wbd, da);
-  SC::backward_data(pr.bddst, wbd, db);
-  CHECK(da == db);
-  std::vector<float> wa(size_t(conv.wei_size())), wb(wa.size()), ba(64), bb(64);
-  conv.backward_weights(pr.bsrc, pr.bddst, wa, ba);
-  SC::backward_weights(pr.bsrc, pr.bddst, wb, bb);
-  CHECK((wa == wb && ba == bb));
 }
 
 TEST_CASE("grouped: gOIhw16i16o reorders, weight groups, bad input") {
@@ -581,6 +498,44 @@ TEST_CASE("grouped: gOIhw16i16o reorders, weight groups, bad input") {
   CHECK_THROWS_WITH_AS(reorder_goihw_to_gOIhw16i16o(plain, small, G, K, C, R, S), doctest::Contains("dst"), Error);
   CHECK_THROWS_WITH_AS(reorder_goihw_to_gOIhw16i16o(plain, blocked, 5, K, C, R, S), doctest::Contains("G"), Error);
   CHECK_THROWS_WITH_AS(reorder_weights_bwd_d(blocked, small, K, C, R, S, G), doctest::Contains("wei_bwd_d"), Error);
+}
+
+TEST_CASE("dense, grouped and depthwise: finite-difference check of dsrc, dwei and dbias for L = sum(dst * G)") {
+  // Grid inputs, so that the central difference equals the gradient up to double rounding
+  // (finite_differences); the tolerance is the float accumulation bound of hwyconv's side over its
+  // reduction length.
+  ConvDesc dense(2, 5, 6, 7, 6, 3, 3, 2, 1), dw(2, 20, 20, 7, 6, 3, 3, 2, 1), grouped(1, 24, 20, 5, 6, 3, 3, 1, 1);
+  dw.groups = 20;  // depthwise, a channel tail
+  grouped.groups = 4;  // 6 in, 5 out per group: one block-diagonal weight group
+  for (const ConvDesc& d : {dense, dw, grouped}) {
+    std::mt19937 g(3);
+    const int64_t P = d.P(), Q = d.Q(), Kg = d.K / d.groups;
+    std::vector<float> src = grid_floats(d.N * d.C * d.H * d.W, g), wei = grid_floats(d.K * (d.C / d.groups) * d.R * d.S, g),
+                       bias = grid_floats(d.K, g), G = grid_floats(d.N * d.K * P * Q, g);
+    const std::vector<double> fd_src = finite_differences(d, src, wei, bias, G, src),
+                              fd_wei = finite_differences(d, src, wei, bias, G, wei),
+                              fd_bias = finite_differences(d, src, wei, bias, G, bias);
+    std::vector<float> bsrc(size_t(act_blocked_size(d.N, d.C, d.H, d.W))), bG(size_t(act_blocked_size(d.N, d.K, P, Q)));
+    const std::vector<float> bwei = blocked_weights(d, wei);
+    reorder_nchw_to_nChw16c(src, bsrc, d.N, d.C, d.H, d.W);
+    reorder_nchw_to_nChw16c(G, bG, d.N, d.K, P, Q);
+    for_each_target([&](const std::string& target) {
+      const Conv conv(d, {.threads = 2});
+      std::vector<float> wbd(bwei.size()), dsrc(bsrc.size()), dwei(bwei.size()), dbias(size_t(d.K));
+      conv.reorder_weights_bwd_d(bwei, wbd);
+      conv.backward_data(bG, wbd, dsrc);
+      conv.backward_weights(bsrc, bG, dwei, dbias);
+      std::vector<float> dsrc_p(src.size());
+      reorder_nChw16c_to_nchw(dsrc, dsrc_p, d.N, d.C, d.H, d.W);
+      const std::vector<float> dwei_p = plain_weights(d, dwei);
+      const double u = std::ldexp(1.0, -24), n_d = double(Kg * d.R * d.S), n_w = double(d.N * P * Q);
+      int64_t bad = 0;
+      for (size_t i = 0; i < src.size(); ++i) bad += std::fabs(dsrc_p[i] - fd_src[i]) > 4.0 * std::sqrt(n_d) * u * n_d;
+      for (size_t i = 0; i < wei.size(); ++i) bad += std::fabs(dwei_p[i] - fd_wei[i]) > 4.0 * std::sqrt(n_w) * u * n_w;
+      for (size_t i = 0; i < bias.size(); ++i) bad += std::fabs(dbias[i] - fd_bias[i]) > 4.0 * std::sqrt(n_w) * u * n_w;
+      CHECK_MESSAGE(bad == 0, target << " " << describe(d) << ": " << bad << " gradients off the finite differences");
+    });
+  }
 }
 
 }  // namespace

@@ -31,6 +31,43 @@ inline std::vector<float> random_floats(int64_t n, std::mt19937& g) {
   return v;
 }
 
+/// n values on the grid of 2^-8 in [-1, 1]: with a step of 2^-4 (finite_difference) x +- h is exact
+/// in float, and a product of two grid values is exact in double.
+inline std::vector<float> grid_floats(int64_t n, std::mt19937& g) {
+  std::uniform_int_distribution<int> q8(-256, 256);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = float(q8(g)) / 256.0f;
+  return v;
+}
+
+/// Central differences with step 2^-4 of L = sum(conv_fwd(d, src, wei, bias) * G), double-accumulated
+/// by the reference, with respect to every element of `v` (src, wei or bias itself). On grid values
+/// (grid_floats) L is linear in each input and every term exact: the difference equals the gradient
+/// up to double rounding.
+inline std::vector<double> finite_differences(const ConvDesc& d, std::vector<float>& src, std::vector<float>& wei,
+                                              std::vector<float>& bias, const std::vector<float>& G,
+                                              std::vector<float>& v) {
+  auto loss = [&] {
+    std::vector<double> out(G.size());
+    reference::conv_fwd(d, src, wei, bias, out);
+    double l = 0;
+    for (size_t i = 0; i < out.size(); ++i) l += out[i] * double(G[i]);
+    return l;
+  };
+  const float h = 1.0f / 16;
+  std::vector<double> fd(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float x = v[i];
+    v[i] = x + h;
+    const double lp = loss();
+    v[i] = x - h;
+    const double lm = loss();
+    v[i] = x;
+    fd[i] = (lp - lm) / (2.0 * double(h));
+  }
+  return fd;
+}
+
 inline std::vector<float> abs_of(const std::vector<float>& v) {
   std::vector<float> a(v.size());
   for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);

@@ -3382,9 +3382,12 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   // is in L2 when it fits.
   // Between two K groups of an image pass that image (images outside the K groups) or every image
   // (inside).
+  // Grouped: the K groups read `distinct` parts of the input (each group's blocks, or those of the
+  // groups a K group spans), each once and again for every further K group that reads it.
   const double between = (b.images_inner ? in.tensor : in.image) + W_gc;
-  double in_outer = in.image * (1 + double(kgroups - 1) * (1 - hit(between, L2)));
-  if (in.fresh) in_outer -= in.image * hit(in.image + W_gc, L2);
+  const double distinct = double(kgroups < g.groups ? kgroups : g.groups), part = in.image / distinct;
+  double in_outer = in.image + part * (double(kgroups) - distinct) * (1 - hit(between, L2));
+  if (in.fresh) in_outer -= in.image * hit(part + W_gc, L2);
   // Weights: a sweep's weights are read once and again for every further pixel block as far as they
   // left L2 (between two uses, one pixel block's input passes); across images (images outside the K groups: all weights; inside: one group's) they stay
   // in L2 as far as they fit with an image.
@@ -3421,9 +3424,11 @@ struct PlannedBlocking {
 /// stream_cost among equal chunks of C, K groups of 1, 2, 4, ... times the block's K blocks (or all),
 /// images
 /// outside or inside the K groups). `own_images`: threads own whole images (fixed by the caller);
-/// `whole`: one C chunk and one K group only (a working input made per row group).
+/// `whole`: one C chunk and one K group only (a working input made per row group); `max_kb_group`:
+/// K groups whose size divides it (0: any); block -1 when none does.
 constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, const model::StreamData& in,
-                                        const Machine& m, int threads, bool own_images, bool whole = false) {
+                                        const Machine& m, int threads, bool own_images, bool whole = false,
+                                        int64_t max_kb_group = 0) {
   PlannedBlocking out{};
   Blocking best{};
   best.threads = threads;
@@ -3455,6 +3460,10 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
     while (top < g.Kb) top *= 2;
     for (int64_t kg = top;; kg /= 2) {
       b.kb_group = kg < g.Kb ? kg : g.Kb;
+      if (max_kb_group > 0 && max_kb_group % b.kb_group != 0) {
+        if (kg <= rb.kbs) break;
+        continue;
+      }
       for (int inner = 0; inner < (g.N > 1 && !own_images ? 2 : 1); ++inner) {
         b.images_inner = inner == 1;
         // Column segments where the other items are too few to keep every thread busy.
@@ -3473,6 +3482,7 @@ constexpr PlannedBlocking best_blocking(const KernelGeometry& g, PixelForm f, co
       if (whole || kg <= rb.kbs) break;
     }
   }
+  if (best_cost < 0) out.b.block = -1;
   return out;
 }
 
@@ -4702,7 +4712,9 @@ constexpr void set_strategy(BwdWPlan& b, const ConvDesc& d, bool minibatch, int6
   // covers the end of the last run (at most 16 channels from the last block's start).
   b.ring_size = folded ? (b.in.in.fold_in_place ? 0 : b.rows * g.in_row) + b.in.in.dense_h * b.in.in.dense_w * d.C + kBlock
                        : 0;
-  b.thread_image = b.in.in.mode == InputMode::kPhases && ((minibatch && !b.row_split) || b.threads == 1);
+  // Grouped: every thread copies only its tasks' groups of each image, right before their tasks.
+  b.thread_image = b.in.in.mode == InputMode::kPhases &&
+                   ((minibatch && !b.row_split) || b.threads == 1 || (g.groups > 1 && !minibatch));
   b.work_in = folded ? b.threads * b.ring_size : (b.thread_image ? b.threads * g.in_n : b.in.scratch_in);
   b.scratch = b.work_in + copies * (b.dwei_size + g.Kb * kBlock) + (folded ? b.dwei_size : 0) + g.Kb * kBlock;
 }
@@ -4827,20 +4839,32 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
   const bool folded = f.in.mode == InputMode::kFold;
   const KernelTable& kt = kernels();
   const BwdWKernelFn kernel = (f.in.fold_in_place ? kt.bwd_w_dense : kt.bwd_w)[c.mask ? 1 : 0];
-  const int64_t kbs = kt.bwd_w_kbs, kgroups = bwd_w_kgroups(f.g, kbs), taps = f.g.taps, Cr = f.g.Cr;
-  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs);
-  // Tasks (K group, C block, tap), or (C block, K group, tap) with c_outer; tap innermost. A K group
-  // is the K blocks one call takes, within one weight group (the last of a group may be smaller).
+  const int64_t kbs = kt.bwd_w_kbs, taps = f.g.taps, Cr = f.g.Cr;
+  const int64_t gkb = f.g.group_kb(), per_group = div_up(gkb, kbs), group_tasks = per_group * Cr * taps;
+  // Tasks per weight group, then (K group, C block, tap), or (C block, K group, tap) with c_outer;
+  // tap innermost. A K group is the K blocks one call takes (the last of a group may be smaller).
   auto task = [&](int64_t i) {
-    const int64_t kg = b.c_outer ? i / taps % kgroups : i / (Cr * taps), grp = kg / per_group;
-    const int64_t kb = grp * gkb + kg % per_group * kbs;
-    const int64_t cb = b.c_outer ? i / (taps * kgroups) : i / taps % Cr;
+    const int64_t grp = i / group_tasks, j = i % group_tasks;
+    const int64_t kg = b.c_outer ? j / taps % per_group : j / (Cr * taps);
+    const int64_t kb = grp * gkb + kg * kbs;
+    const int64_t cb = b.c_outer ? j / (taps * per_group) : j / taps % Cr;
     const Tap& tap = f.tap[size_t(i % taps)];
     const TapRange rows = valid_outputs(tap.row, f.g.row_step, f.g.src_rows, f.g.P);
     const TapRange cols = valid_outputs(tap.col, f.g.col_step, f.g.src_cols, f.g.Q);
-    return BwdWTask{kb,        cb,         i % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
+    return BwdWTask{kb,        cb,         j % taps,   grp * Cr + cb, std::min(kbs, (grp + 1) * gkb - kb),
                     rows.first, rows.last, cols.first, cols.last};
   };
+  // The tasks of one weight group at a time, over every item: a thread's own buffer (thread_image)
+  // then holds only that group's blocks of an image.
+  if (f.g.groups > 1 && task1 - task0 > 0) {
+    const int64_t g0 = task0 / group_tasks, g1 = (task1 - 1) / group_tasks;
+    if (g1 > g0) {
+      for (int64_t grp = g0; grp <= g1; ++grp)
+        bwd_w_reduce(b, c, a, work, t, i0, i1, std::max(task0, grp * group_tasks),
+                     std::min(task1, (grp + 1) * group_tasks));
+      return;
+    }
+  }
   const int64_t row_blocks = div_up(f.g.P, b.rows);
   if (row_blocks == 1 && !folded && !b.thread_image) {
     // Whole images read in place or from the phase images of all images: one call per task reduces
@@ -4861,9 +4885,14 @@ inline void bwd_w_reduce(const BwdWPlan& b, const BwdWeightsCall& c, BwdWArgs a,
     if (n != image) {
       image = n;
       if (folded) fold_dense_image(f, c.src, dense, n);
-      if (b.thread_image) {  // this thread's buffer holds image n only
+      if (b.thread_image) {  // this thread's buffer holds image n only (grouped: this group of it)
         float* img = work + t * f.g.in_n;
-        phase_copy_image(f, c.src, img, n);
+        if (f.g.groups > 1) {
+          const int64_t grp = task0 / group_tasks;
+          for (int64_t cb = grp * Cr; cb < (grp + 1) * Cr; ++cb) phase_copy(f, c.src, img, n, cb);
+        } else {
+          phase_copy_image(f, c.src, img, n);
+        }
         a.in = img;
         a.in_n = 0;
       }
@@ -5390,20 +5419,25 @@ namespace hwyconv::impl {
 struct FwdDirect : FwdImpl<FwdDirect> {
   static constexpr const char* kName = "fwd_direct";
 
-  /// Plans every layer but the depthwise ones (grouped: per blocked weight group). The working input is chosen with the blocking by the cost
-  /// model among: src in place (stride 1 without padding, 1x1 layers also as one row of P*Q pixels;
-  /// 1x1 stride 2 reading every other pixel, where the blocks of the plane have that form), phase images copied by each thread for its own
-  /// images right before computing them, or for all images first.
+  /// Plans every layer but the depthwise ones (grouped: per weight group). The working input is
+  /// chosen with the blocking by the cost model among: src in place (stride 1 without padding, 1x1
+  /// layers also as one row of P*Q pixels; 1x1 stride 2 reading every other pixel, where the blocks
+  /// of the plane have that form), phase images copied by each thread for its own images right
+  /// before computing them, for all images first, or (grouped) by each thread for one group of an
+  /// image right before the K groups that read it.
   static constexpr Status plan(const ConvDesc& d, const PlanContext& ctx, Plan& p) {
     if (d.depthwise()) return unimplemented("depthwise layer (fwd_depthwise runs it)");
     const FwdPlan base = blocked_input_plan(d, ctx.threads);
     const int T = base.b.threads;
     bool any = false;
-    auto consider = [&](FwdPlan c, bool own) {
-      const PlannedBlocking pb = best_blocking(c.g, c.form(), fwd_stream_data(c, own), ctx.machine, T, own);
+    enum Copy { kAll, kOwnImages, kGroups };
+    auto consider = [&](FwdPlan c, Copy copy) {
+      const bool own = copy == kOwnImages, fresh = copy != kAll;
+      const PlannedBlocking pb = best_blocking(c.g, c.form(), fwd_stream_data(c, fresh), ctx.machine, T, own, false,
+                                               copy == kGroups ? c.g.group_kb() : 0);
       if (pb.b.block < 0) return;
       c.b = pb.b;
-      if (own) {  // each thread copies an image's phase images into its own buffer right before it
+      if (fresh) {  // each thread copies phase images into its own buffer right before reading them
         c.b.thread_image = true;
         c.scratch_in = T * c.g.in_n;
       }
@@ -5412,31 +5446,32 @@ struct FwdDirect : FwdImpl<FwdDirect> {
       if (!any || c.cost.total() < p.cost.total()) p = c;
       any = true;
     };
-    if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, true);
-    consider(base, false);
+    if (base.in.mode == InputMode::kPhases && d.N > 1 && d.N >= T) consider(base, kOwnImages);
+    if (base.in.mode == InputMode::kPhases && base.g.groups > 1) consider(base, kGroups);
+    consider(base, kAll);
     if (flat_fits(d) && d.P() > 1) {
       FwdPlan f = base;
       set_flat(f.g);
-      consider(f, false);
+      consider(f, kAll);
     }
     if (strided_in_place_fits(d)) {
       FwdPlan s = base;
       set_strided_in_place(s);
-      consider(s, false);
+      consider(s, kAll);
     }
     return kOk;
   }
 
   /// Cycles of making the phase images (none in place): the src lines they hold are read (at stride 2,
   /// with the adjacent line of each: at most twice the phase images) and the images written, into L2
-  /// by a thread that owns its images, else out to memory.
+  /// by a thread that copies them right before reading them, else out to memory.
   static constexpr double copy_cost(const FwdPlan& p, const Machine& m) {
     if (p.in.mode != InputMode::kPhases) return 0;
     const ConvDesc& d = p.desc;
     const double image = double(p.g.in_n) * 4, src = src_image_bytes(d);
     const double read = src < 2 * image ? src : 2 * image;
     const int T = p.b.threads;
-    const double share = p.b.thread_image ? double(div_up(d.N, T)) : double(d.N) / T;
+    const double share = p.b.own_images ? double(div_up(d.N, T)) : double(d.N) / T;
     return share * model::copy_cycles(read, src * double(d.N), image, p.b.thread_image, m, T);
   }
 
@@ -5447,7 +5482,10 @@ struct FwdDirect : FwdImpl<FwdDirect> {
     if (p.b.kb_group % p.rb().kbs != 0 && p.b.kb_group != p.g.Kb) return "K group not a multiple of the block's K blocks";
     if (p.b.c_chunk < 1 || p.b.c_chunk > p.g.Cr) return "C chunk out of range";
     if (!segments_fit(p.b.block, p.g.Q, p.b.q_groups, p.b.overlap)) return "column segments not covered like whole rows";
-    if (p.b.thread_image && (!p.b.own_images || p.in.mode != InputMode::kPhases)) return "per-thread image without phases";
+    if (p.b.thread_image && p.in.mode != InputMode::kPhases) return "per-thread image without phases";
+    if (p.b.thread_image && !p.b.own_images && p.g.groups == 1) return "per-thread image of images the thread does not own";
+    if (p.b.thread_image && !p.b.own_images && p.g.group_kb() % p.b.kb_group != 0)
+      return "per-thread group copy with K groups across groups";
     if (p.b.own_images && p.b.images_inner) return "threads own images with the images inside the K groups";
     if (p.in.mode == InputMode::kDirect && p.scratch_in != 0) return "working input copied in direct mode";
     return nullptr;
@@ -5464,11 +5502,13 @@ struct FwdDirect : FwdImpl<FwdDirect> {
                        : p.g.in_px == 2 * kBlock     ? "strided"
                        : p.g.P < p.desc.P()          ? "flat"
                                                      : "direct";
-    return std::string(mode) + " " + describe_blocking(p.rb(), p.b);
+    const char* copy = !p.b.thread_image ? "" : p.b.own_images ? " per-image" : " per-group";
+    return std::string(mode) + copy + " " + describe_blocking(p.rb(), p.b);
   }
 
   /// Runs the plan over a kernel stream (Conv's, or StaticConv's constant table). Workspace: the
-  /// epilogue's vectors, then the working input (all images, or one per thread).
+  /// epilogue's vectors, then the working input (all images, or one per thread, of which a grouped
+  /// plan fills one group at a time).
   static void run_stream(const Plan& p, StreamView s, const FwdCall& c, float* ws, const ParallelFor& pf) {
     FwdArgs a = kernel_args(p.g, p.tap.data());
     set_epilogue(p.desc, c, ws, a);
@@ -5485,10 +5525,18 @@ struct FwdDirect : FwdImpl<FwdDirect> {
       FwdArgs at = a;
       float* image = work + t * p.g.in_n;
       at.in = image;
-      int64_t n_made = -1;
+      int64_t n_made = -1, group_made = -1;
+      const int64_t gkb = p.g.group_kb();
       replay(fns, at, s, t, [&](const StreamEntry& e) {
-        const int64_t n = e.out_off / p.g.out_n;
-        if (n != n_made) phase_copy_image(p, c.src, image, n_made = n);
+        const int64_t n = e.out_off / p.g.out_n, group = p.b.own_images ? 0 : e.kb / gkb;
+        if (n == n_made && group == group_made) return;
+        n_made = n;
+        group_made = group;
+        if (p.b.own_images) {
+          phase_copy_image(p, c.src, image, n);
+        } else {
+          for (int64_t cb = group * p.g.Cr; cb < (group + 1) * p.g.Cr; ++cb) phase_copy(p, c.src, image, n, cb);
+        }
       });
     });
   }
