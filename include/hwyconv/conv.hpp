@@ -301,8 +301,9 @@ class Conv {
   }
 
   /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (grouped: gOIhw16i16o -> gIOhw16o16i;
-  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per training step, after the weights change
-  /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
+  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per
+  /// training step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws
+  /// Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
     if (!desc_.depthwise()) {
       hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S, desc_.groups);
@@ -315,8 +316,8 @@ class Conv {
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
-  /// overwritten (padded channels 0).
+  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c
+  /// (N, C, H, W), overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,

@@ -137,8 +137,8 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups divides C and K. A descriptor that passes can
-  /// be planned and run by every pass of Conv and StaticConv.
+  /// groups divides C and K. A descriptor that passes can be planned and run by every pass of Conv
+  /// and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;

@@ -164,8 +164,8 @@ struct ConvDesc {
   /// every tensor's element count (blocked, and the padded copy of src) below 2^40, 4 TiB of f32: no
   /// 64-bit overflow anywhere in the offsets, and a kernel stream that stays a small fraction of the
   /// tensors (a 1x1 layer on a 2^20 x 2^20 image is rejected here, not after minutes of planning);
-  /// groups divides C and K. A descriptor that passes can
-  /// be planned and run by every pass of Conv and StaticConv.
+  /// groups divides C and K. A descriptor that passes can be planned and run by every pass of Conv
+  /// and StaticConv.
   constexpr Status check() const {
     struct Field {
       const char* name;
@@ -5720,9 +5720,9 @@ struct FwdFold : FwdImpl<FwdFold> {
 // ----- begin hwyconv/impl/list.hpp -----
 // hwyconv/impl/list.hpp - the implementations of each pass, in order of preference. Conv plans every one
 // that can run a layer and holds the one of least estimated cost (impl/impl.hpp, choose); StaticConv
-// makes the same choice at compile time (choose_static). A new algorithm (groups, bf16, Winograd, ...)
-// is one more entry here. The depthwise entries run the depthwise layers and only them; the last
-// entry of each list runs every other layer that ConvDesc::check() accepts.
+// makes the same choice at compile time (choose_static). A new algorithm (bf16, Winograd, ...) is one
+// more entry here. The depthwise entries run the depthwise layers and only them; the last entry of
+// each list runs every other layer that ConvDesc::check() accepts, grouped ones included.
 
 #include <tuple>
 
@@ -6033,8 +6033,9 @@ class Conv {
   }
 
   /// Weights for backward_data: OIhw16i16o -> IOhw16o16i (grouped: gOIhw16i16o -> gIOhw16o16i;
-  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per training step, after the weights change
-  /// (or pack_weights(Pass::bwd_d, ...)). Throws Error("weights", "wei_bwd_d") on bad spans.
+  /// wei_size() floats); a depthwise layer's Goihw16g weights are copied as they are. Do it once per
+  /// training step, after the weights change (or pack_weights(Pass::bwd_d, ...)). Throws
+  /// Error("weights", "wei_bwd_d") on bad spans.
   void reorder_weights_bwd_d(std::span<const float> wei, std::span<float> wei_bwd_d) const {
     if (!desc_.depthwise()) {
       hwyconv::reorder_weights_bwd_d(wei, wei_bwd_d, desc_.K, desc_.C, desc_.R, desc_.S, desc_.groups);
@@ -6047,8 +6048,8 @@ class Conv {
   }
 
   /// Backward data: dsrc = dL/dsrc from ddst = dL/ddst. ddst nChw16c (N, K, P, Q), wei_bwd_d
-  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c (N, C, H, W),
-  /// overwritten (padded channels 0).
+  /// IOhw16o16i (grouped: gIOhw16o16i) or, depthwise, Goihw16g (reorder_weights_bwd_d), dsrc nChw16c
+  /// (N, C, H, W), overwritten (padded channels 0).
   /// post.relu_mask fuses ReLU backward. Throws Error ("ddst", "wei_bwd_d", "dsrc", "relu_mask",
   /// "workspace") before writing anything.
   void backward_data(std::span<const float> ddst, std::span<const float> wei_bwd_d, std::span<float> dsrc,

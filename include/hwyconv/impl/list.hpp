@@ -1,8 +1,8 @@
 // hwyconv/impl/list.hpp - the implementations of each pass, in order of preference. Conv plans every one
 // that can run a layer and holds the one of least estimated cost (impl/impl.hpp, choose); StaticConv
-// makes the same choice at compile time (choose_static). A new algorithm (groups, bf16, Winograd, ...)
-// is one more entry here. The depthwise entries run the depthwise layers and only them; the last
-// entry of each list runs every other layer that ConvDesc::check() accepts.
+// makes the same choice at compile time (choose_static). A new algorithm (bf16, Winograd, ...) is one
+// more entry here. The depthwise entries run the depthwise layers and only them; the last entry of
+// each list runs every other layer that ConvDesc::check() accepts, grouped ones included.
 #pragma once
 
 #include <tuple>
