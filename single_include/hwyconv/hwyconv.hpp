@@ -2219,13 +2219,24 @@ inline void check_wei_grouped(std::span<const float> src, std::span<float> dst, 
   detail::check_disjoint(dst_name, dst, {{src_name, src}});
 }
 
-/// Offset in gOIhw16i16o (wei_block_groups = Gw) of element (k, c, tap) of a layer of C inputs and K
-/// outputs, c a layer-wide input channel of k's blocked group: blocked group b = k / (K/Gw), then the
-/// OIhw16i16o offset of (k - b*K/Gw, c - b*C/Gw) in that group's tensor.
-constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps, int64_t k, int64_t c, int64_t t) {
-  const int64_t Kg = K / Gw, Cg = C / Gw, b = k / Kg, kl = k - b * Kg, cl = c - b * Cg;
-  const int64_t Kb = blocks_of(Kg), Cb = blocks_of(Cg);
-  return ((((b * Kb + kl / kBlock) * Cb + cl / kBlock) * taps + t) * kBlock + cl % kBlock) * kBlock + kl % kBlock;
+/// Visits every slot of a gOIhw16i16o tensor of a layer of G groups (wei_block_groups(G, C, K)
+/// weight groups) in memory order: f(offset, k, c, t, inside) with the slot's layer-wide output
+/// channel k, input channel c and tap t; `inside`: k < K, c < C and both in the same layer group
+/// (otherwise the slot is padding or between groups, and holds zero).
+template <class F>
+constexpr void for_each_grouped_slot(int64_t G, int64_t K, int64_t C, int64_t taps, F&& f) {
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw;
+  const int64_t Kb = blocks_of(Kw), Cb = blocks_of(Cw);
+  int64_t off = 0;
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o, ++off) {
+              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
+              f(off, k, c, t, kl < Kw && cl < Cw && k / Kg == c / Cg);
+            }
 }
 
 }  // namespace layout_detail
@@ -2242,19 +2253,10 @@ constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps,
 inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
                                          int64_t C, int64_t R, int64_t S) {
   layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "goihw", "gOIhw16i16o");
-  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw, RS = R * S;
-  const int64_t Kb = layout_detail::blocks_of(Kw), Cb = layout_detail::blocks_of(Cw);
-  float* out = dst.data();
-  for (int64_t b = 0; b < Gw; ++b)
-    for (int64_t kb = 0; kb < Kb; ++kb)
-      for (int64_t cb = 0; cb < Cb; ++cb)
-        for (int64_t t = 0; t < RS; ++t)
-          for (int64_t i = 0; i < kBlock; ++i)
-            for (int64_t o = 0; o < kBlock; ++o, ++out) {
-              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
-              const bool inside = kl < Kw && cl < Cw && k / Kg == c / Cg;
-              *out = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
-            }
+  const int64_t Cg = C / G, RS = R * S;
+  layout_detail::for_each_grouped_slot(G, K, C, RS, [&](int64_t off, int64_t k, int64_t c, int64_t t, bool inside) {
+    dst[size_t(off)] = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
+  });
 }
 
 /// gOIhw16i16o -> goihw (see reorder_goihw_to_gOIhw16i16o); the weights between groups and padded
@@ -2262,11 +2264,10 @@ inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<f
 inline void reorder_gOIhw16i16o_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
                                          int64_t C, int64_t R, int64_t S) {
   layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "gOIhw16i16o", "goihw");
-  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, RS = R * S;
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = 0; t < RS; ++t)
-        dst[size_t((k * Cg + c) * RS + t)] = src[size_t(layout_detail::grouped_offset(Gw, K, C, RS, k, k / Kg * Cg + c, t))];
+  const int64_t Cg = C / G, RS = R * S;
+  layout_detail::for_each_grouped_slot(G, K, C, RS, [&](int64_t off, int64_t k, int64_t c, int64_t t, bool inside) {
+    if (inside) dst[size_t((k * Cg + c % Cg) * RS + t)] = src[size_t(off)];
+  });
 }
 
 /// Weights for backward data: gOIhw16i16o [Gw][Kb][Cb][R][S][16 c][16 k] -> gIOhw16o16i
@@ -3367,7 +3368,8 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const double wei_l2 = W_gc <= L1 / 2 ? W : W * blocks;
   const double block_in = double(rb.rb_p + 2) * double(rb.rb_q + 2) * double(b.c_chunk) * kLine;
   // Grouped: a K group reads the input blocks of the groups it spans only.
-  const double spanned = double(div_up(b.kb_group, g.group_kb()) < g.groups ? div_up(b.kb_group, g.group_kb()) : g.groups);
+  const int64_t groups_spanned = div_up(b.kb_group, g.group_kb());
+  const double spanned = double(groups_spanned < g.groups ? groups_spanned : g.groups);
   const double in_l2 = in.image * spanned / double(g.groups) * double(kgroups) *
                        (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
   // Partial sums of C chunks: re-read and rewritten, from L2 as far as a K group's outputs stay there
@@ -3600,7 +3602,7 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   in.phases = 0;
   // Grouped: the blocked weight groups (wei_block_groups), each reducing over its own C blocks.
   p.g.groups = wei_block_groups(d.groups, d.C, d.K);
-  p.g.Cr = p.g.groups > 1 ? d.C / p.g.groups / kBlock : d.Cb();
+  p.g.Cr = div_up(d.C / p.g.groups, kBlock);
   p.g.taps = d.R * d.S;
   for (int64_t r = 0; r < d.R; ++r) {
     for (int64_t s = 0; s < d.S; ++s) {
@@ -4428,7 +4430,7 @@ struct BwdDataPhases {
         // Reduction over the K blocks of ddst (of the output's weight group), outputs the C blocks
         // of dsrc.
         g.groups = wei_block_groups(d.groups, d.C, d.K);
-        g.Cr = g.groups > 1 ? d.K / g.groups / kBlock : Kb;
+        g.Cr = div_up(d.K / g.groups, kBlock);
         g.Kb = Cb;
         g.in_row = b.pad.Wpad * kBlock;
         g.in_cb = b.pad.Hpad * b.pad.Wpad * kBlock;
@@ -4939,21 +4941,11 @@ struct BwdWImpl {
 /// weight group (wei_block_groups < G): those weights are zero and must stay so after an update in
 /// the blocked layout.
 inline void zero_between_groups(const ConvDesc& d, float* dwei) {
-  const int64_t Gw = wei_block_groups(d.groups, d.C, d.K);
-  if (d.groups == Gw) return;
-  const int64_t Kw = d.K / Gw, Cw = d.C / Gw, Kg = d.K / d.groups, Cg = d.C / d.groups, taps = d.R * d.S;
-  const int64_t Kb = div_up(Kw, kBlock), Cb = div_up(Cw, kBlock);
-  for (int64_t bg = 0; bg < Gw; ++bg)
-    for (int64_t kb = 0; kb < Kb; ++kb)
-      for (int64_t cb = 0; cb < Cb; ++cb)
-        for (int64_t t = 0; t < taps; ++t) {
-          float* w = dwei + (((bg * Kb + kb) * Cb + cb) * taps + t) * kBlock * kBlock;
-          for (int64_t i = 0; i < kBlock; ++i)
-            for (int64_t o = 0; o < kBlock; ++o) {
-              const int64_t k = bg * Kw + kb * kBlock + o, c = bg * Cw + cb * kBlock + i;
-              if (k < d.K && c < d.C && k / Kg != c / Cg) w[i * kBlock + o] = 0.0f;
-            }
-        }
+  if (d.groups == wei_block_groups(d.groups, d.C, d.K)) return;
+  layout_detail::for_each_grouped_slot(d.groups, d.K, d.C, d.R * d.S,
+                                       [&](int64_t off, int64_t, int64_t, int64_t, bool inside) {
+                                         if (!inside) dwei[off] = 0.0f;
+                                       });
 }
 
 /// The end of a weight update: dwei unfolded from the folded channels (kFold), the weights between

@@ -88,7 +88,7 @@ struct BwdDataPhases {
         // Reduction over the K blocks of ddst (of the output's weight group), outputs the C blocks
         // of dsrc.
         g.groups = wei_block_groups(d.groups, d.C, d.K);
-        g.Cr = g.groups > 1 ? d.K / g.groups / kBlock : Kb;
+        g.Cr = div_up(d.K / g.groups, kBlock);
         g.Kb = Cb;
         g.in_row = b.pad.Wpad * kBlock;
         g.in_cb = b.pad.Hpad * b.pad.Wpad * kBlock;

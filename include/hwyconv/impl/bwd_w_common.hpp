@@ -17,6 +17,7 @@
 #include "hwyconv/impl/common.hpp"
 #include "hwyconv/layout/bwd_transform.hpp"
 #include "hwyconv/layout/input_transform.hpp"
+#include "hwyconv/layout/reorder.hpp"
 
 namespace hwyconv::impl {
 
@@ -393,21 +394,11 @@ struct BwdWImpl {
 /// weight group (wei_block_groups < G): those weights are zero and must stay so after an update in
 /// the blocked layout.
 inline void zero_between_groups(const ConvDesc& d, float* dwei) {
-  const int64_t Gw = wei_block_groups(d.groups, d.C, d.K);
-  if (d.groups == Gw) return;
-  const int64_t Kw = d.K / Gw, Cw = d.C / Gw, Kg = d.K / d.groups, Cg = d.C / d.groups, taps = d.R * d.S;
-  const int64_t Kb = div_up(Kw, kBlock), Cb = div_up(Cw, kBlock);
-  for (int64_t bg = 0; bg < Gw; ++bg)
-    for (int64_t kb = 0; kb < Kb; ++kb)
-      for (int64_t cb = 0; cb < Cb; ++cb)
-        for (int64_t t = 0; t < taps; ++t) {
-          float* w = dwei + (((bg * Kb + kb) * Cb + cb) * taps + t) * kBlock * kBlock;
-          for (int64_t i = 0; i < kBlock; ++i)
-            for (int64_t o = 0; o < kBlock; ++o) {
-              const int64_t k = bg * Kw + kb * kBlock + o, c = bg * Cw + cb * kBlock + i;
-              if (k < d.K && c < d.C && k / Kg != c / Cg) w[i * kBlock + o] = 0.0f;
-            }
-        }
+  if (d.groups == wei_block_groups(d.groups, d.C, d.K)) return;
+  layout_detail::for_each_grouped_slot(d.groups, d.K, d.C, d.R * d.S,
+                                       [&](int64_t off, int64_t, int64_t, int64_t, bool inside) {
+                                         if (!inside) dwei[off] = 0.0f;
+                                       });
 }
 
 /// The end of a weight update: dwei unfolded from the folded channels (kFold), the weights between

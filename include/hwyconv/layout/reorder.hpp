@@ -223,13 +223,24 @@ inline void check_wei_grouped(std::span<const float> src, std::span<float> dst, 
   detail::check_disjoint(dst_name, dst, {{src_name, src}});
 }
 
-/// Offset in gOIhw16i16o (wei_block_groups = Gw) of element (k, c, tap) of a layer of C inputs and K
-/// outputs, c a layer-wide input channel of k's blocked group: blocked group b = k / (K/Gw), then the
-/// OIhw16i16o offset of (k - b*K/Gw, c - b*C/Gw) in that group's tensor.
-constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps, int64_t k, int64_t c, int64_t t) {
-  const int64_t Kg = K / Gw, Cg = C / Gw, b = k / Kg, kl = k - b * Kg, cl = c - b * Cg;
-  const int64_t Kb = blocks_of(Kg), Cb = blocks_of(Cg);
-  return ((((b * Kb + kl / kBlock) * Cb + cl / kBlock) * taps + t) * kBlock + cl % kBlock) * kBlock + kl % kBlock;
+/// Visits every slot of a gOIhw16i16o tensor of a layer of G groups (wei_block_groups(G, C, K)
+/// weight groups) in memory order: f(offset, k, c, t, inside) with the slot's layer-wide output
+/// channel k, input channel c and tap t; `inside`: k < K, c < C and both in the same layer group
+/// (otherwise the slot is padding or between groups, and holds zero).
+template <class F>
+constexpr void for_each_grouped_slot(int64_t G, int64_t K, int64_t C, int64_t taps, F&& f) {
+  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw;
+  const int64_t Kb = blocks_of(Kw), Cb = blocks_of(Cw);
+  int64_t off = 0;
+  for (int64_t b = 0; b < Gw; ++b)
+    for (int64_t kb = 0; kb < Kb; ++kb)
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t i = 0; i < kBlock; ++i)
+            for (int64_t o = 0; o < kBlock; ++o, ++off) {
+              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
+              f(off, k, c, t, kl < Kw && cl < Cw && k / Kg == c / Cg);
+            }
 }
 
 }  // namespace layout_detail
@@ -246,19 +257,10 @@ constexpr int64_t grouped_offset(int64_t Gw, int64_t K, int64_t C, int64_t taps,
 inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
                                          int64_t C, int64_t R, int64_t S) {
   layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "goihw", "gOIhw16i16o");
-  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, Kw = K / Gw, Cw = C / Gw, RS = R * S;
-  const int64_t Kb = layout_detail::blocks_of(Kw), Cb = layout_detail::blocks_of(Cw);
-  float* out = dst.data();
-  for (int64_t b = 0; b < Gw; ++b)
-    for (int64_t kb = 0; kb < Kb; ++kb)
-      for (int64_t cb = 0; cb < Cb; ++cb)
-        for (int64_t t = 0; t < RS; ++t)
-          for (int64_t i = 0; i < kBlock; ++i)
-            for (int64_t o = 0; o < kBlock; ++o, ++out) {
-              const int64_t kl = kb * kBlock + o, cl = cb * kBlock + i, k = b * Kw + kl, c = b * Cw + cl;
-              const bool inside = kl < Kw && cl < Cw && k / Kg == c / Cg;
-              *out = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
-            }
+  const int64_t Cg = C / G, RS = R * S;
+  layout_detail::for_each_grouped_slot(G, K, C, RS, [&](int64_t off, int64_t k, int64_t c, int64_t t, bool inside) {
+    dst[size_t(off)] = inside ? src[size_t((k * Cg + c % Cg) * RS + t)] : 0.0f;
+  });
 }
 
 /// gOIhw16i16o -> goihw (see reorder_goihw_to_gOIhw16i16o); the weights between groups and padded
@@ -266,11 +268,10 @@ inline void reorder_goihw_to_gOIhw16i16o(std::span<const float> src, std::span<f
 inline void reorder_gOIhw16i16o_to_goihw(std::span<const float> src, std::span<float> dst, int64_t G, int64_t K,
                                          int64_t C, int64_t R, int64_t S) {
   layout_detail::check_wei_grouped(src, dst, G, K, C, R, S, "gOIhw16i16o", "goihw");
-  const int64_t Gw = wei_block_groups(G, C, K), Kg = K / G, Cg = C / G, RS = R * S;
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = 0; t < RS; ++t)
-        dst[size_t((k * Cg + c) * RS + t)] = src[size_t(layout_detail::grouped_offset(Gw, K, C, RS, k, k / Kg * Cg + c, t))];
+  const int64_t Cg = C / G, RS = R * S;
+  layout_detail::for_each_grouped_slot(G, K, C, RS, [&](int64_t off, int64_t k, int64_t c, int64_t t, bool inside) {
+    if (inside) dst[size_t((k * Cg + c % Cg) * RS + t)] = src[size_t(off)];
+  });
 }
 
 /// Weights for backward data: gOIhw16i16o [Gw][Kb][Cb][R][S][16 c][16 k] -> gIOhw16o16i

@@ -114,7 +114,7 @@ constexpr FwdPlan blocked_input_plan(const ConvDesc& d, int threads) {
   in.phases = 0;
   // Grouped: the blocked weight groups (wei_block_groups), each reducing over its own C blocks.
   p.g.groups = wei_block_groups(d.groups, d.C, d.K);
-  p.g.Cr = p.g.groups > 1 ? d.C / p.g.groups / kBlock : d.Cb();
+  p.g.Cr = div_up(d.C / p.g.groups, kBlock);
   p.g.taps = d.R * d.S;
   for (int64_t r = 0; r < d.R; ++r) {
     for (int64_t s = 0; s < d.S; ++s) {

@@ -219,7 +219,8 @@ constexpr Cost stream_cost(const KernelGeometry& g, const Blocking& b, const Pla
   const double wei_l2 = W_gc <= L1 / 2 ? W : W * blocks;
   const double block_in = double(rb.rb_p + 2) * double(rb.rb_q + 2) * double(b.c_chunk) * kLine;
   // Grouped: a K group reads the input blocks of the groups it spans only.
-  const double spanned = double(div_up(b.kb_group, g.group_kb()) < g.groups ? div_up(b.kb_group, g.group_kb()) : g.groups);
+  const int64_t groups_spanned = div_up(b.kb_group, g.group_kb());
+  const double spanned = double(groups_spanned < g.groups ? groups_spanned : g.groups);
   const double in_l2 = in.image * spanned / double(g.groups) * double(kgroups) *
                        (block_in <= L1 / 4 ? 1.0 : double(b.kb_group) / double(rb.kbs));
   // Partial sums of C chunks: re-read and rewritten, from L2 as far as a K group's outputs stay there
